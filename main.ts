@@ -1,0 +1,48 @@
+/**
+ * kconnect's entry point: builds the command line from the commands in `src/cli/` and runs it.
+ *
+ * `deno run -A main.ts --help` runs it from source; `scripts/build.ts` compiles it into one
+ * binary.
+ *
+ * @module
+ */
+
+import type { Command } from "commander";
+import { registerForward } from "./src/cli/forward.ts";
+import { createProgram, runProgram } from "./src/cli/program.ts";
+import { registerVersion } from "./src/cli/version.ts";
+
+/**
+ * Builds the `kconnect` command with every subcommand registered. Each subcommand lives in
+ * `src/cli/<name>.ts` and exports a `register<Name>(program)` function; add new ones here.
+ *
+ * @example
+ * ```ts
+ * import { buildProgram } from "./main.ts";
+ * buildProgram().commands.map((c) => c.name()); // ["version", "forward"]
+ * ```
+ */
+export function buildProgram(): Command {
+  const program = createProgram();
+  registerVersion(program);
+  registerForward(program);
+  return program;
+}
+
+/**
+ * Runs kconnect with `args` (without the program name) and returns the exit status; see
+ * `src/cli/program.ts` for what each status means.
+ *
+ * @example
+ * ```ts
+ * import { main } from "./main.ts";
+ * const status = await main(["version", "--json"]); // 0
+ * ```
+ */
+export function main(args: string[]): Promise<number> {
+  return runProgram(buildProgram(), args);
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,59 @@
+/**
+ * The one place where commands write their output. Results go to stdout, user-facing
+ * messages (usage errors, the final `kconnect: <message>`) to stderr; diagnostics go through
+ * the logger in `src/log.ts` instead. Writes are synchronous so that output and an immediate
+ * `Deno.exit()` cannot race.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+}
+
+/**
+ * Writes `text` to stdout as given (add the newline yourself, or use {@linkcode printLine}).
+ *
+ * @example
+ * ```ts
+ * import { print } from "./output.ts";
+ * print("no newline here");
+ * ```
+ */
+export function print(text: string): void {
+  writeAll(Deno.stdout, text);
+}
+
+/**
+ * Writes `text` and a newline to stdout.
+ *
+ * @example
+ * ```ts
+ * import { printLine } from "./output.ts";
+ * printLine("kconnect 0.1.0");
+ * ```
+ */
+export function printLine(text = ""): void {
+  writeAll(Deno.stdout, text + "\n");
+}
+
+/**
+ * Writes `text` to stderr as given.
+ *
+ * @example
+ * ```ts
+ * import { printError } from "./output.ts";
+ * printError("kconnect: something failed\n");
+ * ```
+ */
+export function printError(text: string): void {
+  try {
+    writeAll(Deno.stderr, text);
+  } catch {
+    // Nowhere left to report to.
+  }
+}
