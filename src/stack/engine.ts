@@ -1,0 +1,308 @@
+/**
+ * The flow engine: reads packets from a TUN device, terminates TCP through the kernel's own
+ * stack and UDP in user space, and hands every flow to a {@linkcode Dialer}.
+ *
+ * @module
+ */
+import type { TunDevice } from "../tun/device.ts";
+import { formatAddress, parseAddress } from "../wire/address.ts";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../wire/protocol.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { DialError, type DialFailure, type Dialer } from "./dialer.ts";
+import { viewIp } from "./ip_info.ts";
+import { relay } from "./relay.ts";
+import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";
+import { type UdpFlow, type UdpFlowOptions, UdpFlows } from "./udp_flows.ts";
+import { equalAddr } from "./tuple_table.ts";
+import { logger } from "../log.ts";
+
+const log = logger("stack");
+
+/** The two addresses of one family inside the TUN's own small prefix. */
+export interface EngineAddresses {
+  /** The TUN's address (already assigned to the device); the listener binds to it. */
+  tun: string;
+  /** The fake peer in the same prefix that rewritten connections come from. */
+  peer: string;
+}
+
+/** Options for {@linkcode FlowEngine.start}. */
+export interface FlowEngineOptions {
+  /** The device; the engine owns it from now on and closes it. */
+  tun: TunDevice;
+  /** Where flows go. */
+  dialer: Dialer;
+  /** IPv4 addresses; omit to ignore IPv4 TCP. */
+  v4?: EngineAddresses;
+  /** IPv6 addresses; omit to ignore IPv6 TCP. */
+  v6?: EngineAddresses;
+  /** TCP limits and timings. */
+  tcp?: TcpNatOptions;
+  /** UDP limits and timings. */
+  udp?: UdpFlowOptions;
+  /** Relay buffer per direction per TCP flow, bytes. Default 65536. */
+  relayBufferSize?: number;
+  /** Packets taken from the TUN per read. Default 64. */
+  batch?: number;
+  /** Time source. Default the monotonic clock. */
+  clock?: Clock;
+}
+
+/** Counters of the engine as a whole. */
+export interface EngineStats {
+  packetsIn: number;
+  packetsOut: number;
+  /** Packets that were not well-formed IP/TCP/UDP: dropped. */
+  malformed: number;
+  /** IP fragments: dropped (the kernel does not fragment TCP; UDP over the MTU is not supported). */
+  fragments: number;
+  /** Other protocols (ICMP, …): dropped. */
+  unsupported: number;
+  /** TCP connections open now (accepted and relaying). */
+  activeTcp: number;
+}
+
+function reasonOf(err: unknown): DialFailure {
+  return err instanceof DialError ? err.reason : "unreachable";
+}
+
+async function listenOn(hostname: string): Promise<Deno.TcpListener> {
+  // A new IPv6 address is unusable while duplicate address detection runs; wait it out.
+  for (let attempt = 0;; attempt++) {
+    try {
+      return Deno.listen({ hostname, port: 0, transport: "tcp" });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrNotAvailable) || attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** A running flow engine. Close it (or `await using` it) to stop. */
+export class FlowEngine implements AsyncDisposable {
+  readonly stats: EngineStats = {
+    packetsIn: 0,
+    packetsOut: 0,
+    malformed: 0,
+    fragments: 0,
+    unsupported: 0,
+    activeTcp: 0,
+  };
+  readonly tcp: TcpNat;
+  readonly udp: UdpFlows;
+  readonly #tun: TunDevice;
+  readonly #dialer: Dialer;
+  readonly #clock: Clock;
+  readonly #listeners: Deno.TcpListener[];
+  readonly #peers: Uint8Array[];
+  readonly #relayBufferSize: number;
+  readonly #batchSize: number;
+  readonly #out: Uint8Array[] = [];
+  #inLoop = false;
+  #closed = false;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #done: Promise<void> = Promise.resolve();
+
+  private constructor(
+    options: FlowEngineOptions,
+    listeners: Deno.TcpListener[],
+    addrs: { v4?: { tun: Uint8Array; peer: Uint8Array; port: number }; v6?: typeof addrs.v4 },
+  ) {
+    this.#tun = options.tun;
+    this.#dialer = options.dialer;
+    this.#clock = options.clock ?? systemClock;
+    this.#listeners = listeners;
+    this.#relayBufferSize = options.relayBufferSize ?? 65536;
+    this.#batchSize = options.batch ?? 64;
+    this.#peers = [addrs.v4?.peer, addrs.v6?.peer].filter((p) => p !== undefined);
+    const nat = (a?: { tun: Uint8Array; peer: Uint8Array; port: number }) =>
+      a && { tunAddr: a.tun, peerAddr: a.peer, listenPort: a.port };
+    this.tcp = new TcpNat({ v4: nat(addrs.v4), v6: nat(addrs.v6) }, {
+      dial: (flow) => this.#dialTcp(flow),
+      released: (flow) => {
+        if (!flow.accepted) flow.conn?.close();
+      },
+    }, options.tcp);
+    this.udp = new UdpFlows({ open: (flow) => this.#openUdp(flow) }, options.udp);
+  }
+
+  /**
+   * Binds the listeners on the TUN's addresses and starts reading packets. The TUN must be up
+   * with `v4.tun`/`v6.tun` assigned and the peers inside its prefix.
+   */
+  static async start(options: FlowEngineOptions): Promise<FlowEngine> {
+    const listeners: Deno.TcpListener[] = [];
+    const addrs: { v4?: { tun: Uint8Array; peer: Uint8Array; port: number }; v6?: { tun: Uint8Array; peer: Uint8Array; port: number } } = {};
+    try {
+      for (const family of ["v4", "v6"] as const) {
+        const a = options[family];
+        if (a === undefined) continue;
+        const tun = parseAddress(a.tun);
+        const peer = parseAddress(a.peer);
+        if (tun === null || peer === null || tun.length !== peer.length) {
+          throw new TypeError(`Cannot start flow engine: bad ${family} addresses ${a.tun}, ${a.peer}`);
+        }
+        const l = await listenOn(a.tun);
+        listeners.push(l);
+        addrs[family] = { tun, peer, port: (l.addr as Deno.NetAddr).port };
+      }
+    } catch (err) {
+      for (const l of listeners) l.close();
+      await options.tun.close();
+      throw err;
+    }
+    const engine = new FlowEngine(options, listeners, addrs);
+    engine.#done = Promise.all([
+      engine.#readLoop(),
+      ...listeners.map((l) => engine.#acceptLoop(l)),
+    ]).then(() => {});
+    engine.#sweeper = setInterval(() => {
+      const now = engine.#clock.now();
+      engine.tcp.sweep(now);
+      engine.udp.sweep(now);
+    }, 1000);
+    return engine;
+  }
+
+  /** Resolves when the engine has stopped (closed, or the TUN went away). */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  #emit = (packet: Uint8Array): void => {
+    if (this.#inLoop) {
+      this.#out.push(packet);
+    } else if (!this.#closed) {
+      this.stats.packetsOut++;
+      this.#tun.write([packet], 0);
+    }
+  };
+
+  async #readLoop(): Promise<void> {
+    const mtu = this.#tun.mtu;
+    const bufs = Array.from({ length: this.#batchSize }, () => new Uint8Array(mtu + 64));
+    const sizes = new Array<number>(this.#batchSize).fill(0);
+    const out = this.#out;
+    while (!this.#closed) {
+      let n: number;
+      try {
+        n = await this.#tun.read(bufs, sizes, 0);
+      } catch (err) {
+        if (!this.#closed) log.error(`reading the TUN failed: ${(err as Error).message}`);
+        break;
+      }
+      if (n === 0) break;
+      const now = this.#clock.now();
+      this.#inLoop = true;
+      for (let i = 0; i < n; i++) this.#handle(bufs[i].subarray(0, sizes[i]), now);
+      this.#inLoop = false;
+      if (out.length > 0) {
+        this.stats.packetsOut += out.length;
+        this.#tun.write(out, 0);
+        out.length = 0;
+      }
+    }
+    if (!this.#closed) void this.close();
+  }
+
+  #handle(packet: Uint8Array, now: number): void {
+    this.stats.packetsIn++;
+    const ip = viewIp(packet);
+    if (ip === null) {
+      this.stats.malformed++;
+      return;
+    }
+    if (ip.fragment) {
+      this.stats.fragments++;
+      return;
+    }
+    if (ip.protocol === IPPROTO_TCP) {
+      if (this.tcp.handle(ip, now, this.#emit)) this.#out.push(ip.bytes);
+    } else if (ip.protocol === IPPROTO_UDP) {
+      this.udp.handle(ip, now);
+    } else {
+      this.stats.unsupported++;
+    }
+  }
+
+  #dialTcp(flow: TcpFlow): void {
+    const dst = { address: formatAddress(flow.dstAddr), port: flow.dstPort };
+    this.#dialer.dialTcp(dst, { signal: flow.abort.signal }).then(
+      (conn) => {
+        if (!this.tcp.dialSucceeded(flow, conn, this.#clock.now(), this.#emit)) conn.close();
+      },
+      (err) => {
+        if (flow.abort.signal.aborted) return;
+        if (!(err instanceof DialError)) log.warn(`dial ${dst.address}:${dst.port}: ${err}`);
+        else log.debug(`dial ${dst.address}:${dst.port}: ${err.message}`);
+        this.tcp.dialFailed(flow, reasonOf(err), this.#emit);
+      },
+    );
+  }
+
+  #openUdp(flow: UdpFlow): void {
+    const dst = { address: formatAddress(flow.dstAddr), port: flow.dstPort };
+    this.#dialer.openUdp(dst, {
+      signal: flow.abort.signal,
+      onDatagram: (payload) => {
+        const p = this.udp.reply(flow, payload, this.#clock.now());
+        if (p !== null) this.#emit(p);
+      },
+    }).then(
+      (df) => {
+        if (!this.udp.opened(flow, df)) df.close();
+      },
+      (err) => {
+        if (flow.abort.signal.aborted) return;
+        log.debug(`udp ${dst.address}:${dst.port}: ${err}`);
+        this.udp.failed(flow, reasonOf(err), this.#emit);
+      },
+    );
+  }
+
+  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+    const family = (listener.addr as Deno.NetAddr).hostname.includes(":") ? 6 : 4;
+    try {
+      for await (const conn of listener) {
+        const ra = conn.remoteAddr as Deno.NetAddr;
+        const from = parseAddress(ra.hostname);
+        const flow = from !== null && this.#peers.some((p) => equalAddr(p, from))
+          ? this.tcp.accepted(family, ra.port)
+          : undefined;
+        if (flow === undefined || flow.conn === null) {
+          conn.close(); // not from the fake peer, or no flow waits for it
+          continue;
+        }
+        conn.setNoDelay(true);
+        this.stats.activeTcp++;
+        relay(conn, flow.conn, { bufferSize: this.#relayBufferSize, signal: flow.abort.signal })
+          .then(() => {
+            this.stats.activeTcp--;
+            this.tcp.finished(flow, this.#clock.now());
+          });
+      }
+    } catch (err) {
+      if (!this.#closed) log.error(`TCP listener failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stops reading, closes every flow, the listeners and the TUN. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.tcp.clear();
+    this.udp.clear();
+    for (const l of this.#listeners) {
+      try {
+        l.close();
+      } catch { /* already closed */ }
+    }
+    await this.#tun.close();
+    await this.#done;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
