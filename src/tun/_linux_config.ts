@@ -10,6 +10,7 @@ import type { InterfaceAddress } from "./device.ts";
 import {
   AF_INET,
   AF_INET6,
+  again,
   errnoError,
   IFNAMSIZ,
   Ifreq,
@@ -95,11 +96,11 @@ export function parseConfig(mtu: number, addresses: InterfaceAddress[]): ParsedA
 }
 
 function ioctlOrThrow(fd: number, request: number, arg: Uint8Array, action: string): void {
-  if (libc().ioctl(fd, BigInt(request), arg) < 0) throw errnoError(action);
+  if (again(() => libc().ioctl(fd, BigInt(request), arg)) < 0) throw errnoError(action);
 }
 
 function openSocket(family: number): number {
-  const fd = libc().socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const fd = again(() => libc().socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd < 0) throw errnoError(`socket(${family === AF_INET ? "AF_INET" : "AF_INET6"})`);
   return fd;
 }

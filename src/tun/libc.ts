@@ -34,6 +34,7 @@ export type LibcAsync = Deno.DynamicLibrary<typeof ASYNC_SYMBOLS>["symbols"];
 
 let syncLib: LibcSync | undefined;
 let asyncLib: LibcAsync | undefined;
+let errnoView: Deno.UnsafePointerView | undefined;
 
 /**
  * Returns the synchronous libc binding, opening `libc.so.6` on first use.
@@ -54,6 +55,12 @@ export function libc(): LibcSync {
       throw new Error(`libc binding: unsupported architecture ${Deno.build.arch}`);
     }
     syncLib = Deno.dlopen("libc.so.6", SYNC_SYMBOLS).symbols;
+    // errno lives at a fixed address per thread, and synchronous calls run on this isolate's
+    // thread: look it up once, so reading it after a failed call runs no other native code
+    // that could overwrite it.
+    const location = syncLib.__errno_location();
+    if (location === null) throw new Error("libc binding: __errno_location() returned NULL");
+    errnoView = new Deno.UnsafePointerView(location);
   }
   return syncLib;
 }
@@ -128,10 +135,27 @@ const ERRNO_NAMES = new Map<number, string>(
   Object.entries(Errno).map(([name, value]) => [value, name]),
 );
 
-/** Returns the calling thread's errno; call it right after the failing synchronous call. */
+/**
+ * Returns the calling thread's errno; call it right after the failing synchronous call (the
+ * binding must have been loaded, which any such call did).
+ */
 export function errno(): number {
-  const ptr = libc().__errno_location();
-  return ptr === null ? 0 : new Deno.UnsafePointerView(ptr).getInt32();
+  return errnoView!.getInt32();
+}
+
+/**
+ * Makes a call that failed (returned a negative number) once more, so that `errno` is read
+ * right after a call with nothing in between: the runtime can run one-time native work on this
+ * thread between two FFI calls (seen here: a TSC calibration that fails to open
+ * `/sys/devices/system/cpu/cpu0/tsc_freq_khz`, leaving ENOENT), which would make the errno of
+ * the first failure wrong. Only for calls that are harmless to repeat after a failure.
+ *
+ * @param call The call; returns its result (an fd, 0 or -1).
+ * @returns The first result when not negative, else the second.
+ */
+export function again(call: () => number): number {
+  const first = call();
+  return first >= 0 ? first : call();
 }
 
 /** An error from a failed system call: a `Deno.errors` class by meaning, with the errno. */

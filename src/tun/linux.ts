@@ -25,6 +25,7 @@ import {
   validateName,
 } from "./_linux_config.ts";
 import {
+  again,
   cString,
   EFD_CLOEXEC_NONBLOCK,
   Errno,
@@ -132,9 +133,14 @@ export class LinuxTunDevice implements TunDevice {
     let n = 0;
     while (n < bufs.length) {
       const buf = start === 0 ? bufs[n] : bufs[n].subarray(start);
-      const r = Number(read(fd, buf, BigInt(buf.length)));
+      let r = Number(read(fd, buf, BigInt(buf.length)));
+      let e = r < 0 ? errno() : 0;
+      if (r < 0 && e !== Errno.EAGAIN && e !== Errno.EINTR) {
+        // Confirm an unexpected errno with a second call (see `again` in libc.ts).
+        r = Number(read(fd, buf, BigInt(buf.length)));
+        e = r < 0 ? errno() : 0;
+      }
       if (r < 0) {
-        const e = errno();
         if (e === Errno.EAGAIN) break;
         if (e === Errno.EINTR) continue;
         if (n > 0) break; // hand over what we have; the error comes back on the next call
@@ -250,7 +256,8 @@ export async function openLinuxTun(options: LinuxTunOptions = {}): Promise<Linux
   const headerSize = options.vnetHdr ? 10 : 0;
 
   const c = libc();
-  const fd = c.open(cString("/dev/net/tun"), O_RDWR | O_CLOEXEC, 0);
+  const path = cString("/dev/net/tun");
+  const fd = again(() => c.open(path, O_RDWR | O_CLOEXEC, 0));
   if (fd < 0) {
     const e = errno();
     const hint = e === Errno.ENOENT ? "load the tun module (modprobe tun)" : PERMISSION_HINT;
@@ -260,7 +267,7 @@ export async function openLinuxTun(options: LinuxTunOptions = {}): Promise<Linux
   try {
     const req = new Ifreq(options.name ?? "");
     req.flags = IFF_TUN | IFF_NO_PI | (options.vnetHdr ? IFF_VNET_HDR : 0);
-    if (c.ioctl(fd, BigInt(TUNSETIFF), req.bytes) < 0) {
+    if (again(() => c.ioctl(fd, BigInt(TUNSETIFF), req.bytes)) < 0) {
       const e = errno();
       const hint = e === Errno.EPERM
         ? PERMISSION_HINT
@@ -273,11 +280,11 @@ export async function openLinuxTun(options: LinuxTunOptions = {}): Promise<Linux
     }
     const name = req.name;
     if (options.vnetHdr) enableOffloads(fd, name);
-    const flags = c.fcntl(fd, F_GETFL, 0);
-    if (flags < 0 || c.fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    const flags = again(() => c.fcntl(fd, F_GETFL, 0));
+    if (flags < 0 || again(() => c.fcntl(fd, F_SETFL, flags | O_NONBLOCK)) < 0) {
       throw errnoError(`fcntl O_NONBLOCK on TUN ${name}`);
     }
-    wakeFd = c.eventfd(0, EFD_CLOEXEC_NONBLOCK);
+    wakeFd = again(() => c.eventfd(0, EFD_CLOEXEC_NONBLOCK));
     if (wakeFd < 0) throw errnoError("eventfd");
     configureInterface(name, mtu, addresses);
     return new LinuxTunDevice(fd, wakeFd, name, mtu, headerSize);
@@ -291,15 +298,13 @@ export async function openLinuxTun(options: LinuxTunOptions = {}): Promise<Linux
 function enableOffloads(fd: number, name: string): void {
   const size = new Uint8Array(4);
   new DataView(size.buffer).setInt32(0, VNET_HDR_SIZE, true);
-  if (libc().ioctl(fd, BigInt(TUNSETVNETHDRSZ), size) < 0) {
+  if (again(() => libc().ioctl(fd, BigInt(TUNSETVNETHDRSZ), size)) < 0) {
     throw errnoError(`TUNSETVNETHDRSZ on ${name}`);
   }
   // TUNSETOFFLOAD takes its flags as the argument's value, not through a pointer.
   if (
-    libc().ioctlValue(
-      fd,
-      BigInt(TUNSETOFFLOAD),
-      BigInt(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6),
+    again(() =>
+      libc().ioctlValue(fd, BigInt(TUNSETOFFLOAD), BigInt(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6))
     ) < 0
   ) {
     throw errnoError(`TUNSETOFFLOAD on ${name}`);
