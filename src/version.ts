@@ -32,8 +32,6 @@ export interface BuildInfo {
   commit: string;
   /** Build time, ISO 8601 (from `SOURCE_DATE_EPOCH` when set, for reproducible builds). */
   date: string;
-  /** The `deno compile` target triple, e.g. `x86_64-unknown-linux-gnu`. */
-  target: string;
 }
 
 let stamped: BuildInfo | undefined;
@@ -45,7 +43,7 @@ let stamped: BuildInfo | undefined;
  * @example
  * ```ts
  * import { buildInfo, setBuildInfo } from "./version.ts";
- * setBuildInfo({ commit: "0123abc", date: "2025-01-01T00:00:00Z", target: "x86_64-unknown-linux-gnu" });
+ * setBuildInfo({ commit: "0123abc", date: "2025-01-01T00:00:00Z" });
  * buildInfo()?.commit; // "0123abc"
  * ```
  */
