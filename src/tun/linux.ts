@@ -248,8 +248,16 @@ export class LinuxTunDevice implements TunDevice {
  * const n = await tun.read(bufs, sizes, 0);
  * ```
  */
-export async function openLinuxTun(options: LinuxTunOptions = {}): Promise<LinuxTunDevice> {
-  await Promise.resolve(); // everything below is synchronous; keep errors as rejections
+export function openLinuxTun(options: LinuxTunOptions = {}): Promise<LinuxTunDevice> {
+  try {
+    return Promise.resolve(openSync(options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** Everything `openLinuxTun` does is synchronous system calls. */
+function openSync(options: LinuxTunOptions): LinuxTunDevice {
   if (options.name !== undefined) validateName(options.name);
   const mtu = options.mtu ?? 1500;
   const addresses = parseConfig(mtu, options.addresses ?? []);
