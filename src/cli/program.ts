@@ -33,6 +33,27 @@ const USAGE_CODES = new Set([
 const log = logger("cli");
 
 /**
+ * Thrown by a command's action when the command line is wrong in a way commander cannot check
+ * (e.g. a malformed `--route`): {@linkcode runProgram} reports it like commander's own usage
+ * errors, with exit status 2. For option values, commander's `InvalidArgumentError` thrown
+ * from an option's parse function does the same.
+ *
+ * @example
+ * ```ts
+ * import { UsageError } from "./program.ts";
+ * const err = new UsageError("--route 10.96.0.0/33: prefix length must be at most 32");
+ * err.name; // "UsageError"
+ * ```
+ */
+export class UsageError extends Error {
+  /** Creates a usage error with the message shown after `kconnect: `. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}
+
+/**
  * Creates the root command with the global options; subcommands are registered on it by the
  * `register*` functions in `src/cli/<name>.ts`.
  *
@@ -121,6 +142,10 @@ export async function runProgram(program: Command, args: string[]): Promise<numb
       return err.exitCode || EXIT_FAILURE;
     }
     printError(`kconnect: ${describe(err)}\n`);
+    if (err instanceof UsageError) {
+      printError("Run 'kconnect --help' for usage.\n");
+      return EXIT_USAGE;
+    }
     if (getLogLevel() === "debug" && err instanceof Error && err.stack) {
       log.debug(err.stack);
     }

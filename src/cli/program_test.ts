@@ -30,10 +30,13 @@ function kconnect(args: string[], env: Record<string, string> = {}): Promise<Run
 function failing(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const program = new URL("./program.ts", import.meta.url).href;
   const code = `
-    import { createProgram, runProgram } from ${JSON.stringify(program)};
+    import { createProgram, runProgram, UsageError } from ${JSON.stringify(program)};
     const program = createProgram();
     program.command("fail").action(() => {
       throw new Error("could not open /dev/net/tun", { cause: new Error("permission denied") });
+    });
+    program.command("misuse").action(() => {
+      throw new UsageError("--route 10.96.0.0/33: prefix length must be at most 32");
     });
     Deno.exit(await runProgram(program, Deno.args));
   `;
@@ -100,6 +103,16 @@ Deno.test("runProgram() exits 1 on a failing command, with a stack trace only at
   assert.match(debug.stderr, /DEBUG cli: Error: could not open \/dev\/net\/tun\n +at /);
   const viaEnv = await failing(["fail"], { KCONNECT_LOG_LEVEL: "debug" });
   assert.match(viaEnv.stderr, /DEBUG cli: /);
+});
+
+Deno.test("runProgram() exits 2 on a UsageError from a command", async () => {
+  const run = await failing(["misuse"]);
+  assert.equal(run.code, 2);
+  assert.equal(
+    run.stderr,
+    "kconnect: --route 10.96.0.0/33: prefix length must be at most 32\n" +
+      "Run 'kconnect --help' for usage.\n",
+  );
 });
 
 Deno.test("kconnect forward is registered", async () => {
