@@ -36,7 +36,9 @@ function collect(value: string, previous: string[]): string[] {
 function parseRoutes(texts: string[]): Cidr[] {
   return texts.map((t) => {
     const c = Cidr.parse(t);
-    if (c === null) throw new TypeError(`Invalid --route "${t}": expected a CIDR like 10.96.0.0/12`);
+    if (c === null) {
+      throw new TypeError(`Invalid --route "${t}": expected a CIDR like 10.96.0.0/12`);
+    }
     return c;
   });
 }
@@ -59,7 +61,9 @@ function untilSignal(): Promise<string> {
 /** Runs `kconnect forward` until a signal; exported for tests that drive it in-process. */
 export async function runForward(opts: ForwardOptions): Promise<void> {
   const routes = parseRoutes(opts.route);
-  if (routes.length === 0) throw new TypeError("Nothing to forward: give at least one --route CIDR");
+  if (routes.length === 0) {
+    throw new TypeError("Nothing to forward: give at least one --route CIDR");
+  }
   const map = opts.map.map(parseMapRule);
   const mtu = Number(opts.mtu);
   if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) {
@@ -95,7 +99,9 @@ export async function runForward(opts: ForwardOptions): Promise<void> {
     log.info(`stopping: ${sig}`, { ...engine.stats, ...engine.tcp.stats });
   } finally {
     for (const r of added.reverse()) {
-      await deleteRoute(r, tun.name).catch((err) => log.warn(`removing route ${r}: ${err.message}`));
+      await deleteRoute(r, tun.name).catch((err) =>
+        log.warn(`removing route ${r}: ${err.message}`)
+      );
     }
     await engine.close();
     printLine("stopped");
@@ -110,7 +116,12 @@ export function registerForward(program: Command): void {
       "route prefixes into a TUN device and dial every flow directly from this host (data path without a cluster)",
     )
     .option("--route <cidr>", "prefix to route into the TUN (repeatable)", collect, [])
-    .option("--map <from=to>", "rewrite destinations, e.g. 10.96.0.0/12=127.0.0.0/8 (repeatable)", collect, [])
+    .option(
+      "--map <from=to>",
+      "rewrite destinations, e.g. 10.96.0.0/12=127.0.0.0/8 (repeatable)",
+      collect,
+      [],
+    )
     .option("--tun-name <name>", "TUN interface name (default: chosen by the kernel)")
     .option("--mtu <bytes>", "TUN MTU", "1500")
     .option("--tun-net4 <cidr>", "the TUN's own IPv4 prefix", DEFAULT_TUN_NET4)

@@ -1,6 +1,6 @@
 /**
  * Destination rewriting for the direct dialer: `10.96.0.0/12=127.0.0.0/8` maps each address
- * in the first prefix to the same host bits in the second; `fd00::/64=::1` maps a whole prefix
+ * in the first prefix to the same offset in the second (10.96.0.5 → 127.0.0.5); `fd00::/64=::1` maps a whole prefix
  * to one address.
  *
  * @module
@@ -26,9 +26,9 @@ export function parseMapRule(text: string): AddressMapRule {
   if (from.family !== to.family) {
     throw new TypeError(`Invalid map rule "${text}": both sides must be IPv4 or both IPv6`);
   }
-  if (to.prefixLength !== to.address.length * 8 && to.prefixLength < from.prefixLength) {
+  if (to.prefixLength !== to.address.length * 8 && to.prefixLength > from.prefixLength) {
     throw new TypeError(
-      `Invalid map rule "${text}": the target prefix /${to.prefixLength} is shorter than /${from.prefixLength}, so host bits would be lost`,
+      `Invalid map rule "${text}": the target prefix /${to.prefixLength} is longer than /${from.prefixLength}, so host bits would be lost (map to a single address instead)`,
     );
   }
   return { from, to };
@@ -41,7 +41,9 @@ export function mapAddress(rules: readonly AddressMapRule[], address: string): s
   for (const { from, to } of rules) {
     if (!from.contains(bytes)) continue;
     const out = to.address.slice();
-    for (let bit = to.prefixLength; bit < out.length * 8; bit++) {
+    if (to.prefixLength === out.length * 8) return formatAddress(out); // one target address
+    // The offset inside `from` is kept: 10.96.0.5 in 10.96.0.0/12 → 127.0.0.5 in 127.0.0.0/8.
+    for (let bit = from.prefixLength; bit < out.length * 8; bit++) {
       const byte = bit >> 3, mask = 0x80 >> (bit & 7);
       out[byte] = (out[byte] & ~mask) | (bytes[byte] & mask);
     }

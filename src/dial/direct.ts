@@ -9,9 +9,9 @@ import dgram from "node:dgram";
 import {
   type Conn,
   type DatagramFlow,
-  type DialOptions,
-  DialError,
   type Dialer,
+  DialError,
+  type DialOptions,
   type Endpoint,
   type UdpOptions,
 } from "../stack/dialer.ts";
@@ -60,7 +60,10 @@ export class DirectDialer implements Dialer {
     const connecting = Deno.connect({ hostname: t.address, port: t.port, transport: "tcp" });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const giveUp = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DialError("timeout", "connect timed out")), this.#timeoutMs);
+      timer = setTimeout(
+        () => reject(new DialError("timeout", "connect timed out")),
+        this.#timeoutMs,
+      );
       options.signal.addEventListener("abort", () => reject(new DialError("timeout", "aborted")), {
         once: true,
       });

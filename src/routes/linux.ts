@@ -43,7 +43,9 @@ export async function deleteRoute(cidr: Cidr, dev: string): Promise<void> {
   try {
     await ip([cidr.family === 6 ? "-6" : "-4", "route", "del", cidr.toString(), "dev", dev]);
   } catch (err) {
-    if (!/No such process|Cannot find device|No such device/.test((err as Error).message)) throw err;
+    if (!/No such process|Cannot find device|No such device/.test((err as Error).message)) {
+      throw err;
+    }
   }
 }
 

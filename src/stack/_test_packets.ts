@@ -38,7 +38,14 @@ export function tcpPacket(
   fields: Partial<TcpRepr> & { flags: number },
 ): Uint8Array {
   const s = addr(src), d = addr(dst);
-  const repr: TcpRepr = { srcPort: sport, dstPort: dport, seq: 0, ack: 0, window: 65535, ...fields };
+  const repr: TcpRepr = {
+    srcPort: sport,
+    dstPort: dport,
+    seq: 0,
+    ack: 0,
+    window: 65535,
+    ...fields,
+  };
   const l4 = new Uint8Array(60 + (repr.payload?.length ?? 0));
   const n = emitTcp(repr, l4, s, d);
   return ip(s, d, IPPROTO_TCP, l4.subarray(0, n));

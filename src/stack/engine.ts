@@ -8,7 +8,7 @@ import type { TunDevice } from "../tun/device.ts";
 import { formatAddress, parseAddress } from "../wire/address.ts";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../wire/protocol.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { DialError, type DialFailure, type Dialer } from "./dialer.ts";
+import { type Dialer, DialError, type DialFailure } from "./dialer.ts";
 import { viewIp } from "./ip_info.ts";
 import { relay } from "./relay.ts";
 import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";
@@ -132,7 +132,10 @@ export class FlowEngine implements AsyncDisposable {
    */
   static async start(options: FlowEngineOptions): Promise<FlowEngine> {
     const listeners: Deno.TcpListener[] = [];
-    const addrs: { v4?: { tun: Uint8Array; peer: Uint8Array; port: number }; v6?: { tun: Uint8Array; peer: Uint8Array; port: number } } = {};
+    const addrs: {
+      v4?: { tun: Uint8Array; peer: Uint8Array; port: number };
+      v6?: { tun: Uint8Array; peer: Uint8Array; port: number };
+    } = {};
     try {
       for (const family of ["v4", "v6"] as const) {
         const a = options[family];
@@ -140,7 +143,9 @@ export class FlowEngine implements AsyncDisposable {
         const tun = parseAddress(a.tun);
         const peer = parseAddress(a.peer);
         if (tun === null || peer === null || tun.length !== peer.length) {
-          throw new TypeError(`Cannot start flow engine: bad ${family} addresses ${a.tun}, ${a.peer}`);
+          throw new TypeError(
+            `Cannot start flow engine: bad ${family} addresses ${a.tun}, ${a.peer}`,
+          );
         }
         const l = await listenOn(a.tun);
         listeners.push(l);

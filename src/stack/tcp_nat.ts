@@ -153,7 +153,9 @@ export class TcpNat {
     if (fam === null) return false;
     const a = fam.addrs;
     // From the listener, back towards a program.
-    if (seg.srcPort === a.listenPort && equalAddr(ip.src, a.tunAddr) && equalAddr(ip.dst, a.peerAddr)) {
+    if (
+      seg.srcPort === a.listenPort && equalAddr(ip.src, a.tunAddr) && equalAddr(ip.dst, a.peerAddr)
+    ) {
       const flow = fam.byNatPort[seg.dstPort];
       if (flow === undefined || flow.state === "dialing") return false;
       this.#rewrite(ip, seg, flow.dstAddr, flow.dstPort, flow.srcAddr, flow.srcPort);
@@ -221,7 +223,12 @@ export class TcpNat {
    * The dialer connected `flow`: inject its held SYN (rewritten) so the kernel's listener
    * accepts it. Returns false when the flow is gone meanwhile (the caller closes `conn`).
    */
-  dialSucceeded(flow: TcpFlow, conn: Conn, now: number, out: (packet: Uint8Array) => void): boolean {
+  dialSucceeded(
+    flow: TcpFlow,
+    conn: Conn,
+    now: number,
+    out: (packet: Uint8Array) => void,
+  ): boolean {
     if (flow.state !== "dialing" || flow.syn === null) return false;
     const fam = this.#family(flow.family)!;
     const syn = flow.syn;
@@ -253,7 +260,14 @@ export class TcpNat {
       case "unreachable":
       case "forbidden":
         this.stats.unreachable++;
-        out(icmpUnreachable(reason === "forbidden" ? "prohibited" : "host", syn, flow.dstAddr, flow.srcAddr));
+        out(
+          icmpUnreachable(
+            reason === "forbidden" ? "prohibited" : "host",
+            syn,
+            flow.dstAddr,
+            flow.srcAddr,
+          ),
+        );
         break;
       case "timeout":
         this.stats.timedOut++; // silence: the program's own connect timeout decides
@@ -332,4 +346,3 @@ export class TcpNat {
     }
   }
 }
-

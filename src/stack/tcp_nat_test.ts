@@ -53,7 +53,9 @@ const fakeConn: Conn = {
   close: () => {},
 };
 
-for (const [fam, app, dst, a] of [[4, APP4, "10.96.0.10", V4], [6, APP6, "fd00:96::10", V6]] as const) {
+for (
+  const [fam, app, dst, a] of [[4, APP4, "10.96.0.10", V4], [6, APP6, "fd00:96::10", V6]] as const
+) {
   Deno.test(`TcpNat holds an IPv${fam} SYN until the dial succeeds, then injects it rewritten`, () => {
     const t = setup();
     const syn = tcpPacket(app, 51000, dst, 80, { flags: TCP_SYN, seq: 1000 });
@@ -72,7 +74,14 @@ for (const [fam, app, dst, a] of [[4, APP4, "10.96.0.10", V4], [6, APP6, "fd00:9
     const inj = decode(t.out[0]);
     assert.deepEqual(
       [inj.src, inj.sport, inj.dst, inj.dport, inj.seq, inj.flags],
-      [formatAddress(a.peerAddr), flow.natPort, formatAddress(a.tunAddr), a.listenPort, 1000, TCP_SYN],
+      [
+        formatAddress(a.peerAddr),
+        flow.natPort,
+        formatAddress(a.tunAddr),
+        a.listenPort,
+        1000,
+        TCP_SYN,
+      ],
     );
 
     // The listener's SYN-ACK goes back to the program as if from the destination.
@@ -91,7 +100,11 @@ for (const [fam, app, dst, a] of [[4, APP4, "10.96.0.10", V4], [6, APP6, "fd00:9
     const ack = tcpPacket(app, 51000, dst, 80, { flags: TCP_ACK, seq: 1001, ack: 778 });
     assert.equal(t.feed(ack), true);
     const fwd = decode(ack);
-    assert.deepEqual([fwd.dst, fwd.dport, fwd.sport], [formatAddress(a.tunAddr), a.listenPort, flow.natPort]);
+    assert.deepEqual([fwd.dst, fwd.dport, fwd.sport], [
+      formatAddress(a.tunAddr),
+      a.listenPort,
+      flow.natPort,
+    ]);
 
     assert.equal(t.nat.accepted(fam, flow.natPort), flow);
     assert.equal(t.nat.accepted(fam, flow.natPort), undefined, "accepted only once");
@@ -191,7 +204,9 @@ Deno.test("TcpNat resets segments of unknown connections, never an RST", () => {
 
 Deno.test("TcpNat refuses new SYNs with RST past maxFlows", () => {
   const t = setup({ maxFlows: 2 });
-  for (let i = 0; i < 3; i++) t.feed(tcpPacket(APP4, 52000 + i, "10.96.0.17", 80, { flags: TCP_SYN }));
+  for (let i = 0; i < 3; i++) {
+    t.feed(tcpPacket(APP4, 52000 + i, "10.96.0.17", 80, { flags: TCP_SYN }));
+  }
   assert.equal(t.dials.length, 2);
   assert.equal(t.out.length, 1);
   assert.equal(decode(t.out[0]).flags, TCP_RST | TCP_ACK);

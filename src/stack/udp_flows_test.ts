@@ -4,7 +4,7 @@ import { Icmpv4Message } from "../wire/icmpv4.ts";
 import { UdpDatagram } from "../wire/udp.ts";
 import { viewIp } from "./ip_info.ts";
 import { udpPacket } from "./_test_packets.ts";
-import { type UdpFlow, UdpFlows, type UdpFlowOptions } from "./udp_flows.ts";
+import { type UdpFlow, type UdpFlowOptions, UdpFlows } from "./udp_flows.ts";
 
 const enc = new TextEncoder();
 
@@ -23,7 +23,10 @@ function fakeFlow() {
     get closed() {
       return closed;
     },
-    flow: { send: (p: Uint8Array) => sent.push(new TextDecoder().decode(p)), close: () => closed = true },
+    flow: {
+      send: (p: Uint8Array) => sent.push(new TextDecoder().decode(p)),
+      close: () => closed = true,
+    },
   };
 }
 
