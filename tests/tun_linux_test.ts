@@ -127,6 +127,7 @@ Deno.test({
         const [link] = JSON.parse(await mustRun("ip", "-n", ns, "-j", "addr", "show", "dev", name));
         assert.equal(link.ifname, name);
         assert.equal(link.mtu, 1400);
+        assert.equal(link.txqlen, 2000, "transmit queue raised from the kernel default of 500");
         assert.ok(link.flags.includes("UP"), `flags: ${link.flags}`);
         const addrs = (link.addr_info as AddrInfo[]).map((a) => `${a.local}/${a.prefixlen}`);
         assert.ok(addrs.includes("198.18.0.1/30"), `addresses: ${addrs}`);

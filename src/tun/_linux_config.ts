@@ -37,6 +37,14 @@ const SIOCSIFADDR = 0x8916;
 const SIOCSIFNETMASK = 0x891c;
 const SIOCSIFMTU = 0x8922;
 const SIOCGIFINDEX = 0x8933;
+const SIOCSIFTXQLEN = 0x8943;
+
+/**
+ * Transmit queue length set on every TUN. The kernel's default for TUN is 500 packets: at
+ * MTU 1500 a single TCP stream overflows it while kconnect is busy with a batch, and every drop
+ * costs a retransmission (measured: 5400 retransmits in 4 s at 500, none at 2000).
+ */
+export const TX_QUEUE_LENGTH = 2000;
 const IFF_UP = 0x1;
 const IFF_RUNNING = 0x40;
 
@@ -134,6 +142,8 @@ export function configureInterface(name: string, mtu: number, addresses: ParsedA
     const req = new Ifreq(name);
     req.mtu = mtu;
     ioctlOrThrow(inet, SIOCSIFMTU, req.bytes, `SIOCSIFMTU ${mtu} on ${name}`);
+    req.mtu = TX_QUEUE_LENGTH; // ifr_qlen shares ifr_mtu's place in the union
+    ioctlOrThrow(inet, SIOCSIFTXQLEN, req.bytes, `SIOCSIFTXQLEN ${TX_QUEUE_LENGTH} on ${name}`);
 
     let v4Count = 0;
     for (const a of addresses.filter((a) => a.bytes.length === 4)) {
