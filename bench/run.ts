@@ -1,0 +1,21 @@
+// deno-lint-ignore-file no-console
+/**
+ * Runs every benchmark in turn (`deno task bench`, as root) and prints their tables:
+ * TUN packet I/O (bench/tun_io.ts) and iperf3 through the whole data path against loopback
+ * (bench/dataplane.ts). Extra arguments pick benchmarks by name: `deno task bench dataplane`.
+ *
+ * @module
+ */
+const all = ["tun_io", "dataplane"];
+const picked = Deno.args.length > 0 ? all.filter((b) => Deno.args.includes(b)) : all;
+let failed = 0;
+for (const name of picked) {
+  console.log(`\n#### bench/${name}.ts`);
+  const st = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--unstable-net", new URL(`./${name}.ts`, import.meta.url).pathname],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!st.success) failed++;
+}
+Deno.exit(failed === 0 ? 0 : 1);
