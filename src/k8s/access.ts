@@ -1,0 +1,200 @@
+/**
+ * How to reach and authenticate to a cluster: read from a kubeconfig (or a pod's service
+ * account) by `@kubernetes/client-node`, which handles contexts, tokens, token files, client
+ * certificates and exec credential plugins; turned into what Deno's `fetch` and `WebSocket`
+ * need.
+ *
+ * @module
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+
+/** Everything needed to talk to one API server as one user. */
+export interface ClusterAccess {
+  /** API server base URL, without a trailing slash. */
+  server: string;
+  /** Context name (or `in-cluster`). */
+  context: string;
+  /** Cluster name as the kubeconfig calls it. */
+  clusterName: string;
+  /** User name as the kubeconfig calls it. */
+  userName: string;
+  /** Namespace of the context (`default` when it names none). */
+  namespace: string;
+  /** Where the configuration came from (file paths, or `in-cluster`). */
+  source: string;
+  /** Fresh request headers (Authorization); exec plugins run again when their token expires. */
+  headers(): Promise<Record<string, string>>;
+  /** The HTTP client carrying the CA and client certificate, for `fetch` and `WebSocket`. */
+  httpClient: Deno.HttpClient;
+}
+
+/** Options for {@linkcode loadKubeconfig}. */
+export interface LoadOptions {
+  /** Kubeconfig path(s), `:`-separated like KUBECONFIG; default KUBECONFIG or ~/.kube/config. */
+  kubeconfig?: string;
+  /** Context to use; default the current context. */
+  context?: string;
+  /** Home directory for ~/.kube/config; default $HOME (under sudo, the invoking user's). */
+  home?: string;
+}
+
+function pem(data: unknown): string | undefined {
+  if (data === undefined || data === null) return undefined;
+  if (typeof data === "string") return data;
+  if (data instanceof Uint8Array) return new TextDecoder().decode(data);
+  return String(data);
+}
+
+async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess> {
+  const cluster = kc.getCurrentCluster();
+  const contextName = kc.getCurrentContext();
+  const context = kc.getContextObject(contextName);
+  const user = kc.getCurrentUser();
+  if (cluster === null) {
+    throw new Error(
+      `Cannot use kubeconfig ${source}: context "${contextName}" names no cluster that the file defines`,
+    );
+  }
+  if (cluster.skipTLSVerify) {
+    throw new Error(
+      `Cluster "${cluster.name}" in ${source} sets insecure-skip-tls-verify, which kconnect does not support: give it certificate-authority(-data) instead`,
+    );
+  }
+  // Let the library resolve files, data and plugins into https options once, to learn the CA and
+  // client certificate and to fail early on a broken exec plugin.
+  const probe: { ca?: unknown; cert?: unknown; key?: unknown; headers?: Record<string, string> } =
+    {};
+  try {
+    await kc.applyToHTTPSOptions(probe as never);
+  } catch (err) {
+    throw new Error(
+      `Cannot get credentials for user "${user?.name}" of context "${contextName}" (${source}): ${
+        (err as Error).message
+      }`,
+      { cause: err },
+    );
+  }
+  const ca = pem(probe.ca);
+  const cert = pem(probe.cert);
+  const key = pem(probe.key);
+  const tls = cert && key ? { cert, key } : {};
+  const httpClient = Deno.createHttpClient({ ...(ca ? { caCerts: [ca] } : {}), ...tls });
+  return {
+    server: cluster.server.replace(/\/+$/, ""),
+    context: contextName,
+    clusterName: cluster.name,
+    userName: user?.name ?? "",
+    namespace: context?.namespace || "default",
+    source,
+    async headers() {
+      const o: { headers?: Record<string, string> } = {};
+      await kc.applyToHTTPSOptions(o as never);
+      const h: Record<string, string> = {};
+      for (const [k, v] of Object.entries(o.headers ?? {})) h[k] = String(v);
+      return h;
+    },
+    httpClient,
+  };
+}
+
+function defaultHome(): string | undefined {
+  // `sudo kconnect up` should use the invoking user's kubeconfig, not root's.
+  const sudoUser = Deno.env.get("SUDO_USER");
+  if (sudoUser && sudoUser !== "root" && Deno.uid?.() === 0) {
+    try {
+      const passwd = Deno.readTextFileSync("/etc/passwd");
+      const line = passwd.split("\n").find((l) => l.startsWith(`${sudoUser}:`));
+      const home = line?.split(":")[5];
+      if (home) return home;
+    } catch { /* fall back to HOME */ }
+  }
+  return Deno.env.get("HOME");
+}
+
+/**
+ * Loads a kubeconfig: `--kubeconfig`, else KUBECONFIG, else ~/.kube/config; then picks the
+ * context. Errors name the file and what is wrong with it.
+ */
+export async function loadKubeconfig(options: LoadOptions = {}): Promise<ClusterAccess> {
+  const home = options.home ?? defaultHome();
+  const paths = (options.kubeconfig ?? Deno.env.get("KUBECONFIG") ?? `${home}/.kube/config`)
+    .split(":")
+    .filter((p) => p !== "");
+  const existing = paths.filter((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (existing.length === 0) {
+    throw new Error(
+      `No kubeconfig found (looked for ${
+        paths.join(", ") || "nothing"
+      }): pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config`,
+    );
+  }
+  const kc = new KubeConfig();
+  try {
+    if (existing.length === 1) kc.loadFromFile(existing[0]);
+    else {
+      for (const p of existing) {
+        const one = new KubeConfig();
+        one.loadFromFile(p);
+        kc.mergeConfig(one);
+      }
+    }
+  } catch (err) {
+    throw new Error(`Cannot read kubeconfig ${existing.join(":")}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const source = existing.join(":");
+  if (options.context !== undefined) {
+    if (!kc.getContexts().some((c) => c.name === options.context)) {
+      const names = kc.getContexts().map((c) => c.name).join(", ") || "none";
+      throw new Error(`No context "${options.context}" in ${source} (contexts: ${names})`);
+    }
+    kc.setCurrentContext(options.context);
+  } else if (!kc.getCurrentContext()) {
+    throw new Error(`${source} has no current-context: pass --context`);
+  }
+  return await fromConfig(kc, source);
+}
+
+/** The standard place of a pod's service-account files. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/**
+ * Access from inside a pod: KUBERNETES_SERVICE_HOST/PORT, and the service account's `ca.crt`,
+ * `token` and `namespace` in `dir`. The token is read again for every request, because the
+ * kubelet rotates projected tokens.
+ */
+export async function loadInCluster(dir = SERVICE_ACCOUNT_DIR): Promise<ClusterAccess> {
+  const host = Deno.env.get("KUBERNETES_SERVICE_HOST");
+  const port = Deno.env.get("KUBERNETES_SERVICE_PORT");
+  if (!host || !port) {
+    throw new Error("Not running in a pod: KUBERNETES_SERVICE_HOST/PORT are not set");
+  }
+  let ca: string, ns: string;
+  try {
+    ca = await Deno.readTextFile(`${dir}/ca.crt`);
+    ns = (await Deno.readTextFile(`${dir}/namespace`)).trim();
+    await Deno.stat(`${dir}/token`);
+  } catch (err) {
+    throw new Error(`Cannot read the service account in ${dir}: ${(err as Error).message}`);
+  }
+  const tokenFile = `${dir}/token`;
+  return {
+    server: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    context: "in-cluster",
+    clusterName: "in-cluster",
+    userName: "service-account",
+    namespace: ns || "default",
+    source: dir,
+    headers: async () => ({
+      Authorization: `Bearer ${(await Deno.readTextFile(tokenFile)).trim()}`,
+    }),
+    httpClient: Deno.createHttpClient({ caCerts: [ca] }),
+  };
+}

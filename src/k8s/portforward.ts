@@ -1,0 +1,186 @@
+/**
+ * The `pods/{name}/portforward` subresource as a byte stream: one WebSocket with subprotocol
+ * `v4.channel.k8s.io` carries one TCP connection to `localhost:port` inside the pod.
+ *
+ * Framing (kubelet / API server): every binary message starts with a channel byte; for a single
+ * port, channel 0 carries data and channel 1 errors. The first message on each channel is the
+ * port number as 2 little-endian bytes. There is no half-close: the connection ends when the
+ * WebSocket closes, and text on the error channel says why.
+ *
+ * @module
+ */
+import type { Conn } from "../stack/dialer.ts";
+import type { ClusterAccess } from "./access.ts";
+
+/** The subprotocol kconnect speaks. */
+export const PORTFORWARD_PROTOCOL = "v4.channel.k8s.io";
+
+/** What one WebSocket message meant. */
+export type PortForwardEvent =
+  | { type: "data"; data: Uint8Array }
+  | { type: "error"; text: string }
+  | { type: "none" };
+
+/**
+ * Splits port-forward messages into data and error text, dropping each channel's port header.
+ * No I/O; one instance per WebSocket.
+ */
+export class PortForwardDemux {
+  #headerLeft = [2, 2];
+  readonly #decoder = new TextDecoder();
+
+  /** Interprets one binary message. Throws a TypeError on a channel that cannot exist. */
+  message(msg: Uint8Array): PortForwardEvent {
+    if (msg.length === 0) return { type: "none" };
+    const channel = msg[0];
+    if (channel > 1) throw new TypeError(`port-forward message on unknown channel ${channel}`);
+    let body = msg.subarray(1);
+    const skip = Math.min(this.#headerLeft[channel], body.length);
+    this.#headerLeft[channel] -= skip;
+    body = body.subarray(skip);
+    if (body.length === 0) return { type: "none" };
+    if (channel === 0) return { type: "data", data: body };
+    return { type: "error", text: this.#decoder.decode(body) };
+  }
+}
+
+/** Options for {@linkcode openPortForward}. */
+export interface PortForwardOptions {
+  namespace: string;
+  pod: string;
+  port: number;
+  /** Milliseconds to wait for the WebSocket to open. Default 15000. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Bytes queued in the WebSocket before `write` waits. Default 4 MiB. */
+  highWaterMark?: number;
+}
+
+/** A port-forward connection. `closeWrite` is a no-op: port-forward has no half-close. */
+export interface PortForwardConn extends Conn {
+  /** Resolves when the WebSocket has closed, with the error channel's text if any. */
+  readonly closed: Promise<string | null>;
+}
+
+/** The WebSocket URL of a pod's port-forward. */
+export function portForwardUrl(server: string, o: PortForwardOptions): string {
+  const base = server.replace(/^http/, "ws");
+  const ns = encodeURIComponent(o.namespace), pod = encodeURIComponent(o.pod);
+  return `${base}/api/v1/namespaces/${ns}/pods/${pod}/portforward?ports=${o.port}`;
+}
+
+/**
+ * Opens a port-forward WebSocket to `pod`'s `port`. Rejects when the WebSocket cannot be opened
+ * (the caller can ask the REST API why: the WebSocket handshake does not expose the HTTP status).
+ */
+export async function openPortForward(
+  access: ClusterAccess,
+  options: PortForwardOptions,
+): Promise<PortForwardConn> {
+  const url = portForwardUrl(access.server, options);
+  const ws = new WebSocket(url, {
+    protocols: [PORTFORWARD_PROTOCOL],
+    headers: await access.headers(),
+    client: access.httpClient,
+  });
+  ws.binaryType = "arraybuffer";
+  const demux = new PortForwardDemux();
+  const chunks: Uint8Array[] = [];
+  let errorText = "";
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  let resolveClosed!: (t: string | null) => void;
+  const closed = new Promise<string | null>((r) => resolveClosed = r);
+
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.close();
+      reject(new Error(`port-forward to ${options.namespace}/${options.pod}: no answer in time`));
+    }, options.timeoutMs ?? 15_000);
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `port-forward to ${options.namespace}/${options.pod}:${options.port} failed: ${why}`,
+        ),
+      );
+    };
+    ws.onopen = () => {
+      clearTimeout(timer);
+      if (ws.protocol !== PORTFORWARD_PROTOCOL) {
+        ws.close();
+        fail(`the server chose subprotocol "${ws.protocol}", not ${PORTFORWARD_PROTOCOL}`);
+      } else resolve();
+    };
+    ws.onerror = (e) => fail((e as ErrorEvent).message || "WebSocket error");
+    options.signal?.addEventListener("abort", () => {
+      ws.close();
+      fail("aborted");
+    }, { once: true });
+  });
+
+  ws.onmessage = (e) => {
+    if (typeof e.data === "string") return; // v4 sends binary only
+    try {
+      const ev = demux.message(new Uint8Array(e.data as ArrayBuffer));
+      if (ev.type === "data") chunks.push(ev.data);
+      else if (ev.type === "error") errorText += ev.text;
+    } catch (err) {
+      errorText += (err as Error).message;
+      ws.close();
+    }
+    notify();
+  };
+  const finish = () => {
+    if (ended) return;
+    ended = true;
+    resolveClosed(errorText || null);
+    notify();
+  };
+  ws.onclose = finish;
+  ws.onerror = finish;
+
+  const hwm = options.highWaterMark ?? 4 << 20;
+  return {
+    closed,
+    async read(p: Uint8Array): Promise<number | null> {
+      while (chunks.length === 0) {
+        if (ended) {
+          if (errorText) throw new Error(`port-forward to ${options.pod}: ${errorText.trim()}`);
+          return null;
+        }
+        await new Promise<void>((r) => wake = r);
+      }
+      const head = chunks[0];
+      const n = Math.min(p.length, head.length);
+      p.set(head.subarray(0, n));
+      if (n === head.length) chunks.shift();
+      else chunks[0] = head.subarray(n);
+      return n;
+    },
+    async write(p: Uint8Array): Promise<number> {
+      if (ended || ws.readyState !== WebSocket.OPEN) {
+        throw new Error(
+          `port-forward to ${options.pod} is closed${errorText ? `: ${errorText.trim()}` : ""}`,
+        );
+      }
+      const frame = new Uint8Array(p.length + 1);
+      frame.set(p, 1);
+      ws.send(frame);
+      while (ws.bufferedAmount > hwm && !ended) await new Promise((r) => setTimeout(r, 2));
+      return p.length;
+    },
+    closeWrite: () => Promise.resolve(),
+    close() {
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+        ws.close(1000);
+      }
+      finish();
+    },
+  };
+}
