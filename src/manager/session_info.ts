@@ -1,0 +1,34 @@
+/**
+ * What the traffic manager tells each client on the control stream, and pushes again when it
+ * changes.
+ *
+ * @module
+ */
+
+/** A routed prefix and how the manager learned it. */
+export interface CidrInfo {
+  cidr: string;
+  /** E.g. `ServiceCIDR kubernetes`, `invalid ClusterIP error`, `cover of 14 service IPs`. */
+  source: string;
+}
+
+/** The manager's view of the cluster network. */
+export interface SessionInfo {
+  type: "info";
+  managerVersion: string;
+  /** The cluster DNS domain, e.g. `cluster.local`. */
+  clusterDomain: string;
+  /** The DNS server the manager forwards to (from its resolv.conf). */
+  dnsServer: string | null;
+  serviceCidrs: CidrInfo[];
+  podCidrs: CidrInfo[];
+  /** Namespaces that exist (empty when the manager may not list them). */
+  namespaces: string[];
+  /** Things that went wrong during discovery, for `status` and the progress output. */
+  warnings: string[];
+}
+
+/** Whether two infos differ in anything a client acts on. */
+export function infoChanged(a: SessionInfo, b: SessionInfo): boolean {
+  return JSON.stringify(a) !== JSON.stringify(b);
+}
