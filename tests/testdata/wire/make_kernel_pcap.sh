@@ -15,6 +15,7 @@ A=wirecap-$$
 B=wirecap-$$-peer
 OUT="$HERE/kernel.pcap"
 TCPDUMP_PID=""
+rm -f "$OUT"
 
 cleanup() {
   [ -n "$TCPDUMP_PID" ] && kill "$TCPDUMP_PID" 2>/dev/null || true
@@ -36,20 +37,21 @@ ip netns exec "$B" ethtool -K veth-b tx off >/dev/null
 ip -n "$A" link set veth-a up
 ip -n "$B" link set veth-b up
 
-ip netns exec "$A" tcpdump -i veth-a -U -s 0 -w "$OUT" 2>/dev/null &
+ip netns exec "$A" tcpdump -Z root -i veth-a -U -s 0 -w "$OUT" 2>/dev/null &
 TCPDUMP_PID=$!
 sleep 1
 
 # Servers in B: a TCP echo (v4 and v6, port 8080) that answers each connection and closes, and
-# a UDP echo (v4 and v6, port 5353). Ports 9 (TCP, UDP) are closed: RST and ICMP unreachable.
+# a UDP echo (v4 and v6, port 7007). Ports 9 (TCP, UDP) are closed: RST and ICMP unreachable.
 ip netns exec "$B" $PY - <<'PYEOF' &
 import socket, threading
 def tcp(fam, addr):
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, 8080)); s.listen()
-    for _ in range(2):
-        c, _ = s.accept()
+    s.settimeout(20)
+    c, _ = s.accept()
+    if True:
         data = b""
         while True:
             d = c.recv(65536)
@@ -59,8 +61,9 @@ def tcp(fam, addr):
         c.close()
 def udp(fam, addr):
     s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.bind((addr, 5353))
-    for _ in range(2):
+    s.bind((addr, 7007))
+    s.settimeout(20)
+    if True:
         d, peer = s.recvfrom(65536)
         s.sendto(d[::-1] + b"!", peer)
 ts = [threading.Thread(target=f, args=a) for f, a in [
@@ -99,7 +102,7 @@ for fam, addr in [(socket.AF_INET, "192.0.2.2"), (socket.AF_INET6, "fd00:77::2")
     # UDP: echo with odd lengths; then a closed port (ICMP port unreachable).
     u = socket.socket(fam, socket.SOCK_DGRAM)
     u.settimeout(2)
-    u.sendto(b"kconnect", (addr, 5353))
+    u.sendto(b"kconnect", (addr, 7007))
     assert u.recvfrom(100)[0] == b"tcennock!"
     u.sendto(b"closed port", (addr, 9))
     try:
@@ -128,7 +131,7 @@ tshark -r "$OUT" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
   -e tcp.options.mss_val -e tcp.options.wscale.shift -e tcp.options.sack_perm \
   -e tcp.options.timestamp.tsval -e tcp.options.timestamp.tsecr \
   -e udp.srcport -e udp.dstport -e udp.length -e udp.checksum -e udp.checksum.status \
-  -e icmp.type -e icmp.code -e icmp.checksum -e icmp.checksum_status -e icmp.ident \
+  -e icmp.type -e icmp.code -e icmp.checksum -e icmp.checksum.status -e icmp.ident \
   -e icmp.seq \
   -e icmpv6.type -e icmpv6.code -e icmpv6.checksum -e icmpv6.checksum.status \
   -e icmpv6.echo.identifier -e icmpv6.echo.sequence_number \
@@ -144,6 +147,8 @@ for line in lines[1:]:
             continue
         if k in ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst"):
             row[k] = v
+        elif k == "tcp.options.sack_perm":
+            row[k] = True
         else:
             row[k] = int(v, 0)
     rows.append(row)
