@@ -10,6 +10,7 @@
 import type { Command } from "commander";
 import { registerForward } from "./src/cli/forward.ts";
 import { createProgram, runProgram } from "./src/cli/program.ts";
+import { registerTrafficManager } from "./src/cli/traffic_manager.ts";
 import { registerVersion } from "./src/cli/version.ts";
 
 /**
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   const program = createProgram();
   registerVersion(program);
   registerForward(program);
+  registerTrafficManager(program);
   return program;
 }
 

@@ -16,6 +16,7 @@ import { DEFAULT_TUN_NET4, DEFAULT_TUN_NET6, tunAddresses } from "../stack/tun_a
 import { openTun } from "../tun/open.ts";
 import { Cidr } from "../wire/address.ts";
 import { printLine } from "./output.ts";
+import { untilSignal } from "./signals.ts";
 
 const log = logger("forward");
 
@@ -40,21 +41,6 @@ function parseRoutes(texts: string[]): Cidr[] {
       throw new TypeError(`Invalid --route "${t}": expected a CIDR like 10.96.0.0/12`);
     }
     return c;
-  });
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const sigs: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = sigs.map((s) => {
-      const h = () => {
-        sigs.forEach((t, i) => Deno.removeSignalListener(t, handlers[i]));
-        resolve(s);
-      };
-      Deno.addSignalListener(s, h);
-      return h;
-    });
   });
 }
 

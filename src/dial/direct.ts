@@ -62,7 +62,7 @@ export class DirectDialer implements Dialer {
     const giveUp = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new DialError("timeout", "connect timed out")),
-        this.#timeoutMs,
+        options.timeoutMs ?? this.#timeoutMs,
       );
       options.signal.addEventListener("abort", () => reject(new DialError("timeout", "aborted")), {
         once: true,

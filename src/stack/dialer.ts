@@ -61,6 +61,8 @@ export interface DatagramFlow {
 export interface DialOptions {
   /** Aborted when the local program gave up (or the engine is closing). */
   signal: AbortSignal;
+  /** Connect timeout, ms; the dialer's own default when omitted. */
+  timeoutMs?: number;
 }
 
 /** Options for {@linkcode Dialer.openUdp}. */

@@ -1,0 +1,154 @@
+/**
+ * The traffic manager: the in-cluster end of every kconnect session. It listens on a pod port
+ * that only port-forward reaches, runs one multiplexed session per connection, serves each
+ * stream (TCP dial, UDP relay, DNS, session info), and keeps the session info fresh.
+ *
+ * @module
+ */
+import { DirectDialer } from "../dial/direct.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { logger } from "../log.ts";
+import { Session } from "../tunnel/session.ts";
+import { VERSION } from "../version.ts";
+import { discoverNetworks } from "./discovery.ts";
+import { clusterDomainOf, parseResolvConf } from "./resolv_conf.ts";
+import { infoChanged, type SessionInfo } from "./session_info.ts";
+import { serveStream, type StreamContext } from "./streams.ts";
+
+const log = logger("manager");
+
+/** Options for {@linkcode TrafficManager.start}. */
+export interface TrafficManagerOptions {
+  hostname: string;
+  port: number;
+  /** API access with the pod's service account; null runs without discovery (no CIDRs). */
+  client: KubeClient | null;
+  /** Namespace the manager runs in (the dry-run probe Service goes there). */
+  namespace: string;
+  /** resolv.conf text (the pod's own). */
+  resolvConf: string;
+  /** Seconds between discovery runs. Default 30. */
+  refreshSeconds?: number;
+  /** UDP relay idle timeout, ms. Default 120000. */
+  udpIdleMs?: number;
+}
+
+/** A running traffic manager. */
+export class TrafficManager implements AsyncDisposable {
+  readonly #listener: Deno.TcpListener;
+  readonly #sessions = new Set<Session>();
+  readonly #watchers = new Set<(info: SessionInfo) => void>();
+  readonly #options: TrafficManagerOptions;
+  #info: SessionInfo;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+  #accepting: Promise<void> = Promise.resolve();
+
+  private constructor(listener: Deno.TcpListener, options: TrafficManagerOptions, info: SessionInfo) {
+    this.#listener = listener;
+    this.#options = options;
+    this.#info = info;
+  }
+
+  /** The address it listens on. */
+  get addr(): Deno.NetAddr {
+    return this.#listener.addr;
+  }
+
+  /** The current session info. */
+  get info(): SessionInfo {
+    return this.#info;
+  }
+
+  /** Sessions open now. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Discovers the cluster's networks, then listens. */
+  static async start(options: TrafficManagerOptions): Promise<TrafficManager> {
+    const conf = parseResolvConf(options.resolvConf);
+    const info: SessionInfo = {
+      type: "info",
+      managerVersion: VERSION,
+      clusterDomain: clusterDomainOf(conf),
+      dnsServer: conf.nameservers[0] ?? null,
+      serviceCidrs: [],
+      podCidrs: [],
+      namespaces: [],
+      warnings: [],
+    };
+    const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    const tm = new TrafficManager(listener, options, info);
+    await tm.refresh();
+    tm.#timer = setInterval(() => tm.refresh(), (options.refreshSeconds ?? 30) * 1000);
+    tm.#accepting = tm.#acceptLoop(conf.nameservers);
+    return tm;
+  }
+
+  /** Runs discovery now and pushes the info to every client if it changed. */
+  async refresh(): Promise<void> {
+    if (this.#options.client === null) return;
+    let next: SessionInfo;
+    try {
+      const n = await discoverNetworks(this.#options.client, this.#options.namespace);
+      next = { ...this.#info, ...n };
+    } catch (err) {
+      const msg = `network discovery failed: ${(err as Error).message}`;
+      log.warn(msg);
+      next = { ...this.#info, warnings: [msg] };
+    }
+    if (!infoChanged(this.#info, next)) return;
+    this.#info = next;
+    log.info("session info", {
+      serviceCidrs: next.serviceCidrs.map((c) => c.cidr).join(","),
+      podCidrs: next.podCidrs.map((c) => c.cidr).join(","),
+      domain: next.clusterDomain,
+    });
+    for (const w of this.#watchers) w(next);
+  }
+
+  async #acceptLoop(dnsServers: string[]): Promise<void> {
+    const ctx: StreamContext = {
+      dialer: new DirectDialer(),
+      info: () => this.#info,
+      watchInfo: (cb) => {
+        this.#watchers.add(cb);
+        return () => this.#watchers.delete(cb);
+      },
+      dnsServers,
+      udpIdleMs: this.#options.udpIdleMs ?? 120_000,
+    };
+    try {
+      for await (const conn of this.#listener) {
+        conn.setNoDelay(true);
+        const session = new Session(conn, { client: false, keepaliveIntervalMs: 15_000 });
+        this.#sessions.add(session);
+        log.info(`session opened (${this.#sessions.size} open)`);
+        session.closed.then((info) => {
+          this.#sessions.delete(session);
+          log.info(`session closed: ${info.reason}${info.error ? ` (${info.error.message})` : ""}`);
+        });
+        (async () => {
+          for await (const stream of session) void serveStream(stream, ctx);
+        })();
+      }
+    } catch (err) {
+      if (!this.#closed) log.error(`listener failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stops listening and ends every session. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#listener.close();
+    await Promise.all([...this.#sessions].map((s) => s.close()));
+    await this.#accepting;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
