@@ -1,0 +1,130 @@
+/**
+ * The dialer `kconnect up` gives the flow engine: every flow becomes a stream of the tunnel to
+ * the traffic manager, which dials the destination inside the cluster.
+ *
+ * @module
+ */
+import {
+  type Conn,
+  type DatagramFlow,
+  DialError,
+  type Dialer,
+  type DialOptions,
+  type Endpoint,
+  type UdpOptions,
+} from "../stack/dialer.ts";
+import { FrameReader, writeU16Frame } from "../tunnel/framing.ts";
+import { readOpenReply, writeOpenRequest } from "../tunnel/open.ts";
+import type { OpenReply } from "../tunnel/open_request.ts";
+import type { Stream } from "../tunnel/stream.ts";
+
+/** Where streams come from: a session pool, or one session in tests. */
+export interface StreamOpener {
+  open(options?: { signal?: AbortSignal }): Promise<Stream>;
+}
+
+/** Options for {@linkcode TunnelDialer}. */
+export interface TunnelDialerOptions {
+  /** Connect timeout the manager applies, ms. Default 10000. */
+  connectTimeoutMs?: number;
+}
+
+function failure(reply: OpenReply, what: string): DialError {
+  const reason = reply.status === "ok" || reply.status === "error" ? "unreachable" : reply.status;
+  return new DialError(reason, `${what}: ${reply.status}${reply.message ? ` (${reply.message})` : ""}`);
+}
+
+/** Dials through the tunnel. */
+export class TunnelDialer implements Dialer {
+  readonly #opener: StreamOpener;
+  readonly #timeoutMs: number;
+
+  constructor(opener: StreamOpener, options: TunnelDialerOptions = {}) {
+    this.#opener = opener;
+    this.#timeoutMs = options.connectTimeoutMs ?? 10_000;
+  }
+
+  async #openStream(signal: AbortSignal, what: string): Promise<Stream> {
+    try {
+      return await this.#opener.open({ signal });
+    } catch (err) {
+      if (signal.aborted) throw new DialError("timeout", `${what}: aborted`);
+      throw new DialError("unreachable", `${what}: tunnel unavailable (${(err as Error).message})`);
+    }
+  }
+
+  async dialTcp(dst: Endpoint, options: DialOptions): Promise<Conn> {
+    const what = `tcp ${dst.address}:${dst.port}`;
+    const stream = await this.#openStream(options.signal, what);
+    const onAbort = () => stream.reset();
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+      await writeOpenRequest(stream, { kind: "tcp", host: dst.address, port: dst.port, timeoutMs });
+      const reply = await readOpenReply(stream);
+      if (reply.status !== "ok") throw failure(reply, what);
+      return stream;
+    } catch (err) {
+      stream.reset();
+      if (err instanceof DialError) throw err;
+      throw new DialError(options.signal.aborted ? "timeout" : "unreachable", `${what}: ${(err as Error).message}`);
+    } finally {
+      options.signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async openUdp(dst: Endpoint, options: UdpOptions): Promise<DatagramFlow> {
+    const what = `udp ${dst.address}:${dst.port}`;
+    const stream = await this.#openStream(options.signal, what);
+    try {
+      await writeOpenRequest(stream, { kind: "udp", host: dst.address, port: dst.port });
+      const reply = await readOpenReply(stream);
+      if (reply.status !== "ok") throw failure(reply, what);
+    } catch (err) {
+      stream.reset();
+      throw err instanceof DialError ? err : new DialError("unreachable", `${what}: ${(err as Error).message}`);
+    }
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      stream.close();
+    };
+    options.signal.addEventListener("abort", close, { once: true });
+    (async () => {
+      const reader = new FrameReader(stream);
+      try {
+        for (;;) {
+          const d = await reader.readU16Frame();
+          if (d === null) break;
+          options.onDatagram(d);
+        }
+      } catch { /* reset: the flow ends */ }
+      close();
+    })();
+    let pending = 0;
+    let chain = Promise.resolve();
+    return {
+      send(payload: Uint8Array) {
+        if (closed || pending >= 256) return; // like a full socket buffer: drop
+        pending++;
+        chain = chain.then(() => writeU16Frame(stream, payload)).catch(close).finally(() => pending--);
+      },
+      close,
+    };
+  }
+
+  /** Sends one DNS query through the tunnel and returns the answer. */
+  async queryDns(query: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+    const stream = await this.#openStream(signal, "dns");
+    try {
+      await writeOpenRequest(stream, { kind: "dns" });
+      await writeU16Frame(stream, query);
+      const answer = await new FrameReader(stream).readU16Frame();
+      if (answer === null) throw new Error("the traffic manager closed the DNS stream without an answer");
+      return answer;
+    } finally {
+      stream.close();
+    }
+  }
+}
