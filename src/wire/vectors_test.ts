@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import vectorsJson from "../../tests/testdata/wire/vectors.json" with { type: "json" };
+import { fromHex, toHex, vectors } from "./_testing.ts";
 import { formatAddress, parseAddress } from "./address.ts";
 import {
   emitIcmpv4Echo,
@@ -33,89 +33,9 @@ import {
   TCP_RST,
   TCP_SYN,
   tcpHeaderLength,
-  type TcpOptions,
   TcpSegment,
 } from "./tcp.ts";
 import { emitUdp, UdpDatagram } from "./udp.ts";
-
-/** One packet from vectors.json, as scapy described it. */
-export interface Vector {
-  name: string;
-  hex: string;
-  emit: boolean;
-  padding?: number;
-  ip: {
-    version: number;
-    src: string;
-    dst: string;
-    ihl?: number;
-    tos?: number;
-    len?: number;
-    id?: number;
-    df?: boolean;
-    mf?: boolean;
-    frag?: number;
-    ttl?: number;
-    proto?: number;
-    chksum?: number;
-    chksum_ok?: boolean;
-    tc?: number;
-    fl?: number;
-    plen?: number;
-    nh?: number;
-    hlim?: number;
-  };
-  l4: { proto: number; offset: number };
-  tcp?: {
-    sport: number;
-    dport: number;
-    seq: number;
-    ack: number;
-    dataofs: number;
-    flags: number;
-    window: number;
-    chksum: number;
-    urgptr: number;
-    options: TcpOptions;
-    payload: string;
-    chksum_ok: boolean;
-  };
-  udp?: {
-    sport: number;
-    dport: number;
-    len: number;
-    chksum: number;
-    payload: string;
-    chksum_ok: boolean;
-  };
-  icmp?: IcmpFields;
-  icmpv6?: IcmpFields;
-}
-
-interface IcmpFields {
-  type: number;
-  code: number;
-  chksum: number;
-  id: number | null;
-  seq: number | null;
-  body: string;
-  chksum_ok: boolean;
-}
-
-/** All scapy vectors. */
-export const vectors: Vector[] = (vectorsJson as unknown as { vectors: Vector[] }).vectors;
-
-/** Decodes hex text. */
-export function fromHex(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
-/** Encodes bytes as hex text. */
-export function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 Deno.test("scapy vectors are present", () => {
   assert.ok(vectors.length >= 50, `only ${vectors.length} vectors`);
