@@ -11,6 +11,7 @@ import type { Command } from "commander";
 import { registerForward } from "./src/cli/forward.ts";
 import { createProgram, runProgram } from "./src/cli/program.ts";
 import { registerTrafficManager } from "./src/cli/traffic_manager.ts";
+import { registerUp } from "./src/cli/up.ts";
 import { registerVersion } from "./src/cli/version.ts";
 
 /**
@@ -26,6 +27,7 @@ import { registerVersion } from "./src/cli/version.ts";
 export function buildProgram(): Command {
   const program = createProgram();
   registerVersion(program);
+  registerUp(program);
   registerForward(program);
   registerTrafficManager(program);
   return program;
