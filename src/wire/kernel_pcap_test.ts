@@ -72,9 +72,14 @@ function readPcap(file: Uint8Array): Frame[] {
 
 type TsharkRow = Record<string, number | string | boolean>;
 const tshark: TsharkRow[] = (tsharkJson as unknown as { packets: TsharkRow[] }).packets;
-const frames = readPcap(
-  await Deno.readFile(new URL("../../tests/testdata/wire/kernel.pcap", import.meta.url)),
-);
+let cached: Frame[] | undefined;
+/** The capture's frames, read on first use (needs read permission: `deno test -A`). */
+function loadFrames(): Frame[] {
+  cached ??= readPcap(
+    Deno.readFileSync(new URL("../../tests/testdata/wire/kernel.pcap", import.meta.url)),
+  );
+  return cached;
+}
 
 /** The parts of one IP packet: addresses, upper-layer protocol and bytes. */
 interface Parsed {
@@ -108,6 +113,7 @@ function parse(f: Frame): Parsed {
 }
 
 Deno.test("kernel.pcap holds the expected kinds of traffic", () => {
+  const frames = loadFrames();
   assert.equal(frames.length, tshark.length);
   const seen = new Set<string>();
   for (const f of frames) {
@@ -155,6 +161,7 @@ Deno.test("kernel.pcap holds the expected kinds of traffic", () => {
 });
 
 Deno.test("kernel.pcap: every packet parses and every checksum verifies", () => {
+  const frames = loadFrames();
   let checked = 0;
   for (const f of frames) {
     if (f.ip.length === 0) continue;
@@ -203,6 +210,7 @@ function same(row: TsharkRow, field: string, actual: number | string | boolean, 
 }
 
 Deno.test("kernel.pcap: fields match tshark", () => {
+  const frames = loadFrames();
   for (const f of frames) {
     const row = tshark[f.number - 1];
     const where = `frame ${f.number}`;
@@ -277,6 +285,7 @@ Deno.test("kernel.pcap: fields match tshark", () => {
 });
 
 Deno.test("emit*() reproduces the kernel's TCP, UDP and ICMP messages byte for byte", () => {
+  const frames = loadFrames();
   let tcp = 0;
   let other = 0;
   let headers = 0;
@@ -333,6 +342,7 @@ Deno.test("emit*() reproduces the kernel's TCP, UDP and ICMP messages byte for b
 });
 
 Deno.test("kernel.pcap: TCP SYN options are the Linux layout", () => {
+  const frames = loadFrames();
   for (const f of frames) {
     if (f.ip.length === 0) continue;
     const p = parse(f);
