@@ -8,7 +8,7 @@ set -euo pipefail
 # The one list of Debian packages the tests use. Add yours here.
 PACKAGES=(
   iproute2 iputils-ping curl dnsutils dnsmasq-base iperf3 tcpdump tshark python3-scapy
-  redis-server redis-tools socat ncat ethtool procps
+  redis-server redis-tools socat ncat ethtool procps openssl iptables python3
 )
 DENO_NPM_PACKAGE="deno@2"
 

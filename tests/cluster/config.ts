@@ -1,0 +1,124 @@
+/**
+ * The configuration file of the API server stand-in (`apiserver.ts --config <file>`): what
+ * version it plays, who may log in, what is forbidden, and the cluster's objects in a short
+ * form that `objects.ts` expands into real Kubernetes JSON.
+ *
+ * @module
+ */
+
+/** An authenticated user, as the authenticator hands it to authorization. */
+export interface Identity {
+  /** User name, e.g. `system:serviceaccount:kconnect:traffic-manager`. */
+  user: string;
+  /** Groups; `system:authenticated` is added by the server. */
+  groups?: string[];
+}
+
+/** A request the stand-in's "RBAC" refuses with 403, for everyone. */
+export interface DenyRule {
+  /** Kubernetes verb: get, list, watch, create, delete, … */
+  verb: string;
+  /** Resource, with `/subresource` when there is one (e.g. `pods/portforward`). */
+  resource: string;
+  /** API group; `""` is the core group. Default `""`. */
+  group?: string;
+}
+
+/** The version the stand-in plays, as `/version` returns it. */
+export interface VersionConfig {
+  major: string;
+  minor: string;
+  gitVersion: string;
+}
+
+/** A container port. */
+export interface PortSpec {
+  name?: string;
+  containerPort: number;
+  protocol?: "TCP" | "UDP" | "SCTP";
+}
+
+/** A pod in short form. */
+export interface PodSpec {
+  name: string;
+  namespace: string;
+  labels?: Record<string, string>;
+  /** Pod IPs; the first is `status.podIP`. Empty for a pod that has none yet. */
+  podIPs: string[];
+  /** Default `Running`. */
+  phase?: "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
+  /** Default true when Running. */
+  ready?: boolean;
+  /** Node name; pods without one are Pending and cannot be port-forwarded. Default `node-1`. */
+  nodeName?: string;
+  containers: { name: string; image?: string; ports?: PortSpec[] }[];
+  /** Where port-forward reaches this pod; without it, port-forward fails like a dead sandbox. */
+  portForward?: {
+    /** Network namespace (`ip netns` name) the pod "lives" in. */
+    netns: string;
+    /**
+     * Address dialled inside it. Default `127.0.0.1`, as the kubelet does; the test cluster's
+     * pods share one namespace and bind their own pod IP, so they set it to that.
+     */
+    host?: string;
+  };
+  /** Service account name. Default `default`. */
+  serviceAccountName?: string;
+}
+
+/** A node in short form. */
+export interface NodeSpec {
+  name: string;
+  /** Pod CIDRs; the first is `spec.podCIDR`. Empty when the cluster's CNI does not set them. */
+  podCIDRs: string[];
+  internalIP: string;
+}
+
+/** A service port. */
+export interface ServicePortSpec {
+  name?: string;
+  port: number;
+  targetPort?: number | string;
+  protocol?: "TCP" | "UDP" | "SCTP";
+}
+
+/** A service in short form. */
+export interface ServiceSpec {
+  name: string;
+  namespace: string;
+  /** Cluster IPs, or `["None"]` for a headless service. */
+  clusterIPs: string[];
+  ports: ServicePortSpec[];
+  selector?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+/** Everything `apiserver.ts` needs. */
+export interface ApiServerConfig {
+  /** Address and port to listen on. Default `0.0.0.0:6443`. */
+  listen?: string;
+  /** Address advertised in `/api`'s serverAddressByClientCIDRs, e.g. `100.64.0.1:6443`. */
+  advertiseAddress: string;
+  tls: { certFile: string; keyFile: string; caFile: string };
+  version: VersionConfig;
+  /** `networking.k8s.io/v1` ServiceCIDR (and IPAddress) API served; true from 1.33 on. */
+  serviceCIDRApi: boolean;
+  /** Bearer tokens accepted and who each one is. */
+  tokens: Record<string, Identity>;
+  /** Accept client certificates signed by the CA (user = CN, groups = O). Default true. */
+  clientCertAuth?: boolean;
+  /**
+   * Requests without credentials become `system:anonymous` (kube-apiserver's default
+   * `--anonymous-auth=true`), which may only read `/version`, `/healthz`, `/livez`, `/readyz`.
+   * Default false: they get 401, as with `--anonymous-auth=false`.
+   */
+  anonymousAuth?: boolean;
+  /** Requests refused with 403 Forbidden. */
+  deny?: DenyRule[];
+  /** The service CIDRs (`--service-cluster-ip-range`), e.g. `["10.96.0.0/12"]`. */
+  serviceCIDRs: string[];
+  namespaces: string[];
+  nodes: NodeSpec[];
+  pods: PodSpec[];
+  services: ServiceSpec[];
+}

@@ -1,0 +1,323 @@
+/**
+ * A small RFC 6455 WebSocket server side over a `node:http` upgrade socket, so the stand-in
+ * can negotiate subprotocols exactly like kube-apiserver/kubelet (golang.org/x/net/websocket:
+ * the first offered protocol the server supports wins; a comma-separated list with or without
+ * spaces is fine; an offer with no supported protocol is refused with `403 Forbidden`), and
+ * control backpressure itself.
+ *
+ * Client frames must be masked; fragmented messages are reassembled; pings are answered.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { Duplex } from "node:stream";
+import { Buffer } from "node:buffer";
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** Opcodes of data messages. */
+export type MessageType = "binary" | "text";
+
+/** Splits a `Sec-WebSocket-Protocol` header the way x/net/websocket does (comma, trimmed). */
+export function offeredProtocols(header: string | undefined): string[] {
+  const value = (header ?? "").trim();
+  if (!value) return [];
+  return value.split(",").map((p) => p.trim());
+}
+
+/**
+ * Picks the subprotocol: the client's first offer that `supported` contains; `""` when the
+ * client offered none and `""` is supported; null when nothing matches (answer 403).
+ */
+export function negotiate(offered: string[], supported: string[]): string | null {
+  const list = offered.length ? offered : [""];
+  for (const p of list) if (supported.includes(p)) return p;
+  return null;
+}
+
+/** Writes a bare HTTP error on a socket that was to be upgraded, then closes it. */
+export function refuseUpgrade(socket: Duplex, code: number, text: string, body = ""): void {
+  socket.end(`HTTP/1.1 ${code} ${text}\r\n\r\n${body}`);
+}
+
+/** One accepted WebSocket connection. */
+export class WebSocketConnection {
+  readonly #socket: Duplex;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #fragments: Buffer[] = [];
+  #fragmentType: MessageType | null = null;
+  #closed = false;
+  #closeSent = false;
+  /** Called with each complete data message. */
+  onmessage: (data: Buffer, type: MessageType) => void = () => {};
+  /** Called once when the connection is gone (close frame, EOF or error). */
+  onclose: () => void = () => {};
+
+  constructor(socket: Duplex, head: Buffer) {
+    this.#socket = socket;
+    socket.on("data", (chunk: Buffer) => this.#receive(chunk));
+    socket.on("end", () => this.#gone());
+    socket.on("close", () => this.#gone());
+    socket.on("error", () => this.#gone());
+    if (head.length) queueMicrotask(() => this.#receive(head));
+  }
+
+  /**
+   * Completes the handshake (101 with `Sec-WebSocket-Accept` and, when one was chosen, the
+   * `Sec-WebSocket-Protocol`) and returns the connection.
+   */
+  static accept(
+    key: string,
+    protocol: string,
+    socket: Duplex,
+    head: Buffer,
+  ): WebSocketConnection {
+    const accept = createHash("sha1").update(key + GUID).digest("base64");
+    const lines = [
+      "HTTP/1.1 101 Switching Protocols",
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      `Sec-WebSocket-Accept: ${accept}`,
+    ];
+    if (protocol) lines.push(`Sec-WebSocket-Protocol: ${protocol}`);
+    socket.write(lines.join("\r\n") + "\r\n\r\n");
+    (socket as Duplex & { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
+    return new WebSocketConnection(socket, head);
+  }
+
+  /** True once closed (by either side). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes queued in the socket and not yet sent. */
+  get bufferedAmount(): number {
+    return (this.#socket as Duplex & { writableLength: number }).writableLength ?? 0;
+  }
+
+  /**
+   * Resolves when the socket's queue is below its high-water mark again (at once when it is
+   * not above it), or the connection closed.
+   */
+  drained(): Promise<void> {
+    const needDrain = (this.#socket as Duplex & { writableNeedDrain?: boolean }).writableNeedDrain;
+    if (this.#closed || !needDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#socket.off("drain", done);
+        this.#socket.off("close", done);
+        resolve();
+      };
+      this.#socket.on("drain", done);
+      this.#socket.on("close", done);
+    });
+  }
+
+  /** Stops reading from the client (TCP backpressure) until {@linkcode resume}. */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  /** Reads from the client again. */
+  resume(): void {
+    this.#socket.resume();
+  }
+
+  /**
+   * Sends one message made of `parts` (concatenated, not copied). Returns false when the
+   * socket's queue is above its high-water mark: wait for {@linkcode drained}.
+   */
+  send(parts: Uint8Array[], type: MessageType = "binary"): boolean {
+    if (this.#closed || this.#closeSent) return false;
+    const len = parts.reduce((n, p) => n + p.length, 0);
+    const socket = this.#socket;
+    socket.cork();
+    socket.write(frameHeader(type === "binary" ? 2 : 1, len));
+    let ok = true;
+    for (const p of parts) ok = socket.write(p);
+    socket.uncork();
+    return ok;
+  }
+
+  /** Sends a close frame (default 1000, normal closure) and ends the socket. */
+  close(code = 1000, reason = ""): void {
+    if (this.#closed) return;
+    if (!this.#closeSent) {
+      this.#closeSent = true;
+      const r = Buffer.from(reason);
+      const payload = Buffer.alloc(2 + r.length);
+      payload.writeUInt16BE(code, 0);
+      r.copy(payload, 2);
+      this.#socket.write(Buffer.concat([frameHeader(8, payload.length), payload]));
+    }
+    this.#socket.end();
+    // Do not wait forever for the client's close frame.
+    setTimeout(() => this.#socket.destroy(), 2000).unref?.();
+  }
+
+  /** Drops the TCP connection without a close frame. */
+  destroy(): void {
+    this.#socket.destroy();
+    this.#gone();
+  }
+
+  #gone(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onclose();
+  }
+
+  #receive(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    while (!this.#closed) {
+      const frame = this.#parse();
+      if (!frame) return;
+      this.#handle(frame.fin, frame.opcode, frame.payload);
+    }
+  }
+
+  #peek(n: number): Buffer {
+    if (this.#chunks[0].length >= n) return this.#chunks[0];
+    const all = Buffer.concat(this.#chunks);
+    this.#chunks = [all];
+    return all;
+  }
+
+  #take(n: number): Buffer {
+    const first = this.#chunks[0];
+    let out: Buffer;
+    if (first.length === n) {
+      out = first;
+      this.#chunks.shift();
+    } else if (first.length > n) {
+      out = first.subarray(0, n);
+      this.#chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < n) {
+        const c = this.#chunks[0];
+        const k = Math.min(c.length, n - off);
+        c.copy(out, off, 0, k);
+        off += k;
+        if (k === c.length) this.#chunks.shift();
+        else this.#chunks[0] = c.subarray(k);
+      }
+    }
+    this.#buffered -= n;
+    return out;
+  }
+
+  #parse(): { fin: boolean; opcode: number; payload: Buffer } | null {
+    if (this.#buffered < 2) return null;
+    let h = this.#peek(2);
+    const fin = (h[0] & 0x80) !== 0;
+    const opcode = h[0] & 0x0f;
+    const masked = (h[1] & 0x80) !== 0;
+    let len = h[1] & 0x7f;
+    let headerLen = 2;
+    if (len === 126) headerLen = 4;
+    else if (len === 127) headerLen = 10;
+    if (masked) headerLen += 4;
+    if (this.#buffered < headerLen) return null;
+    h = this.#peek(headerLen);
+    if (len === 126) len = h.readUInt16BE(2);
+    else if (len === 127) len = Number(h.readBigUInt64BE(2));
+    if (this.#buffered < headerLen + len) return null;
+    if (!masked) {
+      // RFC 6455 5.1: a server must close on an unmasked client frame.
+      this.close(1002, "unmasked frame");
+      return null;
+    }
+    const header = this.#take(headerLen);
+    const mask = header.subarray(headerLen - 4, headerLen);
+    const payload = len ? this.#take(len) : Buffer.alloc(0);
+    unmask(payload, mask);
+    return { fin, opcode, payload };
+  }
+
+  #handle(fin: boolean, opcode: number, payload: Buffer): void {
+    switch (opcode) {
+      case 0: // continuation
+        if (!this.#fragmentType) return this.close(1002, "unexpected continuation");
+        this.#fragments.push(payload);
+        if (fin) {
+          const type = this.#fragmentType;
+          const data = Buffer.concat(this.#fragments);
+          this.#fragments = [];
+          this.#fragmentType = null;
+          this.onmessage(data, type);
+        }
+        return;
+      case 1:
+      case 2: {
+        const type: MessageType = opcode === 2 ? "binary" : "text";
+        if (fin) return this.onmessage(payload, type);
+        this.#fragmentType = type;
+        this.#fragments = [payload];
+        return;
+      }
+      case 8: // close: answer with the same code, then end
+        if (!this.#closeSent) {
+          this.#closeSent = true;
+          const code = payload.length >= 2 ? payload.subarray(0, 2) : Buffer.alloc(0);
+          this.#socket.write(Buffer.concat([frameHeader(8, code.length), code]));
+        }
+        this.#socket.end();
+        this.#gone();
+        return;
+      case 9: // ping
+        this.#socket.write(Buffer.concat([frameHeader(10, payload.length), payload]));
+        return;
+      case 10: // pong
+        return;
+      default:
+        this.close(1002, "bad opcode");
+    }
+  }
+}
+
+function frameHeader(opcode: number, len: number): Buffer {
+  let h: Buffer;
+  if (len < 126) {
+    h = Buffer.allocUnsafe(2);
+    h[1] = len;
+  } else if (len < 65536) {
+    h = Buffer.allocUnsafe(4);
+    h[1] = 126;
+    h.writeUInt16BE(len, 2);
+  } else {
+    h = Buffer.allocUnsafe(10);
+    h[1] = 127;
+    h.writeBigUInt64BE(BigInt(len), 2);
+  }
+  h[0] = 0x80 | opcode;
+  return h;
+}
+
+/** XORs `data` with the 4-byte mask in place, four bytes at a time where aligned. */
+function unmask(data: Uint8Array, mask: Uint8Array): void {
+  const n = data.length;
+  let i = 0;
+  // Align to 4 bytes so a Uint32Array view can be used.
+  while (i < n && (data.byteOffset + i) % 4 !== 0) {
+    data[i] ^= mask[i & 3];
+    i++;
+  }
+  const words = (n - i) >>> 2;
+  if (words > 0) {
+    const rot = i & 3;
+    const m = new Uint8Array(4);
+    for (let k = 0; k < 4; k++) m[k] = mask[(k + rot) & 3];
+    const m32 = new Uint32Array(m.buffer)[0];
+    const view = new Uint32Array(data.buffer, data.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w] ^= m32;
+    i += words * 4;
+  }
+  while (i < n) {
+    data[i] ^= mask[i & 3];
+    i++;
+  }
+}
