@@ -95,9 +95,11 @@ export class SessionPool implements AsyncDisposable {
   /**
    * Opens a stream on the live session with the fewest streams, waiting for one to be
    * (re)connected when none is live. Rejects with {@linkcode SessionClosedError} once the pool
-   * is closed, or with the signal's reason.
+   * is closed, or with the signal's reason. Takes the signal itself or, like
+   * {@linkcode Session.open}, an options object holding it.
    */
-  async open(signal?: AbortSignal): Promise<Stream> {
+  async open(signal?: AbortSignal | { signal?: AbortSignal }): Promise<Stream> {
+    if (signal !== undefined && !(signal instanceof AbortSignal)) signal = signal.signal;
     while (true) {
       signal?.throwIfAborted();
       if (this.#closing) throw new SessionClosedError("open stream: session pool closed");

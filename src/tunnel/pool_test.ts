@@ -103,6 +103,7 @@ Deno.test("SessionPool.open() waits for a session when none is live", async () =
   const ac = new AbortController();
   ac.abort(new Error("gave up"));
   await assert.rejects(pool.open(ac.signal), /gave up/);
+  await assert.rejects(pool.open({ signal: ac.signal }), /gave up/);
   s.reset();
   await pool.close();
   await farm.close();
