@@ -77,6 +77,8 @@ const MAX_DATA_FRAME = 64 * 1024;
 const READ_BYTES = 256 * 1024;
 /** How long an abortive close waits for its GoAway to be written. */
 const CLOSE_FLUSH_MS = 250;
+/** Control frames queued before the session gives up on a peer that does not read. */
+const MAX_CONTROL_QUEUE = 65536;
 /** Round trip assumed by window tuning before the first ping answer. */
 const DEFAULT_RTT_MS = 50;
 
@@ -303,6 +305,14 @@ export class Session implements AsyncDisposable {
 
   #sendControl(type: FrameType, flags: number, id: number, length: number): void {
     if (this.#terminating && type !== FrameType.GoAway) return;
+    if (this.#control.length >= MAX_CONTROL_QUEUE) {
+      // The peer keeps asking for answers (pings, resets) but does not read them.
+      this.#terminate({
+        reason: "transport-error",
+        error: new Error(`control queue over ${MAX_CONTROL_QUEUE} frames: peer is not reading`),
+      });
+      return;
+    }
     this.#control.push({ type, flags, id, length });
     this.#wakeWriter();
   }
