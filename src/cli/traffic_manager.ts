@@ -38,9 +38,19 @@ export function parseListen(text: string): { hostname: string; port: number } {
 export function registerTrafficManager(program: Command): void {
   program
     .command("traffic-manager")
-    .description("run the in-cluster side (inside a pod): serve kconnect sessions over port-forward")
-    .option("--listen <host:port>", "where to listen; port-forward reaches localhost", "127.0.0.1:8081")
-    .option("--service-account-dir <dir>", "service account token, CA and namespace", SERVICE_ACCOUNT_DIR)
+    .description(
+      "run the in-cluster side (inside a pod): serve kconnect sessions over port-forward",
+    )
+    .option(
+      "--listen <host:port>",
+      "where to listen; port-forward reaches localhost",
+      "127.0.0.1:8081",
+    )
+    .option(
+      "--service-account-dir <dir>",
+      "service account token, CA and namespace",
+      SERVICE_ACCOUNT_DIR,
+    )
     .option("--resolv-conf <file>", "the pod's resolver configuration", "/etc/resolv.conf")
     .option("--refresh <seconds>", "seconds between network discovery runs", "30")
     .option("--no-api", "do not use the Kubernetes API (no CIDR discovery)")

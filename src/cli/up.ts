@@ -16,7 +16,7 @@ import { openTun } from "../tun/open.ts";
 import { Cidr, parseAddress } from "../wire/address.ts";
 import { connectCluster } from "../connect/connection.ts";
 import { MANAGER_NAMESPACE } from "../connect/find_manager.ts";
-import { describeConflicts, planRoutes, type PlannedRoute } from "../connect/route_plan.ts";
+import { describeConflicts, type PlannedRoute, planRoutes } from "../connect/route_plan.ts";
 import { printLine } from "./output.ts";
 import { consoleProgress, type Progress } from "./progress.ts";
 import { UsageError } from "./program.ts";
@@ -95,7 +95,10 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     );
   }
   const access = await loadKubeconfig({ kubeconfig: opts.kubeconfig, context: opts.context });
-  progress.done("kubeconfig", `context "${access.context}", user "${access.userName}" (${access.source})`);
+  progress.done(
+    "kubeconfig",
+    `context "${access.context}", user "${access.userName}" (${access.source})`,
+  );
 
   const signalled = new AbortController();
   const stop = untilSignal(signalled.signal);
@@ -108,7 +111,10 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     progress,
   });
   const info = conn.info;
-  progress.done("cluster networks", `domain ${info.clusterDomain}, traffic manager ${info.managerVersion}`);
+  progress.done(
+    "cluster networks",
+    `domain ${info.clusterDomain}, traffic manager ${info.managerVersion}`,
+  );
   for (const c of info.serviceCidrs) progress.detail(`service CIDR ${c.cidr} (${c.source})`);
   for (const c of info.podCidrs) progress.detail(`pod CIDR ${c.cidr} (${c.source})`);
   for (const w of info.warnings) progress.warn(w);
@@ -119,12 +125,23 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
   }));
   const plan = async (i: SessionInfo) => {
     const existing = [...await listRoutes(4), ...await listRoutes(6)];
-    return planRoutes({ cluster: clusterRoutes(i), alsoProxy, neverProxy, keepOut, existing, ownDev: opts.tunName });
+    return planRoutes({
+      cluster: clusterRoutes(i),
+      alsoProxy,
+      neverProxy,
+      keepOut,
+      existing,
+      ownDev: opts.tunName,
+    });
   };
   const first = await plan(info);
-  if (first.conflicts.length > 0 && !opts.allowRouteConflicts) throw new Error(describeConflicts(first.conflicts));
+  if (first.conflicts.length > 0 && !opts.allowRouteConflicts) {
+    throw new Error(describeConflicts(first.conflicts));
+  }
   if (first.routes.length === 0) {
-    throw new Error("The traffic manager reported no cluster CIDRs and none were given with --also-proxy: nothing to route");
+    throw new Error(
+      "The traffic manager reported no cluster CIDRs and none were given with --also-proxy: nothing to route",
+    );
   }
 
   const v4 = tunAddresses(opts.tunNet4);
@@ -145,7 +162,9 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     const want = new Map(routes.map((r) => [r.cidr.toString(), r.cidr]));
     for (const [key, cidr] of routed) {
       if (want.has(key)) continue;
-      await deleteRoute(cidr, tun.name).catch((e) => log.warn(`removing route ${cidr}: ${e.message}`));
+      await deleteRoute(cidr, tun.name).catch((e) =>
+        log.warn(`removing route ${cidr}: ${e.message}`)
+      );
       routed.delete(key);
     }
     for (const [key, cidr] of want) {
@@ -161,7 +180,11 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     onInfo = (next) => {
       plan(next).then(async (p) => {
         if (p.conflicts.length > 0 && !opts.allowRouteConflicts) {
-          log.warn(`new cluster networks collide with this machine's routes; keeping the old ones\n${describeConflicts(p.conflicts)}`);
+          log.warn(
+            `new cluster networks collide with this machine's routes; keeping the old ones\n${
+              describeConflicts(p.conflicts)
+            }`,
+          );
           return;
         }
         await apply(p.routes);
@@ -178,7 +201,9 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
   } finally {
     signalled.abort();
     for (const cidr of [...routed.values()].reverse()) {
-      await deleteRoute(cidr, tun.name).catch((e) => log.warn(`removing route ${cidr}: ${e.message}`));
+      await deleteRoute(cidr, tun.name).catch((e) =>
+        log.warn(`removing route ${cidr}: ${e.message}`)
+      );
     }
   }
   printLine("disconnected");
@@ -188,13 +213,28 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
 export function registerUp(program: Command): void {
   program
     .command("up")
-    .description("connect this machine to the cluster of the current kube context (in the foreground)")
+    .description(
+      "connect this machine to the cluster of the current kube context (in the foreground)",
+    )
     .option("--kubeconfig <path>", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     .option("--context <name>", "kube context to use (default: the current context)")
     .option("--manager-namespace <ns>", "namespace of the traffic manager", MANAGER_NAMESPACE)
-    .option("--also-proxy <cidr>", "route this prefix into the cluster too (repeatable)", collect, [])
-    .option("--never-proxy <cidr>", "never route this prefix into the cluster (repeatable)", collect, [])
-    .option("--allow-route-conflicts", "route cluster CIDRs even where they overlap this machine's routes")
+    .option(
+      "--also-proxy <cidr>",
+      "route this prefix into the cluster too (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--never-proxy <cidr>",
+      "never route this prefix into the cluster (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--allow-route-conflicts",
+      "route cluster CIDRs even where they overlap this machine's routes",
+    )
     .option("--tun-name <name>", "TUN interface name", "kconnect0")
     .option("--mtu <bytes>", "TUN MTU", "1500")
     .option("--transports <n>", "port-forward connections to spread flows over", "2")

@@ -44,7 +44,11 @@ export interface ClusterConnection extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-async function diagnosePortForward(client: KubeClient, pod: ManagerPod, err: Error): Promise<Error> {
+async function diagnosePortForward(
+  client: KubeClient,
+  pod: ManagerPod,
+  err: Error,
+): Promise<Error> {
   // The WebSocket handshake hides the HTTP status; a plain GET of the pod tells 401/403/404.
   try {
     await client.get(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`);
@@ -69,7 +73,9 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
   const manager = await findTrafficManager(client, o.managerNamespace);
   progress.done(
     "traffic manager found",
-    `${manager.namespace}/${manager.name}${manager.ip ? ` (${manager.ip})` : ""}, port ${manager.port}`,
+    `${manager.namespace}/${manager.name}${
+      manager.ip ? ` (${manager.ip})` : ""
+    }, port ${manager.port}`,
   );
 
   let lastForwardError: string | null = null;
@@ -110,7 +116,12 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
         }`,
       );
     }
-    progress.done("tunnel open", `${o.transports} port-forward connection${o.transports === 1 ? "" : "s"}, round trip ${rtt.toFixed(1)} ms`);
+    progress.done(
+      "tunnel open",
+      `${o.transports} port-forward connection${o.transports === 1 ? "" : "s"}, round trip ${
+        rtt.toFixed(1)
+      } ms`,
+    );
     const dialer = new TunnelDialer(pool);
     const control = await openControl(pool, (info) => {
       conn.info = info;

@@ -46,15 +46,22 @@ function whyNotReady(p: Pod): string {
   const waiting = p.status?.containerStatuses?.map((c) => c.state?.waiting).find((w) => w);
   const phase = p.status?.phase ?? "unknown phase";
   if (p.metadata?.deletionTimestamp) return `${p.metadata.name} is being deleted`;
-  return `${p.metadata?.name} is ${phase}${waiting ? ` (${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""})` : ", not ready"}`;
+  return `${p.metadata?.name} is ${phase}${
+    waiting ? ` (${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""})` : ", not ready"
+  }`;
 }
 
 /** Finds a ready manager pod in `namespace`; errors say what to do. */
-export async function findTrafficManager(client: KubeClient, namespace: string): Promise<ManagerPod> {
+export async function findTrafficManager(
+  client: KubeClient,
+  namespace: string,
+): Promise<ManagerPod> {
   let pods: { items?: Pod[] };
   try {
     pods = await client.get(
-      `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(MANAGER_SELECTOR)}`,
+      `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${
+        encodeURIComponent(MANAGER_SELECTOR)
+      }`,
     );
   } catch (err) {
     if (err instanceof KubeApiError && err.code === 403) {
@@ -75,7 +82,11 @@ export async function findTrafficManager(client: KubeClient, namespace: string):
   }
   const pod = items.find(ready);
   if (pod === undefined) {
-    throw new Error(`The traffic manager in namespace "${namespace}" is not ready: ${items.map(whyNotReady).join("; ")}`);
+    throw new Error(
+      `The traffic manager in namespace "${namespace}" is not ready: ${
+        items.map(whyNotReady).join("; ")
+      }`,
+    );
   }
   const ports = (pod.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
   const port = ports.find((p) => p.name === TUNNEL_PORT_NAME)?.containerPort ?? DEFAULT_TUNNEL_PORT;

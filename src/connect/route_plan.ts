@@ -93,7 +93,8 @@ export function planRoutes(input: PlanInput): RoutePlan {
   routes = routes.filter((r, i) =>
     !routes.some((o, j) =>
       j !== i && o.cidr.overlaps(r.cidr) &&
-      (o.cidr.prefixLength < r.cidr.prefixLength || (o.cidr.prefixLength === r.cidr.prefixLength && j < i))
+      (o.cidr.prefixLength < r.cidr.prefixLength ||
+        (o.cidr.prefixLength === r.cidr.prefixLength && j < i))
     )
   );
   const holes = [
@@ -129,7 +130,9 @@ export function describeConflicts(conflicts: RouteConflict[]): string {
     ].filter((s) => s).join(" ");
     return `  ${planned.cidr} (${planned.why}) overlaps this machine's route ${existingCidr} ${via}`;
   });
-  return `The cluster's networks collide with routes this machine already has:\n${lines.join("\n")}\n` +
+  return `The cluster's networks collide with routes this machine already has:\n${
+    lines.join("\n")
+  }\n` +
     "Routing them into kconnect would take that traffic away from where it goes now (a VPN, a local network). " +
     "Keep a range local with --never-proxy CIDR, or route anyway with --allow-route-conflicts.";
 }

@@ -57,6 +57,9 @@ Deno.test("planRoutes() reports collisions with the machine's routes, naming bot
   });
   assert.equal(plan.conflicts.length, 1);
   const msg = describeConflicts(plan.conflicts);
-  assert.match(msg, /10\.96\.0\.0\/12 \(service CIDR\) overlaps this machine's route 10\.100\.0\.0\/16 dev wg0/);
+  assert.match(
+    msg,
+    /10\.96\.0\.0\/12 \(service CIDR\) overlaps this machine's route 10\.100\.0\.0\/16 dev wg0/,
+  );
   assert.match(msg, /--never-proxy/);
 });

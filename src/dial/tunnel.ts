@@ -7,8 +7,8 @@
 import {
   type Conn,
   type DatagramFlow,
-  DialError,
   type Dialer,
+  DialError,
   type DialOptions,
   type Endpoint,
   type UdpOptions,
@@ -31,7 +31,10 @@ export interface TunnelDialerOptions {
 
 function failure(reply: OpenReply, what: string): DialError {
   const reason = reply.status === "ok" || reply.status === "error" ? "unreachable" : reply.status;
-  return new DialError(reason, `${what}: ${reply.status}${reply.message ? ` (${reply.message})` : ""}`);
+  return new DialError(
+    reason,
+    `${what}: ${reply.status}${reply.message ? ` (${reply.message})` : ""}`,
+  );
 }
 
 /** Dials through the tunnel. */
@@ -67,7 +70,10 @@ export class TunnelDialer implements Dialer {
     } catch (err) {
       stream.reset();
       if (err instanceof DialError) throw err;
-      throw new DialError(options.signal.aborted ? "timeout" : "unreachable", `${what}: ${(err as Error).message}`);
+      throw new DialError(
+        options.signal.aborted ? "timeout" : "unreachable",
+        `${what}: ${(err as Error).message}`,
+      );
     } finally {
       options.signal.removeEventListener("abort", onAbort);
     }
@@ -82,7 +88,9 @@ export class TunnelDialer implements Dialer {
       if (reply.status !== "ok") throw failure(reply, what);
     } catch (err) {
       stream.reset();
-      throw err instanceof DialError ? err : new DialError("unreachable", `${what}: ${(err as Error).message}`);
+      throw err instanceof DialError
+        ? err
+        : new DialError("unreachable", `${what}: ${(err as Error).message}`);
     }
     let closed = false;
     const close = () => {
@@ -108,7 +116,9 @@ export class TunnelDialer implements Dialer {
       send(payload: Uint8Array) {
         if (closed || pending >= 256) return; // like a full socket buffer: drop
         pending++;
-        chain = chain.then(() => writeU16Frame(stream, payload)).catch(close).finally(() => pending--);
+        chain = chain.then(() => writeU16Frame(stream, payload)).catch(close).finally(() =>
+          pending--
+        );
       },
       close,
     };
@@ -121,7 +131,9 @@ export class TunnelDialer implements Dialer {
       await writeOpenRequest(stream, { kind: "dns" });
       await writeU16Frame(stream, query);
       const answer = await new FrameReader(stream).readU16Frame();
-      if (answer === null) throw new Error("the traffic manager closed the DNS stream without an answer");
+      if (answer === null) {
+        throw new Error("the traffic manager closed the DNS stream without an answer");
+      }
       return answer;
     } finally {
       stream.close();

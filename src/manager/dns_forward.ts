@@ -14,10 +14,18 @@ export interface ForwardOptions {
   port?: number;
 }
 
-function udpQuery(server: string, port: number, query: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+function udpQuery(
+  server: string,
+  port: number,
+  query: Uint8Array,
+  timeoutMs: number,
+): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket(server.includes(":") ? "udp6" : "udp4");
-    const timer = setTimeout(() => done(new Error(`no answer from ${server} in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`no answer from ${server} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const done = (err: Error | null, answer?: Uint8Array) => {
       clearTimeout(timer);
       sock.close();
@@ -27,7 +35,9 @@ function udpQuery(server: string, port: number, query: Uint8Array, timeoutMs: nu
     sock.on("error", (err) => done(err));
     sock.on("message", (msg: Uint8Array) => {
       // Only an answer to this query (same ID) counts.
-      if (msg.length >= 12 && msg[0] === query[0] && msg[1] === query[1]) done(null, new Uint8Array(msg));
+      if (msg.length >= 12 && msg[0] === query[0] && msg[1] === query[1]) {
+        done(null, new Uint8Array(msg));
+      }
     });
     sock.send(query, port, server);
   });
@@ -44,7 +54,12 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   return out;
 }
 
-async function tcpQuery(server: string, port: number, query: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+async function tcpQuery(
+  server: string,
+  port: number,
+  query: Uint8Array,
+  timeoutMs: number,
+): Promise<Uint8Array> {
   const conn = await Deno.connect({ hostname: server, port });
   const timer = setTimeout(() => conn.close(), timeoutMs * 2);
   try {
@@ -72,7 +87,9 @@ export async function forwardDns(
   servers: string[],
   options: ForwardOptions = {},
 ): Promise<Uint8Array> {
-  if (query.length < 12) throw new TypeError(`DNS query of ${query.length} bytes is shorter than a header`);
+  if (query.length < 12) {
+    throw new TypeError(`DNS query of ${query.length} bytes is shorter than a header`);
+  }
   if (servers.length === 0) throw new Error("no DNS server configured (empty resolv.conf)");
   const timeoutMs = options.timeoutMs ?? 2000, port = options.port ?? 53;
   const errors: string[] = [];

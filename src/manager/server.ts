@@ -44,7 +44,11 @@ export class TrafficManager implements AsyncDisposable {
   #closed = false;
   #accepting: Promise<void> = Promise.resolve();
 
-  private constructor(listener: Deno.TcpListener, options: TrafficManagerOptions, info: SessionInfo) {
+  private constructor(
+    listener: Deno.TcpListener,
+    options: TrafficManagerOptions,
+    info: SessionInfo,
+  ) {
     this.#listener = listener;
     this.#options = options;
     this.#info = info;

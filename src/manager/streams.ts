@@ -56,7 +56,13 @@ export async function serveStream(stream: Stream, ctx: StreamContext): Promise<v
   }
 }
 
-async function serveTcp(stream: Stream, ctx: StreamContext, host: string, port: number, timeoutMs: number) {
+async function serveTcp(
+  stream: Stream,
+  ctx: StreamContext,
+  host: string,
+  port: number,
+  timeoutMs: number,
+) {
   const denied = deniedReason(host);
   if (denied !== null) {
     await writeOpenReply(stream, { status: "forbidden", message: denied });
