@@ -7,7 +7,8 @@
  */
 import { Cidr, parseAddress } from "../wire/address.ts";
 
-const DENIED = [
+/** The prefixes denied by default. */
+export const DEFAULT_DENIED: readonly string[] = [
   "0.0.0.0/8",
   "127.0.0.0/8",
   "169.254.0.0/16",
@@ -17,12 +18,17 @@ const DENIED = [
   "::1/128",
   "fe80::/10",
   "ff00::/8",
-].map((c) => Cidr.parse(c)!);
+];
 
-/** Why `host` may not be dialled, or null when it may. Hosts must be IP addresses. */
-export function deniedReason(host: string): string | null {
+const DEFAULT_CIDRS = DEFAULT_DENIED.map((c) => Cidr.parse(c)!);
+
+/**
+ * Why `host` may not be dialled, or null when it may. Hosts must be IP addresses. `denied`
+ * defaults to {@linkcode DEFAULT_DENIED}.
+ */
+export function deniedReason(host: string, denied: readonly Cidr[] = DEFAULT_CIDRS): string | null {
   const a = parseAddress(host);
   if (a === null) return `"${host}" is not an IP address`;
-  const hit = DENIED.find((c) => c.contains(a));
+  const hit = denied.find((c) => c.contains(a));
   return hit ? `${host} is in ${hit}, which the traffic manager does not dial` : null;
 }

@@ -14,6 +14,8 @@ import { discoverNetworks } from "./discovery.ts";
 import { clusterDomainOf, parseResolvConf } from "./resolv_conf.ts";
 import { infoChanged, type SessionInfo } from "./session_info.ts";
 import { serveStream, type StreamContext } from "./streams.ts";
+import { DEFAULT_DENIED } from "./policy.ts";
+import { Cidr } from "../wire/address.ts";
 
 const log = logger("manager");
 
@@ -31,6 +33,10 @@ export interface TrafficManagerOptions {
   refreshSeconds?: number;
   /** UDP relay idle timeout, ms. Default 120000. */
   udpIdleMs?: number;
+  /** Destinations never dialled. Default {@linkcode DEFAULT_DENIED}. */
+  denied?: readonly string[];
+  /** Port of the DNS servers from resolv.conf. Default 53. */
+  dnsPort?: number;
 }
 
 /** A running traffic manager. */
@@ -122,6 +128,12 @@ export class TrafficManager implements AsyncDisposable {
       },
       dnsServers,
       udpIdleMs: this.#options.udpIdleMs ?? 120_000,
+      denied: (this.#options.denied ?? DEFAULT_DENIED).map((c) => {
+        const cidr = Cidr.parse(c);
+        if (cidr === null) throw new TypeError(`Invalid denied prefix "${c}"`);
+        return cidr;
+      }),
+      dnsPort: this.#options.dnsPort ?? 53,
     };
     try {
       for await (const conn of this.#listener) {

@@ -15,6 +15,7 @@ import type { OpenStatus } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
 import { forwardDns } from "./dns_forward.ts";
 import { deniedReason } from "./policy.ts";
+import type { Cidr } from "../wire/address.ts";
 import type { SessionInfo } from "./session_info.ts";
 
 const log = logger("manager");
@@ -30,6 +31,10 @@ export interface StreamContext {
   dnsServers: string[];
   /** Close a UDP relay after this long without a datagram, ms. */
   udpIdleMs: number;
+  /** Destinations never dialled. */
+  denied: readonly Cidr[];
+  /** Port of the DNS servers. */
+  dnsPort: number;
 }
 
 function statusOf(err: unknown): OpenStatus {
@@ -63,7 +68,7 @@ async function serveTcp(
   port: number,
   timeoutMs: number,
 ) {
-  const denied = deniedReason(host);
+  const denied = deniedReason(host, ctx.denied);
   if (denied !== null) {
     await writeOpenReply(stream, { status: "forbidden", message: denied });
     return stream.close();
@@ -83,7 +88,7 @@ async function serveTcp(
 }
 
 async function serveUdp(stream: Stream, ctx: StreamContext, host: string, port: number) {
-  const denied = deniedReason(host);
+  const denied = deniedReason(host, ctx.denied);
   if (denied !== null) {
     await writeOpenReply(stream, { status: "forbidden", message: denied });
     return stream.close();
@@ -137,8 +142,8 @@ function servfail(query: Uint8Array): Uint8Array {
     return new Uint8Array(dnsPacket.encode({
       id: q.id,
       type: "response",
-      flags: (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED,
-      rcode: "SERVFAIL",
+      // dns-packet takes the RCODE from the low bits of the flags: 2 is SERVFAIL.
+      flags: ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | dnsPacket.RECURSION_AVAILABLE | 2,
       questions: q.questions,
     } as dnsPacket.Packet));
   } catch {
@@ -156,7 +161,7 @@ async function serveDns(stream: Stream, ctx: StreamContext) {
   if (query === null) return stream.close();
   let answer: Uint8Array;
   try {
-    answer = await forwardDns(query, ctx.dnsServers);
+    answer = await forwardDns(query, ctx.dnsServers, { port: ctx.dnsPort });
   } catch (err) {
     log.warn((err as Error).message);
     answer = servfail(query);

@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import dnsPacket from "dns-packet";
+import { Buffer } from "node:buffer";
+import { openControl } from "../connect/control.ts";
+import { TunnelDialer } from "../dial/tunnel.ts";
+import { type Conn, DialError } from "../stack/dialer.ts";
+import { Session } from "../tunnel/session.ts";
+import { TrafficManager, type TrafficManagerOptions } from "./server.ts";
+
+// The manager and a client session over real loopback TCP; no root, no API server. Loopback is
+// allowed here (the manager denies it by default) so local servers stand in for pods.
+async function setup(extra: Partial<TrafficManagerOptions> = {}) {
+  const tm = await TrafficManager.start({
+    hostname: "127.0.0.1",
+    port: 0,
+    client: null,
+    namespace: "kconnect",
+    resolvConf: "nameserver 127.0.0.1\nsearch default.svc.example.org svc.example.org\n",
+    denied: ["169.254.0.0/16"],
+    ...extra,
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: tm.addr.port });
+  const session = new Session(conn, { client: true });
+  return {
+    tm,
+    session,
+    dialer: new TunnelDialer(session),
+    async [Symbol.asyncDispose]() {
+      await session.close();
+      await tm.close();
+    },
+  };
+}
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const never = () => new AbortController().signal;
+
+async function readAll(c: Conn): Promise<string> {
+  const buf = new Uint8Array(4096);
+  let out = "";
+  for (let n; (n = await c.read(buf)) !== null;) {
+    out += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return out;
+}
+
+Deno.test({
+  name: "TrafficManager dials TCP and relays both ways, passing on the client's half-close",
+  ...opts,
+  fn: async () => {
+    await using t = await setup();
+    using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const served = (async () => {
+      const c = await server.accept();
+      const got = await readAll(c); // until the client's FIN
+      await c.write(new TextEncoder().encode(`echo:${got}`));
+      c.close();
+    })();
+    const s = await t.dialer.dialTcp({ address: "127.0.0.1", port: server.addr.port }, {
+      signal: never(),
+    });
+    await s.write(new TextEncoder().encode("hello"));
+    await s.closeWrite();
+    assert.equal(await readAll(s), "echo:hello");
+    s.close();
+    await served;
+  },
+});
+
+Deno.test({
+  name: "TrafficManager reports refused, forbidden and timed-out dials with their reasons",
+  ...opts,
+  fn: async () => {
+    await using t = await setup();
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = closed.addr.port;
+    closed.close();
+    const errOf = (p: Promise<unknown>) => p.then(() => null, (e) => e as DialError);
+    const refused = await errOf(
+      t.dialer.dialTcp({ address: "127.0.0.1", port }, { signal: never() }),
+    );
+    assert.equal(refused?.reason, "refused");
+    const denied = await errOf(
+      t.dialer.dialTcp({ address: "169.254.169.254", port: 80 }, { signal: never() }),
+    );
+    assert.equal(denied?.reason, "forbidden");
+    assert.match(denied!.message, /169\.254\.0\.0\/16/);
+  },
+});
+
+Deno.test({
+  name: "TrafficManager relays UDP datagrams both ways",
+  ...opts,
+  fn: async () => {
+    await using t = await setup();
+    const echo = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    (async () => {
+      for (;;) {
+        const [msg, from] = await echo.receive();
+        await echo.send(msg.reverse(), from);
+      }
+    })().catch(() => {});
+    const replies: string[] = [];
+    let gotAll!: () => void;
+    const all = new Promise<void>((r) => gotAll = r);
+    const flow = await t.dialer.openUdp({
+      address: "127.0.0.1",
+      port: (echo.addr as Deno.NetAddr).port,
+    }, {
+      signal: never(),
+      onDatagram: (p) => {
+        replies.push(new TextDecoder().decode(p));
+        if (replies.length === 3) gotAll();
+      },
+    });
+    for (const m of ["abc", "de", "f"]) flow.send(new TextEncoder().encode(m));
+    await all;
+    assert.deepEqual(replies.sort(), ["cba", "ed", "f"]);
+    flow.close();
+    echo.close();
+  },
+});
+
+Deno.test({
+  name:
+    "TrafficManager forwards DNS to its resolv.conf server, and answers SERVFAIL when it is silent",
+  ...opts,
+  fn: async () => {
+    const dns = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    (async () => {
+      const [msg, from] = await dns.receive();
+      const q = dnsPacket.decode(Buffer.from(msg));
+      const answer = dnsPacket.encode({
+        id: q.id,
+        type: "response",
+        flags: dnsPacket.RECURSION_DESIRED,
+        questions: q.questions,
+        answers: [{ type: "A", name: q.questions![0].name, ttl: 30, data: "10.96.0.20" }],
+      });
+      await dns.send(new Uint8Array(answer), from);
+    })();
+    const query = (id: number) =>
+      new Uint8Array(dnsPacket.encode({
+        id,
+        type: "query",
+        flags: dnsPacket.RECURSION_DESIRED,
+        questions: [{ type: "A", name: "web.default.svc.cluster.local" }],
+      }));
+    {
+      await using t = await setup({ dnsPort: (dns.addr as Deno.NetAddr).port });
+      const ok = dnsPacket.decode(
+        Buffer.from(await t.dialer.queryDns(query(7), AbortSignal.timeout(5000))),
+      );
+      assert.equal(ok.id, 7);
+      assert.deepEqual(ok.answers?.map((a) => (a as { data?: unknown }).data), ["10.96.0.20"]);
+    }
+    dns.close();
+    {
+      await using t = await setup({ dnsPort: (dns.addr as Deno.NetAddr).port });
+      const raw = await t.dialer.queryDns(query(4242), AbortSignal.timeout(10000));
+      const failed = dnsPacket.decode(Buffer.from(raw));
+      assert.equal(failed.id, 4242);
+      assert.equal(raw[3] & 0x0f, 2, "RCODE SERVFAIL");
+      assert.equal(failed.questions?.[0].name, "web.default.svc.cluster.local");
+    }
+  },
+});
+
+Deno.test({
+  name: "TrafficManager sends session info on the control stream",
+  ...opts,
+  fn: async () => {
+    await using t = await setup();
+    const control = await openControl(t.session, () => {});
+    assert.equal(control.info.type, "info");
+    assert.equal(control.info.clusterDomain, "example.org");
+    assert.equal(control.info.dnsServer, "127.0.0.1");
+    control.close();
+  },
+});
