@@ -34,13 +34,12 @@ async function pump(from: Deno.Conn, dst: Deno.Conn): Promise<void> {
   const queue: { at: number; data: Uint8Array }[] = [];
   let queued = 0;
   let readerDone = false;
-  let wakeWriter: (() => void) | null = null;
-  let wakeReader: (() => void) | null = null;
+  const wake: { writer?: () => void; reader?: () => void } = {};
   const writer = (async () => {
     for (;;) {
       if (queue.length === 0) {
         if (readerDone) break;
-        await new Promise<void>((r) => wakeWriter = r);
+        await new Promise<void>((r) => wake.writer = r);
         continue;
       }
       const head = queue[0];
@@ -50,23 +49,23 @@ async function pump(from: Deno.Conn, dst: Deno.Conn): Promise<void> {
       let off = 0;
       while (off < head.data.length) off += await dst.write(head.data.subarray(off));
       queued -= head.data.length;
-      wakeReader?.();
+      wake.reader?.();
     }
     await dst.closeWrite().catch(() => {});
   })();
   try {
     for (;;) {
-      while (queued > QUEUE_BYTES) await new Promise<void>((r) => wakeReader = r);
+      while (queued > QUEUE_BYTES) await new Promise<void>((r) => wake.reader = r);
       const buf = new Uint8Array(65536);
       const n = await from.read(buf);
       if (n === null) break;
       queue.push({ at: performance.now() + delay, data: buf.subarray(0, n) });
       queued += n;
-      wakeWriter?.();
+      wake.writer?.();
     }
   } catch { /* reset */ }
   readerDone = true;
-  wakeWriter?.();
+  wake.writer?.();
   await writer.catch(() => {});
 }
 
