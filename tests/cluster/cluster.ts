@@ -1,0 +1,436 @@
+/**
+ * The test cluster: three network namespaces, a Kubernetes API server stand-in, workloads,
+ * cluster DNS, kube-proxy-style service NAT, and the traffic manager as a process "in a pod".
+ *
+ * ```
+ * laptop ──veth── apiserver (https://100.64.0.1:6443) ──veth── cluster
+ * 100.64.0.2        100.64.0.1 | 100.64.1.1                      100.64.1.2, pods 10.244.0.0/24,
+ *                                                                 services 10.96.0.0/12 (DNAT),
+ *                                                                 DNS 10.96.0.10, manager 127.0.0.1:8081
+ * ```
+ *
+ * The laptop reaches only the API server; pods and services are reachable only through
+ * `pods/portforward` to a pod (the manager), which the API server bridges into the cluster
+ * namespace like the kubelet.
+ *
+ * @example
+ * ```ts ignore
+ * import { TestCluster } from "./cluster/cluster.ts";
+ * Deno.test({ name: "kconnect up reaches web", ignore: Deno.uid() !== 0 }, async () => {
+ *   await using cluster = await TestCluster.start({ k8sVersion: "1.29" });
+ *   await cluster.laptop.exec(["curl", "-sf", "--cacert", cluster.caFile,
+ *     "-H", `Authorization: Bearer ${cluster.token}`, `${cluster.apiUrl}/version`]);
+ * });
+ * ```
+ *
+ * @module
+ */
+import { Netns } from "../_netns.ts";
+import type { LineWatcher } from "../_lines.ts";
+import type { ApiServerConfig, DenyRule, Identity, PodSpec } from "./config.ts";
+import { kubeconfigYaml, type KubeContext } from "./kubeconfig.ts";
+import { makePki, type Pki } from "./pki.ts";
+import {
+  API_CLUSTER_IP,
+  API_LAPTOP_IP,
+  API_PORT,
+  CLUSTER_RESOLV_CONF,
+  IPS,
+  LAPTOP_IP,
+  MANAGER_POD,
+  MANAGER_USER,
+  managerPod,
+  NODE,
+  NODE_IP,
+  SERVICE_CIDR,
+  SERVICE_IPS,
+  SERVICES,
+  workloadPods,
+} from "./topology.ts";
+import {
+  setUpClusterNetwork,
+  startProcess,
+  startWorkloads,
+  waitListening,
+  type Workload,
+} from "./workloads.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const SA_SUFFIX = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** A workload of a test's own, as one more pod. */
+export interface ExtraWorkload {
+  /** The pod as listed by the API server. Its IPs are added to the cluster namespace. */
+  pod: PodSpec;
+  /** Command run in the cluster namespace; none for a pod that is only listed. */
+  command?: string[];
+  /** Wait until the command listens on this port of the pod's first IP. */
+  waitFor?: { port: number; proto?: "tcp" | "udp" };
+}
+
+/** Options of {@linkcode TestCluster.start}. */
+export interface TestClusterOptions {
+  /** Version played: 1.33 serves the ServiceCIDR API, 1.29 does not. Default `"1.33"`. */
+  k8sVersion?: "1.33" | "1.29";
+  /** 403 on listing (and getting, watching) nodes. Default false. */
+  denyNodes?: boolean;
+  /** 403 on creating services (dry run included). Default false. */
+  denyServiceCreate?: boolean;
+  /** Run a traffic manager and list its pod. Default true. */
+  manager?: boolean;
+  /**
+   * The manager's command, run in the cluster namespace. Default `deno run -A main.ts
+   * traffic-manager --listen 127.0.0.1:8081 --service-account-dir <dir>`.
+   */
+  managerCommand?: string[];
+  /** Extra environment of the manager. */
+  managerEnv?: Record<string, string>;
+  /** Wait until the manager listens on 127.0.0.1:8081. Default true. */
+  waitForManager?: boolean;
+  /** More pods and processes. */
+  extraWorkloads?: ExtraWorkload[];
+  /** Requests without credentials are `system:anonymous` instead of 401. Default false. */
+  anonymousAuth?: boolean;
+  /** API server logs each request on its stderr (see `apiServerLog`). Default false. */
+  apiServerLog?: boolean;
+}
+
+/** A running test cluster; `await using` it so that everything is removed. */
+export class TestCluster implements AsyncDisposable {
+  /** The laptop's namespace: it reaches only the API server. */
+  readonly laptop: Netns;
+  /** The API server's namespace. */
+  readonly apiserverNs: Netns;
+  /** The cluster's namespace: pods, services, DNS, the manager. */
+  readonly clusterNs: Netns;
+  /** Scratch directory (removed on dispose). */
+  readonly dir: string;
+  /** Directory the web pod serves over HTTP (`http://10.96.0.20/<file>`). */
+  readonly webDir: string;
+  /** The test PKI. */
+  readonly pki: Pki;
+  /** API server URL for the laptop. */
+  readonly apiUrl = `https://${API_LAPTOP_IP}:${API_PORT}`;
+  /** Token of the laptop's `test` user (`kubernetes-admin`). */
+  readonly token: string;
+  /** Token of the manager's service account. */
+  readonly managerToken: string;
+  /** Token the exec credential plugin hands out. */
+  readonly execToken: string;
+  /** Kubeconfig for the laptop (current context `test`). */
+  readonly kubeconfig: string;
+  /** `pathPrefix` for client-node's `loadFromCluster` (files under `<prefix>/var/run/…`). */
+  readonly serviceAccountPathPrefix: string;
+  /** The service account directory itself (`token`, `ca.crt`, `namespace`). */
+  readonly serviceAccountDir: string;
+  /** The API server's JSON config. */
+  readonly apiServerConfig: ApiServerConfig;
+  readonly #options: TestClusterOptions;
+  readonly #configFile: string;
+  #apiServer: Workload | null = null;
+  #manager: Workload | null = null;
+  #workloads: Workload[] = [];
+  #disposed = false;
+
+  private constructor(
+    namespaces: [Netns, Netns, Netns],
+    dir: string,
+    pki: Pki,
+    options: TestClusterOptions,
+  ) {
+    [this.laptop, this.apiserverNs, this.clusterNs] = namespaces;
+    this.dir = dir;
+    this.webDir = `${dir}/web`;
+    this.pki = pki;
+    this.#options = options;
+    this.token = `kc-admin-${randomHex(24)}`;
+    this.execToken = `kc-exec-${randomHex(24)}`;
+    this.managerToken = fakeServiceAccountJwt();
+    this.kubeconfig = `${dir}/kubeconfig`;
+    this.serviceAccountPathPrefix = `${dir}/sa`;
+    this.serviceAccountDir = `${dir}/sa${SA_SUFFIX}`;
+    this.#configFile = `${dir}/apiserver.json`;
+    this.apiServerConfig = this.#makeConfig();
+  }
+
+  /**
+   * Builds and starts the cluster. On any failure everything made so far is removed and the
+   * error (with the failing child's stderr) is thrown.
+   */
+  static async start(options: TestClusterOptions = {}): Promise<TestCluster> {
+    const dir = await Deno.makeTempDir({ prefix: "kc-cluster-" });
+    const made: Netns[] = [];
+    let cluster: TestCluster | null = null;
+    try {
+      for (const p of ["laptop", "apisrv", "cluster"]) made.push(await Netns.create(p));
+      await Deno.mkdir(`${dir}/pki`);
+      const pki = await makePki(`${dir}/pki`, {
+        serverIps: [API_LAPTOP_IP, API_CLUSTER_IP, SERVICE_IPS.kubernetes, "127.0.0.1"],
+      });
+      cluster = new TestCluster(made as [Netns, Netns, Netns], dir, pki, options);
+      await cluster.#build();
+      return cluster;
+    } catch (err) {
+      if (cluster) await cluster[Symbol.asyncDispose]();
+      else {
+        for (const ns of made.reverse()) await ns[Symbol.asyncDispose]();
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+      throw err;
+    }
+  }
+
+  async #build(): Promise<void> {
+    const { laptop, apiserverNs, clusterNs } = this;
+    await laptop.veth(apiserverNs, {
+      name: "eth0",
+      peerName: "laptop0",
+      address: `${LAPTOP_IP}/30`,
+      peerAddress: `${API_LAPTOP_IP}/30`,
+    });
+    await apiserverNs.veth(clusterNs, {
+      name: "node0",
+      peerName: "eth0",
+      address: `${API_CLUSTER_IP}/30`,
+      peerAddress: `${NODE_IP}/30`,
+    });
+    await Deno.mkdir(`/etc/netns/${clusterNs.name}`, { recursive: true });
+    await Deno.writeTextFile(`/etc/netns/${clusterNs.name}/resolv.conf`, CLUSTER_RESOLV_CONF);
+    await Deno.mkdir(this.webDir);
+    await Deno.writeTextFile(`${this.webDir}/index.html`, "hello from web\n");
+    const podIPs = this.apiServerConfig.pods.flatMap((p) => p.podIPs);
+    await setUpClusterNetwork(clusterNs, podIPs);
+    this.#workloads = await startWorkloads(clusterNs, { dir: this.dir, webDir: this.webDir });
+    for (const x of this.#options.extraWorkloads ?? []) {
+      if (!x.command) continue;
+      const w = startProcess(clusterNs, x.pod.name, x.command);
+      this.#workloads.push(w);
+      if (x.waitFor) {
+        await waitListening(clusterNs, w, x.pod.podIPs[0], x.waitFor.port, x.waitFor.proto);
+      }
+    }
+    await Deno.mkdir(this.serviceAccountDir, { recursive: true });
+    await Deno.writeTextFile(`${this.serviceAccountDir}/token`, this.managerToken);
+    await Deno.writeTextFile(`${this.serviceAccountDir}/ca.crt`, this.pki.caPem);
+    await Deno.writeTextFile(`${this.serviceAccountDir}/namespace`, MANAGER_POD.namespace);
+    await Deno.writeTextFile(this.#configFile, JSON.stringify(this.apiServerConfig, null, 2));
+    await Deno.writeTextFile(this.kubeconfig, this.#kubeconfigText("test"));
+    await this.startApiServer();
+    if (this.#options.manager ?? true) await this.#startManager();
+  }
+
+  #makeConfig(): ApiServerConfig {
+    const v133 = (this.#options.k8sVersion ?? "1.33") === "1.33";
+    const deny: DenyRule[] = [];
+    if (this.#options.denyNodes) {
+      for (const verb of ["list", "get", "watch"]) deny.push({ verb, resource: "nodes" });
+    }
+    if (this.#options.denyServiceCreate) deny.push({ verb: "create", resource: "services" });
+    const admin: Identity = { user: "kubernetes-admin", groups: ["kubeadm:cluster-admins"] };
+    const pods = workloadPods(this.clusterNs.name);
+    if (this.#options.manager ?? true) pods.push(managerPod(this.clusterNs.name));
+    for (const x of this.#options.extraWorkloads ?? []) {
+      pods.push({
+        ...x.pod,
+        portForward: x.pod.portForward ?? { netns: this.clusterNs.name, host: x.pod.podIPs[0] },
+      });
+    }
+    return {
+      listen: `0.0.0.0:${API_PORT}`,
+      advertiseAddress: `${API_LAPTOP_IP}:${API_PORT}`,
+      tls: {
+        certFile: this.pki.serverCertFile,
+        keyFile: this.pki.serverKeyFile,
+        caFile: this.pki.caFile,
+      },
+      version: v133
+        ? { major: "1", minor: "33", gitVersion: "v1.33.1" }
+        : { major: "1", minor: "29", gitVersion: "v1.29.14" },
+      serviceCIDRApi: v133,
+      tokens: {
+        [this.token]: admin,
+        [this.execToken]: { user: "exec-user@example.com", groups: ["kconnect:testers"] },
+        [this.managerToken]: {
+          user: MANAGER_USER,
+          groups: ["system:serviceaccounts", "system:serviceaccounts:kconnect"],
+        },
+      },
+      clientCertAuth: true,
+      anonymousAuth: this.#options.anonymousAuth ?? false,
+      deny,
+      serviceCIDRs: [SERVICE_CIDR],
+      namespaces: ["default", "kube-system", "kube-public", "kube-node-lease", "kconnect"],
+      nodes: [NODE],
+      pods,
+      services: SERVICES.map(({ to: _to, ...s }) => s),
+    };
+  }
+
+  #kubeconfigText(context: KubeContext): string {
+    return kubeconfigYaml({
+      server: this.apiUrl,
+      caPem: this.pki.caPem,
+      token: this.token,
+      clientCertPem: this.pki.clientCertPem,
+      clientKeyPem: this.pki.clientKeyPem,
+      execCommand: [
+        Deno.execPath(),
+        "run",
+        "--no-lock",
+        "--allow-env",
+        `${ROOT}tests/cluster/exec_credential.ts`,
+      ],
+      execToken: this.execToken,
+      currentContext: context,
+    });
+  }
+
+  /** Writes a kubeconfig whose current context is `context` and returns its path. */
+  async kubeconfigFor(context: KubeContext): Promise<string> {
+    const path = `${this.dir}/kubeconfig-${context}`;
+    await Deno.writeTextFile(path, this.#kubeconfigText(context));
+    return path;
+  }
+
+  /** The CA certificate file (PEM). */
+  get caFile(): string {
+    return this.pki.caFile;
+  }
+
+  /** The manager's stdout, line by line (throws when no manager runs). */
+  get managerOutput(): LineWatcher {
+    if (!this.#manager) throw new Error("No traffic manager runs in this test cluster");
+    return this.#manager.out;
+  }
+
+  /** The manager's stderr, line by line (throws when no manager runs). */
+  get managerErrors(): LineWatcher {
+    if (!this.#manager) throw new Error("No traffic manager runs in this test cluster");
+    return this.#manager.err;
+  }
+
+  /** The manager process, or null. */
+  get managerProcess(): Deno.ChildProcess | null {
+    return this.#manager?.child ?? null;
+  }
+
+  /** The API server's stderr (its request log with `apiServerLog`). */
+  get apiServerLog(): LineWatcher {
+    if (!this.#apiServer) throw new Error("The API server is not running");
+    return this.#apiServer.err;
+  }
+
+  /** Starts the API server (after {@linkcode stopApiServer}); resolves when it listens. */
+  async startApiServer(): Promise<void> {
+    if (this.#apiServer) return;
+    const w = startProcess(this.apiserverNs, "apiserver", [
+      Deno.execPath(),
+      "run",
+      "--no-lock",
+      "-A",
+      `${ROOT}tests/cluster/apiserver.ts`,
+      "--config",
+      this.#configFile,
+      ...(this.#options.apiServerLog ? ["--log"] : []),
+    ]);
+    this.#apiServer = w;
+    try {
+      await w.out.waitFor(/^listening on /, 30_000);
+    } catch (err) {
+      this.#apiServer = null;
+      try {
+        w.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      throw new Error(
+        `Cannot start the API server stand-in: ${(err as Error).message}\nstderr:\n${w.err.text()}`,
+      );
+    }
+  }
+
+  /** Stops the API server (SIGTERM); open port-forwards break. */
+  async stopApiServer(): Promise<void> {
+    const w = this.#apiServer;
+    if (!w) return;
+    this.#apiServer = null;
+    try {
+      w.child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await w.child.status;
+    await Promise.all([w.out.done, w.err.done]);
+  }
+
+  /** Stops and starts the API server (objects created through the API are forgotten). */
+  async restartApiServer(): Promise<void> {
+    await this.stopApiServer();
+    await this.startApiServer();
+  }
+
+  async #startManager(): Promise<void> {
+    const cmd = this.#options.managerCommand ?? [
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "traffic-manager",
+      "--listen",
+      `127.0.0.1:${MANAGER_POD.port}`,
+      "--service-account-dir",
+      this.serviceAccountDir,
+    ];
+    const w = startProcess(this.clusterNs, "traffic-manager", cmd, {
+      KUBERNETES_SERVICE_HOST: API_CLUSTER_IP,
+      KUBERNETES_SERVICE_PORT: String(API_PORT),
+      KUBERNETES_SERVICE_PORT_HTTPS: String(API_PORT),
+      HOSTNAME: MANAGER_POD.name,
+      ...this.#options.managerEnv,
+    });
+    this.#manager = w;
+    if (this.#options.waitForManager ?? true) {
+      await waitListening(this.clusterNs, w, "127.0.0.1", MANAGER_POD.port, "tcp", 30_000);
+    }
+  }
+
+  /** Kills everything, deletes the namespaces, `/etc/netns/<cluster>` and the scratch dir. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    await this.stopApiServer().catch(() => {});
+    for (const ns of [this.laptop, this.apiserverNs, this.clusterNs]) {
+      await ns[Symbol.asyncDispose]();
+    }
+    await Deno.remove(`/etc/netns/${this.clusterNs.name}`, { recursive: true }).catch(() => {});
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function randomHex(n: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(n / 2)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+/** A token shaped like a projected service-account JWT (not signed; the stand-in only maps it). */
+function fakeServiceAccountJwt(): string {
+  const b64url = (o: unknown) =>
+    btoa(JSON.stringify(o)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const now = Math.floor(Date.now() / 1000);
+  const header = { alg: "RS256", kid: randomHex(16) };
+  const payload = {
+    aud: ["https://kubernetes.default.svc.cluster.local"],
+    exp: now + 3607,
+    iat: now,
+    iss: "https://kubernetes.default.svc.cluster.local",
+    "kubernetes.io": {
+      namespace: MANAGER_POD.namespace,
+      pod: { name: MANAGER_POD.name, uid: crypto.randomUUID() },
+      serviceaccount: { name: "traffic-manager", uid: crypto.randomUUID() },
+    },
+    nbf: now,
+    sub: MANAGER_USER,
+  };
+  return `${b64url(header)}.${b64url(payload)}.${randomHex(64)}`;
+}
+
+/** Pod IPs of the standard workloads, for tests. */
+export { IPS, MANAGER_POD, SERVICE_IPS };
