@@ -4,6 +4,7 @@
  *
  * @module
  */
+// deno-lint-ignore-file no-console -- prints the measured port-forward throughput
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { IPS, MANAGER_POD, SERVICE_IPS } from "./cluster/topology.ts";
@@ -68,11 +69,18 @@ function probeService(
   ]);
 }
 
-async function portForward(cluster: TestCluster, port: number, send: string): Promise<ProbeResult> {
+async function portForward(
+  cluster: TestCluster,
+  port: number,
+  send: string,
+  bulk?: { bytes: number; waitMs: number },
+): Promise<ProbeResult> {
   const url = `wss://100.64.0.1:6443/api/v1/namespaces/${MANAGER_POD.namespace}/pods/` +
     `${MANAGER_POD.name}/portforward?ports=${port}`;
+  const extra = bulk ? [String(bulk.waitMs), String(bulk.bytes)] : [];
   const r = await cluster.laptop.exec(
-    [Deno.execPath(), "run", "--no-lock", "-A", PROBE, url, cluster.token, cluster.caFile, send],
+    [Deno.execPath(), "run", "--no-lock", "-A", PROBE, url, cluster.token, cluster.caFile, send]
+      .concat(extra),
   );
   return JSON.parse(r.stdout.trim().split("\n").pop()!);
 }
@@ -262,6 +270,23 @@ Deno.test({
       assert.deepEqual(r.messages[1].bytes, [0x91, 0x1f]);
       const echoed = r.messages.slice(2).filter((m) => m.channel === 0).map((m) => m.text).join("");
       assert.deepEqual(echoed, "hello manager");
+    });
+
+    await t.step("four concurrent port-forwards each echo 64 MB intact", async () => {
+      const bytes = 64 * 1024 * 1024;
+      const t0 = performance.now();
+      const results = await Promise.all(
+        [0, 1, 2, 3].map(() => portForward(cluster, 8081, "", { bytes, waitMs: 60_000 })),
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      for (const r of results) {
+        assert.equal(r.echoedBytes, bytes, JSON.stringify(r).slice(0, 500));
+        assert.equal(r.closeCode !== null, true);
+      }
+      console.log(
+        `    4 × 64 MB echoed in ${seconds.toFixed(1)} s ` +
+          `(${(4 * 2 * bytes / 1e6 / seconds).toFixed(0)} MB/s through the API server, both ways)`,
+      );
     });
 
     await t.step("port-forward to a closed port reports the kubelet error and closes", async () => {
