@@ -349,6 +349,51 @@ Deno.test({
   assert.deepEqual(JSON.parse(pods).items, []);
   const [, version] = await api(cluster, "/version");
   assert.deepEqual(JSON.parse(version).minor, "29");
+
+  // Subprotocol negotiation as x/net/websocket does it: first supported offer, lists without
+  // spaces are fine, nothing supported is 403.
+  const handshake = async (protocols: string) => {
+    const r = await cluster.laptop.exec([
+      "curl",
+      "-s",
+      "-i",
+      "--http1.1",
+      "--max-time",
+      "1",
+      "--cacert",
+      cluster.caFile,
+      "-H",
+      `Authorization: Bearer ${cluster.token}`,
+      "-H",
+      "Connection: Upgrade",
+      "-H",
+      "Upgrade: websocket",
+      "-H",
+      "Sec-WebSocket-Version: 13",
+      "-H",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+      "-H",
+      `Sec-WebSocket-Protocol: ${protocols}`,
+      `${cluster.apiUrl}/api/v1/namespaces/default/pods/web-6b7f9c8d4-h2x9k/portforward?ports=8080`,
+    ], { check: false });
+    return r.stdout;
+  };
+  const ok = await handshake("foo.k8s.io,v4.channel.k8s.io");
+  assert.match(ok, /^HTTP\/1\.1 101 /);
+  assert.match(ok, /Sec-WebSocket-Protocol: v4\.channel\.k8s\.io\r\n/i);
+  assert.match(await handshake("channel.k8s.io"), /^HTTP\/1\.1 403 Forbidden/);
+
+  // The API server can be stopped and started again.
+  await cluster.stopApiServer();
+  const down = await cluster.laptop.exec(
+    ["curl", "-s", "--max-time", "2", "--cacert", cluster.caFile, `${cluster.apiUrl}/version`],
+    { check: false },
+  );
+  assert.notEqual(down.code, 0);
+  await cluster.startApiServer();
+  assert.equal((await api(cluster, "/version"))[0], 200);
+  await cluster.restartApiServer();
+  assert.equal((await api(cluster, "/version"))[0], 200);
 });
 
 Deno.test({
