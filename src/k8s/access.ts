@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import process from "node:process";
 
 /** Everything needed to talk to one API server as one user. */
 export interface ClusterAccess {
@@ -134,6 +135,10 @@ export async function loadKubeconfig(options: LoadOptions = {}): Promise<Cluster
       }): pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config`,
     );
   }
+  // The library pulls in node's deprecated punycode module, whose warning would end up on the
+  // user's terminal; load it lazily with deprecation warnings off.
+  process.noDeprecation = true;
+  const { KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
   try {
     if (existing.length === 1) kc.loadFromFile(existing[0]);

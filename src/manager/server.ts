@@ -143,7 +143,11 @@ export class TrafficManager implements AsyncDisposable {
         log.info(`session opened (${this.#sessions.size} open)`);
         session.closed.then((info) => {
           this.#sessions.delete(session);
-          log.info(`session closed: ${info.reason}${info.error ? ` (${info.error.message})` : ""}`);
+          const msg = `session closed: ${info.reason}${
+            info.error ? ` (${info.error.message})` : ""
+          }`;
+          if (info.reason === "protocol-error" || info.reason === "transport-error") log.warn(msg);
+          else log.info(msg);
         });
         (async () => {
           for await (const stream of session) void serveStream(stream, ctx);

@@ -167,7 +167,12 @@ export async function startWorkloads(ns: Netns, options: WorkloadOptions): Promi
       "--dir",
       dir,
     ]),
-    startProcess(ns, "echo-tcp", ["socat", `TCP-LISTEN:7,bind=${IPS.echo},fork,reuseaddr`, "PIPE"]),
+    // socat listens with a backlog of 5 unless told: too few for 200 clients at once.
+    startProcess(ns, "echo-tcp", [
+      "socat",
+      `TCP-LISTEN:7,bind=${IPS.echo},fork,reuseaddr,backlog=1024`,
+      "PIPE",
+    ]),
     startProcess(ns, "echo-udp", [
       "socat",
       "-T",
