@@ -84,7 +84,16 @@ export async function dataplaneHost(
       forward,
       spawn,
       async probeServer(mode, port, extra = []) {
-        const s = spawn([DENO, "run", "-A", "--unstable-net", NETPROBE, mode, `port=${port}`, ...extra]);
+        const s = spawn([
+          DENO,
+          "run",
+          "-A",
+          "--unstable-net",
+          NETPROBE,
+          mode,
+          `port=${port}`,
+          ...extra,
+        ]);
         await s.out.waitFor(/^listening$/);
         return s.out;
       },
@@ -102,7 +111,9 @@ export async function dataplaneHost(
         throw new Error(`nothing listens on ${proto} port ${port} after 10 s`);
       },
       async probe(args) {
-        const r = await ns.exec([DENO, "run", "-A", "--unstable-net", NETPROBE, ...args], { check: false });
+        const r = await ns.exec([DENO, "run", "-A", "--unstable-net", NETPROBE, ...args], {
+          check: false,
+        });
         const last = r.stdout.trim().split("\n").pop() ?? "";
         let json: Record<string, unknown> = {};
         try {
