@@ -296,3 +296,20 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "kconnect up reports the port-forward error channel's text when the manager does not listen",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start({
+      k8sVersion: "1.33",
+      managerCommand: ["sleep", "3600"],
+      waitForManager: false,
+    });
+    const r = await failUp(cluster.laptop, ["--kubeconfig", cluster.kubeconfig]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /does not answer: .*error forwarding port 8081 to pod/);
+    assert.match(r.stderr, /connection refused/);
+  },
+});
