@@ -13,7 +13,7 @@ import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts"
 import { readOpenRequest, writeOpenReply } from "../tunnel/open.ts";
 import type { OpenStatus } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
-import { forwardDns } from "./dns_forward.ts";
+import { forwardDns } from "../dns/forward.ts";
 import { deniedReason } from "./policy.ts";
 import type { Cidr } from "../wire/address.ts";
 import type { SessionInfo } from "./session_info.ts";

@@ -1,0 +1,247 @@
+/**
+ * kconnect's DNS server: answers cluster names by asking the cluster's DNS through the tunnel,
+ * with a cache, and hands every other name to the resolvers the machine had before (or refuses
+ * it, when split DNS should never have sent it here). Transport-agnostic: the flow engine feeds
+ * it UDP payloads and TCP streams addressed to the DNS address inside the TUN's prefix.
+ *
+ * @module
+ */
+import type { Conn } from "../stack/dialer.ts";
+import { type Clock, systemClock } from "../stack/clock.ts";
+import { FrameReader, writeU16Frame } from "../tunnel/framing.ts";
+import { DnsCache } from "./cache.ts";
+import {
+  decode,
+  type DnsRecord,
+  encode,
+  errorFromHeader,
+  MAX_NAME,
+  type Message,
+  RCODE,
+  respond,
+  truncated,
+  udpLimit,
+} from "./message.ts";
+import { type DnsScope, routeName } from "./names.ts";
+
+/** Options for {@linkcode DnsServer}. */
+export interface DnsServerOptions {
+  /** The cluster's names as known now (read on every query). */
+  scope: () => DnsScope;
+  /** Sends a raw query to the cluster's DNS (through the tunnel) and returns the raw answer. */
+  cluster: (query: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>;
+  /**
+   * Sends a raw query to the resolvers the machine had before kconnect; null when split DNS
+   * means other names never reach this server (they are refused).
+   */
+  upstream: ((query: Uint8Array) => Promise<Uint8Array>) | null;
+  /** Queries answered or in flight at once before new UDP queries are dropped. Default 1024. */
+  maxInflight?: number;
+  /** How long a cluster lookup may take, ms. Default 5000. */
+  timeoutMs?: number;
+  clock?: Clock;
+}
+
+/** Counters. */
+export interface DnsStats {
+  queries: number;
+  clusterLookups: number;
+  cacheHits: number;
+  upstream: number;
+  localNxdomain: number;
+  malformed: number;
+  dropped: number;
+  failures: number;
+  probes: number;
+}
+
+function bare(name: string): string {
+  return name.toLowerCase().replace(/\.$/, "");
+}
+
+function validName(name: string): boolean {
+  const n = name.replace(/\.$/, "");
+  return n.length <= MAX_NAME && n.split(".").every((l) => l.length <= 63);
+}
+
+/** The DNS server. */
+export class DnsServer {
+  readonly stats: DnsStats = {
+    queries: 0,
+    clusterLookups: 0,
+    cacheHits: 0,
+    upstream: 0,
+    localNxdomain: 0,
+    malformed: 0,
+    dropped: 0,
+    failures: 0,
+    probes: 0,
+  };
+  readonly cache = new DnsCache();
+  readonly #o: DnsServerOptions;
+  readonly #clock: Clock;
+  #inflight = 0;
+  #probe: { name: string; address: string } | null = null;
+
+  constructor(options: DnsServerOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Answers `name` (A or AAAA) with `address` from now on, without asking anyone: the
+   * self-check that proves the system resolver reaches this server.
+   */
+  setProbe(name: string, address: string): void {
+    this.#probe = { name: bare(name), address };
+  }
+
+  /** Answers one query; null means no answer is sent (dropped, or not a query). */
+  async handle(query: Uint8Array, transport: "udp" | "tcp"): Promise<Uint8Array | null> {
+    this.stats.queries++;
+    if (this.#inflight >= (this.#o.maxInflight ?? 1024)) {
+      this.stats.dropped++;
+      return transport === "tcp" ? errorFromHeader(query, RCODE.SERVFAIL) : null;
+    }
+    this.#inflight++;
+    try {
+      const m = decode(query);
+      if (m === null) {
+        this.stats.malformed++;
+        return errorFromHeader(query, RCODE.FORMERR);
+      }
+      if (m.type === "response") return null;
+      const response = await this.#answer(query, m);
+      if (transport === "udp" && response.length > udpLimit(m)) return truncated(response);
+      return response;
+    } catch {
+      this.stats.failures++;
+      return errorFromHeader(query, RCODE.SERVFAIL);
+    } finally {
+      this.#inflight--;
+    }
+  }
+
+  async #answer(raw: Uint8Array, m: Message): Promise<Uint8Array> {
+    const opcode = (raw[2] >> 3) & 0x0f;
+    if (opcode !== 0) return errorFromHeader(raw, RCODE.NOTIMP)!;
+    const questions = m.questions ?? [];
+    if (questions.length !== 1 || !validName(questions[0].name)) {
+      this.stats.malformed++;
+      return errorFromHeader(raw, RCODE.FORMERR)!;
+    }
+    const q = questions[0];
+    const probe = this.#probe;
+    if (probe !== null && bare(q.name) === probe.name) {
+      this.stats.probes++;
+      const family = probe.address.includes(":") ? "AAAA" : "A";
+      const answers = q.type === family
+        ? [{ type: family, name: q.name, ttl: 0, data: probe.address } as DnsRecord]
+        : [];
+      return respond(m, RCODE.NOERROR, { answers, authoritative: true });
+    }
+    const route = routeName(q.name, this.#o.scope());
+    switch (route.kind) {
+      case "upstream":
+        return await this.#upstream(raw, m);
+      case "nxdomain":
+        this.stats.localNxdomain++;
+        return respond(m, RCODE.NXDOMAIN);
+      case "cluster":
+      case "cluster-first": {
+        const a = await this.#lookup(route.fqdn, q.type, q.class ?? "IN");
+        if (a === null) return respond(m, RCODE.SERVFAIL);
+        if (
+          route.kind === "cluster-first" && a.rcode === RCODE.NXDOMAIN && this.#o.upstream !== null
+        ) {
+          return await this.#upstream(raw, m);
+        }
+        const from = bare(route.fqdn);
+        const rename = (
+          r: DnsRecord,
+        ) => (bare(r.name) === from ? { ...r, name: q.name } as DnsRecord : r);
+        return respond(m, a.rcode, {
+          answers: a.answers.map(rename),
+          authorities: a.authorities,
+        });
+      }
+    }
+  }
+
+  async #upstream(raw: Uint8Array, m: Message): Promise<Uint8Array> {
+    if (this.#o.upstream === null) return respond(m, RCODE.REFUSED);
+    this.stats.upstream++;
+    try {
+      return await this.#o.upstream(raw);
+    } catch {
+      this.stats.failures++;
+      return respond(m, RCODE.SERVFAIL);
+    }
+  }
+
+  /** Asks the cluster (or the cache) about `fqdn`; null when the cluster did not answer. */
+  async #lookup(
+    fqdn: string,
+    type: string,
+    klass: string,
+  ): Promise<{ rcode: number; answers: DnsRecord[]; authorities: DnsRecord[] } | null> {
+    const key = DnsCache.key(fqdn, type, klass);
+    const hit = this.cache.get(key, this.#clock.now());
+    if (hit !== null) {
+      this.stats.cacheHits++;
+      return hit;
+    }
+    return await this.cache.dedupe(key, async () => {
+      this.stats.clusterLookups++;
+      const query = encode({
+        id: Math.floor(Math.random() * 65536),
+        type: "query",
+        flags: 1 << 8, // RD
+        questions: [{ name: fqdn, type: type as DnsRecord["type"], class: klass as "IN" }],
+        additionals: [{ type: "OPT", name: ".", udpPayloadSize: 4096 } as unknown as DnsRecord],
+      } as Message);
+      let raw: Uint8Array;
+      try {
+        raw = await this.#o.cluster(query, AbortSignal.timeout(this.#o.timeoutMs ?? 5000));
+      } catch {
+        this.stats.failures++;
+        return null;
+      }
+      const resp = decode(raw);
+      if (resp === null) return null;
+      this.cache.put(key, resp, this.#clock.now());
+      return {
+        rcode: (resp.flags ?? 0) & 0x0f,
+        answers: (resp.answers ?? []) as DnsRecord[],
+        authorities: (resp.authorities ?? []) as DnsRecord[],
+      };
+    });
+  }
+
+  /** Serves DNS over one TCP connection (RFC 7766 framing) until the client closes it. */
+  async serveTcp(conn: Conn, idleMs = 10_000): Promise<void> {
+    const reader = new FrameReader(conn);
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => conn.close(), idleMs);
+    };
+    try {
+      touch();
+      for (;;) {
+        const q = await reader.readU16Frame();
+        if (q === null) break;
+        touch();
+        const a = await this.handle(q, "tcp");
+        if (a !== null) await writeU16Frame(conn, a);
+      }
+    } catch {
+      /* the client went away */
+    } finally {
+      clearTimeout(idle);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }
+}
