@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { Cidr, parseAddress } from "../wire/address.ts";
+import { type Cidr, parseAddress } from "../wire/address.ts";
 
 /** What the server knows about the cluster's names. */
 export interface DnsScope {

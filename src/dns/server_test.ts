@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Cidr } from "../wire/address.ts";
 import { decode, encode, type Message } from "./message.ts";
-import { type DnsScope } from "./names.ts";
+import type { DnsScope } from "./names.ts";
 import { DnsServer, type DnsServerOptions } from "./server.ts";
 
 const scope: DnsScope = {
