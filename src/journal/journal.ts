@@ -1,0 +1,111 @@
+/**
+ * The journal of changes kconnect makes to the machine: each change is written here (synced to
+ * disk) before it is made, and removed once it is undone, so that after a crash, `kill -9` or a
+ * power cut the next `up` or `down` can undo exactly what is left.
+ *
+ * @module
+ */
+
+/** One recorded change. `kind` says which undo applies; `data` is what the undo needs. */
+export interface JournalEntry {
+  id: string;
+  kind: string;
+  /** The process that made the change. */
+  pid: number;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+interface JournalFile {
+  version: 1;
+  entries: JournalEntry[];
+}
+
+/** Where kconnect keeps its state unless told otherwise. */
+export const DEFAULT_STATE_DIR = "/var/lib/kconnect";
+
+/** The state directory: `--state-dir`, else KCONNECT_STATE_DIR, else the default. */
+export function stateDir(flag?: string): string {
+  return flag ?? Deno.env.get("KCONNECT_STATE_DIR") ?? DEFAULT_STATE_DIR;
+}
+
+/** A journal file. Not safe for two processes at once: `up` holds a pid file for that. */
+export class Journal {
+  readonly path: string;
+  #entries: JournalEntry[];
+
+  private constructor(path: string, entries: JournalEntry[]) {
+    this.path = path;
+    this.#entries = entries;
+  }
+
+  /** Opens (or creates) the journal in `dir`. A damaged file is kept aside and reported. */
+  static async open(dir: string): Promise<Journal> {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    const path = `${dir}/journal.json`;
+    let entries: JournalEntry[] = [];
+    try {
+      const parsed = JSON.parse(await Deno.readTextFile(path)) as JournalFile;
+      if (parsed?.version !== 1 || !Array.isArray(parsed.entries)) {
+        throw new SyntaxError("not a journal");
+      }
+      entries = parsed.entries;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) {
+        const aside = `${path}.damaged-${Date.now()}`;
+        await Deno.rename(path, aside).catch(() => {});
+        throw new Error(
+          `kconnect's journal ${path} is damaged (${
+            (err as Error).message
+          }); it was moved to ${aside}. ` +
+            "Check the machine's resolver settings and routes by hand.",
+        );
+      }
+    }
+    return new Journal(path, entries);
+  }
+
+  /** The recorded changes, oldest first. */
+  entries(): readonly JournalEntry[] {
+    return this.#entries;
+  }
+
+  /** Records a change that is about to be made; returns its id. */
+  async add(kind: string, data: Record<string, unknown>): Promise<string> {
+    const id = `${kind}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    this.#entries = [...this.#entries, {
+      id,
+      kind,
+      pid: Deno.pid,
+      createdAt: new Date().toISOString(),
+      data,
+    }];
+    await this.#save();
+    return id;
+  }
+
+  /** Replaces the data of an entry (e.g. once the change is known in full). */
+  async update(id: string, data: Record<string, unknown>): Promise<void> {
+    this.#entries = this.#entries.map((e) => (e.id === id ? { ...e, data } : e));
+    await this.#save();
+  }
+
+  /** Forgets an entry whose change was undone. */
+  async remove(id: string): Promise<void> {
+    this.#entries = this.#entries.filter((e) => e.id !== id);
+    await this.#save();
+  }
+
+  async #save(): Promise<void> {
+    const body: JournalFile = { version: 1, entries: this.#entries };
+    const tmp = `${this.path}.tmp`;
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+    try {
+      await f.write(new TextEncoder().encode(JSON.stringify(body, null, 2) + "\n"));
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, this.path);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Undoing what the journal says is left: after a crash, `kill -9` or a power cut, the next `up`
+ * or `down` puts the machine back.
+ *
+ * @module
+ */
+import {
+  RESOLVER_FILE_KIND,
+  type ResolverFileRecord,
+  undoResolverFile,
+} from "../resolver/macos.ts";
+import {
+  RESOLV_CONF_KIND,
+  type ResolvConfRecord,
+  undoResolvConf,
+} from "../resolver/resolv_conf.ts";
+import { RESOLVED_KIND, undoResolvedLink } from "../resolver/resolved.ts";
+import type { Journal, JournalEntry } from "./journal.ts";
+
+/** Whether process `pid` is alive (Linux and macOS). */
+export function processAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch (err) {
+    return !(err instanceof Deno.errors.NotFound);
+  }
+}
+
+async function undoOne(e: JournalEntry): Promise<string> {
+  switch (e.kind) {
+    case RESOLV_CONF_KIND:
+      return await undoResolvConf(e.data as ResolvConfRecord);
+    case RESOLVED_KIND:
+      return await undoResolvedLink(String(e.data.link));
+    case RESOLVER_FILE_KIND:
+      return await undoResolverFile(e.data as ResolverFileRecord);
+    default:
+      return `unknown change "${e.kind}" left alone`;
+  }
+}
+
+/**
+ * Undoes every entry whose process is gone (newest first) and returns what was done. Entries of
+ * a live process belong to a running kconnect and are left alone.
+ */
+export async function undoLeftovers(journal: Journal): Promise<string[]> {
+  const done: string[] = [];
+  for (const e of [...journal.entries()].reverse()) {
+    if (e.pid !== Deno.pid && processAlive(e.pid)) continue;
+    try {
+      done.push(await undoOne(e));
+      await journal.remove(e.id);
+    } catch (err) {
+      done.push(`could not undo ${e.kind}: ${(err as Error).message}`);
+    }
+  }
+  return done;
+}
