@@ -8,6 +8,7 @@
  */
 
 import type { Command } from "commander";
+import { registerDown } from "./src/cli/down.ts";
 import { registerForward } from "./src/cli/forward.ts";
 import { createProgram, runProgram } from "./src/cli/program.ts";
 import { registerTrafficManager } from "./src/cli/traffic_manager.ts";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   const program = createProgram();
   registerVersion(program);
   registerUp(program);
+  registerDown(program);
   registerForward(program);
   registerTrafficManager(program);
   return program;

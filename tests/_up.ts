@@ -16,9 +16,22 @@ export interface UpProcess extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<number>;
 }
 
-/** Starts `kconnect up` with `args` in `ns` without waiting. */
+/** Where a test's `kconnect up` in `ns` keeps its journal: one directory per namespace. */
+export function testStateDir(ns: Netns): string {
+  return `/tmp/kconnect-test-state/${ns.name}`;
+}
+
+/**
+ * Starts `kconnect up` with `args` in `ns` without waiting. Unless `args` say otherwise it uses
+ * the namespace's own state directory and leaves DNS alone (`--dns off`): a test that configures
+ * DNS must give its namespace its own resolv.conf first.
+ */
 export function spawnUp(ns: Netns, args: string[]): UpProcess {
-  const child = ns.spawn([DENO, "run", "-A", `${ROOT}main.ts`, "up", ...args], {
+  const extra = [
+    ...(args.includes("--state-dir") ? [] : ["--state-dir", testStateDir(ns)]),
+    ...(args.includes("--dns") ? [] : ["--dns", "off"]),
+  ];
+  const child = ns.spawn([DENO, "run", "-A", `${ROOT}main.ts`, "up", ...args, ...extra], {
     stdout: "piped",
     stderr: "piped",
   });
@@ -41,6 +54,7 @@ export function spawnUp(ns: Netns, args: string[]): UpProcess {
     },
     async [Symbol.asyncDispose]() {
       await up.stop();
+      await Deno.remove(testStateDir(ns), { recursive: true }).catch(() => {});
     },
   };
   return up;
@@ -69,5 +83,6 @@ export async function failUp(ns: Netns, args: string[]): Promise<{ code: number;
     throw new Error(`kconnect up got ready but was expected to fail:\n${up.out.text()}`);
   }
   await Promise.all([up.out.done, up.err.done]);
+  await Deno.remove(testStateDir(ns), { recursive: true }).catch(() => {});
   return { code: st.code, stderr: up.err.text() };
 }

@@ -6,7 +6,13 @@
  * @module
  */
 import type { Command } from "commander";
-import { loadKubeconfig } from "../k8s/access.ts";
+import { type ClusterAccess, loadKubeconfig } from "../k8s/access.ts";
+import { DnsSetup } from "../connect/dns_setup.ts";
+import { LocalServicesDialer } from "../dial/local.ts";
+import { Journal, stateDir } from "../journal/journal.ts";
+import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
+import { undoLeftovers } from "../journal/undo.ts";
+import { DNS_MODES, type DnsMode, selectResolver } from "../resolver/select.ts";
 import { logger } from "../log.ts";
 import type { SessionInfo } from "../manager/session_info.ts";
 import { addRoute, deleteRoute, listRoutes } from "../routes/linux.ts";
@@ -37,6 +43,9 @@ export interface UpOptions {
   transports: string;
   tunNet4: string;
   tunNet6: string;
+  namespace?: string;
+  dns: string;
+  stateDir?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -89,24 +98,56 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
   if (!Number.isInteger(transports) || transports < 1 || transports > 16) {
     throw new UsageError(`Invalid --transports "${opts.transports}": expected 1 to 16`);
   }
+  if (!(DNS_MODES as readonly string[]).includes(opts.dns)) {
+    throw new UsageError(`Invalid --dns "${opts.dns}": expected one of ${DNS_MODES.join(", ")}`);
+  }
   if (Deno.build.os !== "windows" && Deno.uid() !== 0) {
     throw new Error(
       "kconnect up must run as root: it creates a TUN device and routes (try: sudo kconnect up)",
     );
+  }
+  const dir = stateDir(opts.stateDir);
+  const running = await runningUp(dir);
+  if (running !== null) {
+    throw new Error(
+      `kconnect is already connected (context "${running.context}", pid ${running.pid}, since ${running.startedAt}): run kconnect down first`,
+    );
+  }
+  const journal = await Journal.open(dir);
+  for (const done of await undoLeftovers(journal)) {
+    progress.warn(`cleaned up after an earlier run that did not exit cleanly: ${done}`);
   }
   const access = await loadKubeconfig({ kubeconfig: opts.kubeconfig, context: opts.context });
   progress.done(
     "kubeconfig",
     `context "${access.context}", user "${access.userName}" (${access.source})`,
   );
+  await writeUpRecord(dir, access.context);
+  try {
+    await connectAndServe(
+      opts,
+      { alsoProxy, neverProxy, mtu, transports, journal },
+      access,
+      progress,
+    );
+  } finally {
+    await removeUpRecord(dir);
+  }
+}
 
+async function connectAndServe(
+  opts: UpOptions,
+  p: { alsoProxy: Cidr[]; neverProxy: Cidr[]; mtu: number; transports: number; journal: Journal },
+  access: ClusterAccess,
+  progress: Progress,
+): Promise<void> {
   const signalled = new AbortController();
   const stop = untilSignal(signalled.signal);
   let onInfo: (info: SessionInfo) => void = () => {};
   await using conn = await connectCluster({
     access,
     managerNamespace: opts.managerNamespace,
-    transports,
+    transports: p.transports,
     onInfo: (info) => onInfo(info),
     progress,
   });
@@ -127,8 +168,8 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     const existing = [...await listRoutes(4), ...await listRoutes(6)];
     return planRoutes({
       cluster: clusterRoutes(i),
-      alsoProxy,
-      neverProxy,
+      alsoProxy: p.alsoProxy,
+      neverProxy: p.neverProxy,
       keepOut,
       existing,
       ownDev: opts.tunName,
@@ -146,15 +187,22 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
 
   const v4 = tunAddresses(opts.tunNet4);
   const v6 = tunAddresses(opts.tunNet6);
+  const dns = new DnsSetup({
+    info: () => conn.info,
+    namespace: opts.namespace ?? access.namespace,
+    addresses: [v4.dns, v6.dns],
+    cluster: (q, signal) => conn.dialer.queryDns(q, signal),
+  });
   const tun = await openTun({
     name: opts.tunName,
-    mtu,
+    mtu: p.mtu,
     addresses: [
       { address: v4.tun, prefixLength: v4.prefixLength },
       { address: v6.tun, prefixLength: v6.prefixLength },
     ],
   });
-  await using engine = await FlowEngine.start({ tun, dialer: conn.dialer, v4, v6 });
+  const dialer = new LocalServicesDialer(conn.dialer, dns.services());
+  await using engine = await FlowEngine.start({ tun, dialer, v4, v6 });
   progress.done("TUN", `${tun.name} up, mtu ${tun.mtu}`);
 
   const routed = new Map<string, Cidr>();
@@ -177,17 +225,21 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     for (const n of first.notes) progress.detail(n);
     await apply(first.routes);
     progress.done("routes", `${[...routed.keys()].join(", ")} via ${tun.name}`);
+    const resolver = await selectResolver(opts.dns as DnsMode, p.journal);
+    if (resolver === null) progress.warn("DNS: not configured (--dns off)");
+    else await dns.configure(resolver, tun.name, progress);
     onInfo = (next) => {
-      plan(next).then(async (p) => {
-        if (p.conflicts.length > 0 && !opts.allowRouteConflicts) {
+      plan(next).then(async (rp) => {
+        if (rp.conflicts.length > 0 && !opts.allowRouteConflicts) {
           log.warn(
             `new cluster networks collide with this machine's routes; keeping the old ones\n${
-              describeConflicts(p.conflicts)
+              describeConflicts(rp.conflicts)
             }`,
           );
           return;
         }
-        await apply(p.routes);
+        await apply(rp.routes);
+        await dns.update();
         log.info(`routes now ${[...routed.keys()].join(", ")}`);
       }).catch((e) => log.warn(`updating routes: ${e.message}`));
     };
@@ -200,6 +252,7 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     log.info(`disconnecting: ${why}`);
   } finally {
     signalled.abort();
+    await dns.restore().catch((e) => log.warn(`restoring DNS settings: ${e.message}`));
     for (const cidr of [...routed.values()].reverse()) {
       await deleteRoute(cidr, tun.name).catch((e) =>
         log.warn(`removing route ${cidr}: ${e.message}`)
@@ -240,5 +293,14 @@ export function registerUp(program: Command): void {
     .option("--transports <n>", "port-forward connections to spread flows over", "2")
     .option("--tun-net4 <cidr>", "the TUN's own IPv4 prefix", DEFAULT_TUN_NET4)
     .option("--tun-net6 <cidr>", "the TUN's own IPv6 prefix", DEFAULT_TUN_NET6)
+    .option(
+      "-n, --namespace <ns>",
+      "namespace whose services short names resolve in (default: the context's)",
+    )
+    .option("--dns <mode>", `resolver configuration: ${DNS_MODES.join(", ")}`, "auto")
+    .option(
+      "--state-dir <dir>",
+      "where the journal of host changes lives (default /var/lib/kconnect)",
+    )
     .action((opts: UpOptions) => runUp(opts));
 }

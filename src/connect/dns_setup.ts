@@ -1,0 +1,142 @@
+/**
+ * `up`'s DNS: kconnect's DNS server (answering at the DNS address inside the TUN's prefix) and
+ * the machine's resolver pointed at it, checked, kept in step with the cluster's namespaces,
+ * and put back on the way out.
+ *
+ * @module
+ */
+import { forwardDns } from "../dns/forward.ts";
+import { DnsServer } from "../dns/server.ts";
+import type { LocalService } from "../dial/local.ts";
+import type { SessionInfo } from "../manager/session_info.ts";
+import type { Progress } from "../cli/progress.ts";
+import { dnsPlan, type ResolverConfigurator } from "../resolver/plan.ts";
+import { verifySystemResolver } from "../resolver/verify.ts";
+import { Cidr } from "../wire/address.ts";
+import { logger } from "../log.ts";
+
+const log = logger("dns");
+
+/** The DNS part of a connection. */
+export class DnsSetup {
+  readonly server: DnsServer;
+  readonly #namespace: string;
+  readonly #addresses: string[];
+  #info: () => SessionInfo;
+  #resolver: ResolverConfigurator | null = null;
+  #link = "";
+
+  constructor(o: {
+    info: () => SessionInfo;
+    namespace: string;
+    /** The DNS addresses inside the TUN's prefixes (IPv4 first). */
+    addresses: string[];
+    /** Sends a raw query through the tunnel. */
+    cluster: (query: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>;
+  }) {
+    this.#info = o.info;
+    this.#namespace = o.namespace;
+    this.#addresses = o.addresses;
+    this.server = new DnsServer({
+      scope: () => {
+        const i = this.#info();
+        return {
+          clusterDomain: i.clusterDomain,
+          namespaces: new Set(i.namespaces),
+          namespace: this.#namespace,
+          cidrs: cidrsOf(i),
+        };
+      },
+      cluster: o.cluster,
+      upstream: (q) => {
+        const servers = this.#resolver?.upstreamServers() ?? [];
+        return servers.length > 0
+          ? forwardDns(q, servers)
+          : Promise.reject(new Error("no upstream"));
+      },
+    });
+  }
+
+  /** The services the flow engine answers in-process: DNS over UDP and TCP on port 53. */
+  services(): LocalService[] {
+    return this.#addresses.map((address) => ({
+      address,
+      port: 53,
+      datagram: (q) => this.server.handle(q, "udp"),
+      stream: (c) => this.server.serveTcp(c),
+    }));
+  }
+
+  #plan(link: string) {
+    const i = this.#info();
+    return dnsPlan({
+      server: this.#addresses[0],
+      link,
+      clusterDomain: i.clusterDomain,
+      namespace: this.#namespace,
+      namespaces: i.namespaces,
+      cidrs: cidrsOf(i),
+    });
+  }
+
+  /**
+   * Points the machine's resolver at the server and checks that lookups arrive; undoes it and
+   * warns when they do not. Returns whether DNS works.
+   */
+  async configure(
+    resolver: ResolverConfigurator,
+    link: string,
+    progress: Progress,
+  ): Promise<boolean> {
+    this.#link = link;
+    const plan = this.#plan(link);
+    await resolver.apply(plan);
+    this.#resolver = resolver;
+    const check = await verifySystemResolver(
+      this.server,
+      this.#info().clusterDomain,
+      this.#addresses[0],
+    );
+    if (!check.ok) {
+      progress.warn(
+        `DNS: ${check.detail}; undoing the ${resolver.mode} change (addresses still work)`,
+      );
+      await this.restore();
+      return false;
+    }
+    progress.done(
+      "DNS",
+      `${resolver.mode}: ${
+        plan.searchDomains[0]
+      } and ${plan.routingDomains.length} domains via ${plan.server}; ${check.detail}`,
+    );
+    return true;
+  }
+
+  /** Follows a new session info (namespaces came or went). */
+  async update(): Promise<void> {
+    this.server.cache.clear();
+    if (this.#resolver === null) return;
+    await this.#resolver.update(this.#plan(this.#link)).catch((e) =>
+      log.warn(`updating DNS: ${e.message}`)
+    );
+  }
+
+  /** Puts the resolver back. */
+  async restore(): Promise<void> {
+    const r = this.#resolver;
+    this.#resolver = null;
+    await r?.restore();
+  }
+
+  /** The resolver mode in use, or null. */
+  get mode(): string | null {
+    return this.#resolver?.mode ?? null;
+  }
+}
+
+function cidrsOf(i: SessionInfo): Cidr[] {
+  return [...i.serviceCidrs, ...i.podCidrs].map((c) => Cidr.parse(c.cidr)).filter((c) =>
+    c !== null
+  );
+}
