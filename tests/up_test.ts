@@ -313,3 +313,20 @@ Deno.test({
     assert.match(r.stderr, /connection refused/);
   },
 });
+
+Deno.test({
+  name: "kconnect up authenticates with a client certificate and with an exec credential plugin",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
+    for (const kind of ["cert", "exec"] as const) {
+      await using up = await startUp(cluster.laptop, [
+        "--kubeconfig",
+        await cluster.kubeconfigFor(kind),
+      ]);
+      const r = await cluster.laptop.exec(["redis-cli", "-h", "10.96.0.21", "PING"]);
+      assert.equal(r.stdout.trim(), "PONG", kind);
+      assert.equal(await up.stop(), 0);
+    }
+  },
+});
