@@ -1,12 +1,14 @@
 // deno-lint-ignore-file no-console
 /**
  * Runs every benchmark in turn (`deno task bench`, as root) and prints their tables:
- * TUN packet I/O (bench/tun_io.ts) and iperf3 through the whole data path against loopback
- * (bench/dataplane.ts). Extra arguments pick benchmarks by name: `deno task bench dataplane`.
+ * TUN packet I/O (bench/tun_io.ts), iperf3 through the whole data path against loopback
+ * (bench/dataplane.ts), and laptop → pod through `kconnect up` on the test cluster against a
+ * direct route, also with 20 ms to the API server (bench/cluster.ts). Extra arguments pick
+ * benchmarks by name: `deno task bench dataplane`.
  *
  * @module
  */
-const all = ["tun_io", "dataplane"];
+const all = ["tun_io", "dataplane", "cluster"];
 const picked = Deno.args.length > 0 ? all.filter((b) => Deno.args.includes(b)) : all;
 let failed = 0;
 for (const name of picked) {
