@@ -13,6 +13,12 @@
  * `pods/portforward` to a pod (the manager), which the API server bridges into the cluster
  * namespace like the kubelet.
  *
+ * Each laptop namespace has its own `/etc/netns/<ns>/resolv.conf` (`nameserver <laptop ip>`,
+ * `search corp.example`; see {@linkcode laptopResolvConf}), so nothing run in it can change the
+ * host's `/etc/resolv.conf`, and its own upstream DNS server (dnsmasq on the laptop's address,
+ * records in {@linkcode UPSTREAM_RECORDS}) whose query log shows which names left the laptop.
+ * {@linkcode TestCluster.addLaptop} adds more laptops wired the same way.
+ *
  * @example
  * ```ts ignore
  * import { TestCluster } from "./cluster/cluster.ts";
@@ -26,6 +32,7 @@
  * @module
  */
 import { Netns } from "../_netns.ts";
+import { type DnsQuery, Laptop } from "./laptop.ts";
 import type { LineWatcher } from "../_lines.ts";
 import type { ApiServerConfig, DenyRule, Identity, PodSpec } from "./config.ts";
 import { kubeconfigYaml, type KubeContext } from "./kubeconfig.ts";
@@ -36,7 +43,7 @@ import {
   API_PORT,
   CLUSTER_RESOLV_CONF,
   IPS,
-  LAPTOP_IP,
+  laptopResolvConf,
   MANAGER_POD,
   MANAGER_USER,
   managerPod,
@@ -45,6 +52,8 @@ import {
   SERVICE_CIDR,
   SERVICE_IPS,
   SERVICES,
+  UPSTREAM_IPS,
+  UPSTREAM_RECORDS,
   workloadPods,
 } from "./topology.ts";
 import {
@@ -99,6 +108,11 @@ export interface TestClusterOptions {
 export class TestCluster implements AsyncDisposable {
   /** The laptop's namespace: it reaches only the API server. */
   readonly laptop: Netns;
+  /**
+   * All laptops: the first one (`laptop`, with its resolver set-up) and those added with
+   * {@linkcode addLaptop}.
+   */
+  readonly laptops: Laptop[] = [];
   /** The API server's namespace. */
   readonly apiserverNs: Netns;
   /** The cluster's namespace: pods, services, DNS, the manager. */
@@ -130,6 +144,7 @@ export class TestCluster implements AsyncDisposable {
   #apiServer: Workload | null = null;
   #manager: Workload | null = null;
   #workloads: Workload[] = [];
+  #nextLaptop = 1;
   #disposed = false;
 
   private constructor(
@@ -139,6 +154,7 @@ export class TestCluster implements AsyncDisposable {
     options: TestClusterOptions,
   ) {
     [this.laptop, this.apiserverNs, this.clusterNs] = namespaces;
+    this.laptops.push(new Laptop(this.laptop, 0, dir));
     this.dir = dir;
     this.webDir = `${dir}/web`;
     this.pki = pki;
@@ -181,13 +197,9 @@ export class TestCluster implements AsyncDisposable {
   }
 
   async #build(): Promise<void> {
-    const { laptop, apiserverNs, clusterNs } = this;
-    await laptop.veth(apiserverNs, {
-      name: "eth0",
-      peerName: "laptop0",
-      address: `${LAPTOP_IP}/30`,
-      peerAddress: `${API_LAPTOP_IP}/30`,
-    });
+    const { apiserverNs, clusterNs } = this;
+    // The laptop's resolv.conf first: nothing may run in its namespace before it exists.
+    await this.laptops[0].setUp(apiserverNs);
     await apiserverNs.veth(clusterNs, {
       name: "node0",
       peerName: "eth0",
@@ -292,6 +304,50 @@ export class TestCluster implements AsyncDisposable {
     return path;
   }
 
+  /**
+   * The first laptop's resolv.conf, `/etc/netns/<laptop ns>/resolv.conf`: inside the laptop
+   * namespace it is `/etc/resolv.conf`. Removed on dispose.
+   */
+  get laptopResolvConf(): string {
+    return this.laptops[0].resolvConf;
+  }
+
+  /** The query log of the first laptop's upstream DNS server (dnsmasq `--log-queries`). */
+  get laptopDnsLog(): string {
+    return this.laptops[0].dnsLog;
+  }
+
+  /** The queries the first laptop's upstream DNS server has received (since the last clear). */
+  laptopDnsQueries(): Promise<DnsQuery[]> {
+    return this.laptops[0].dnsQueries();
+  }
+
+  /**
+   * Adds a laptop namespace (`kc-<prefix>-…`) wired like the first: a veth /30 to the API
+   * server namespace (see {@linkcode laptopAddresses}), a route to the API server through it,
+   * its own `/etc/netns` resolv.conf and upstream DNS server. It is removed on the cluster's
+   * dispose, or earlier with `await using`.
+   *
+   * @example
+   * ```ts ignore
+   * await using second = await cluster.addLaptop("laptop2");
+   * await second.ns.exec(["curl", "-sf", "--cacert", cluster.caFile, `${cluster.apiUrl}/healthz`]);
+   * ```
+   */
+  async addLaptop(prefix = "laptop"): Promise<Laptop> {
+    if (this.#disposed) throw new Error("Cannot add a laptop: the test cluster is disposed");
+    const ns = await Netns.create(prefix);
+    const laptop = new Laptop(ns, this.#nextLaptop++, this.dir);
+    this.laptops.push(laptop);
+    try {
+      await laptop.setUp(this.apiserverNs);
+    } catch (err) {
+      await laptop[Symbol.asyncDispose]();
+      throw err;
+    }
+    return laptop;
+  }
+
   /** The CA certificate file (PEM). */
   get caFile(): string {
     return this.pki.caFile;
@@ -390,12 +446,16 @@ export class TestCluster implements AsyncDisposable {
     }
   }
 
-  /** Kills everything, deletes the namespaces, `/etc/netns/<cluster>` and the scratch dir. */
+  /**
+   * Kills everything, deletes the namespaces, `/etc/netns/<cluster>` and `/etc/netns/<laptop>`
+   * of every laptop, and the scratch dir.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
     await this.stopApiServer().catch(() => {});
-    for (const ns of [this.laptop, this.apiserverNs, this.clusterNs]) {
+    for (const laptop of this.laptops) await laptop[Symbol.asyncDispose]();
+    for (const ns of [this.apiserverNs, this.clusterNs]) {
       await ns[Symbol.asyncDispose]();
     }
     await Deno.remove(`/etc/netns/${this.clusterNs.name}`, { recursive: true }).catch(() => {});
@@ -434,3 +494,6 @@ function fakeServiceAccountJwt(): string {
 
 /** Pod IPs of the standard workloads, for tests. */
 export { IPS, MANAGER_POD, SERVICE_IPS };
+/** The laptops' upstream DNS records and resolv.conf, for tests. */
+export { laptopResolvConf, UPSTREAM_IPS, UPSTREAM_RECORDS };
+export { type DnsQuery, Laptop } from "./laptop.ts";

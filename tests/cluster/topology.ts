@@ -238,3 +238,42 @@ export function dnsHosts(): string[] {
 export const CLUSTER_RESOLV_CONF =
   "search kconnect.svc.cluster.local svc.cluster.local cluster.local\n" +
   `nameserver ${DNS_IP}\noptions ndots:5\n`;
+
+/**
+ * The laptop's upstream DNS (its "home router" or corporate resolver), run by dnsmasq in each
+ * laptop namespace on the laptop's own address: everything outside the cluster goes there.
+ * Names not listed are NXDOMAIN; `example.com` itself is NODATA (it has names below it). The
+ * TTL is 0, so a caching resolver in front of it (systemd-resolved) asks again every time and
+ * the query log shows every lookup.
+ */
+export const UPSTREAM_RECORDS: readonly { name: string; a: string; aaaa?: string }[] = [
+  { name: "www.example.com", a: "192.0.2.10", aaaa: "2001:db8::10" },
+  { name: "intranet.corp.example", a: "192.0.2.20" },
+];
+
+/** Addresses the laptop's upstream DNS answers with, by name. */
+export const UPSTREAM_IPS = {
+  www: "192.0.2.10",
+  wwwV6: "2001:db8::10",
+  intranet: "192.0.2.20",
+} as const;
+
+/** The laptop's own search domain (`intranet` → `intranet.corp.example`). */
+export const LAPTOP_SEARCH_DOMAIN = "corp.example";
+
+/** The resolv.conf of a laptop namespace whose upstream DNS listens on `ip`. */
+export function laptopResolvConf(ip: string): string {
+  return `nameserver ${ip}\nsearch ${LAPTOP_SEARCH_DOMAIN}\n`;
+}
+
+/**
+ * Addresses of laptop number `index` (0 is the first laptop): a /30 of 100.64.0.0/24 shared
+ * with the API server namespace, `gateway` on the API server's side and `ip` on the laptop's.
+ * Laptop 0 is `100.64.0.1`–`100.64.0.2`; laptop 1 `100.64.0.5`–`100.64.0.6`, and so on.
+ */
+export function laptopAddresses(index: number): { gateway: string; ip: string } {
+  if (!Number.isInteger(index) || index < 0 || index > 63) {
+    throw new RangeError(`Laptop index ${index} is out of range 0..63`);
+  }
+  return { gateway: `100.64.0.${index * 4 + 1}`, ip: `100.64.0.${index * 4 + 2}` };
+}
