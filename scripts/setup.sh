@@ -9,8 +9,14 @@ set -euo pipefail
 PACKAGES=(
   iproute2 iputils-ping curl dnsutils dnsmasq-base iperf3 tcpdump tshark python3-scapy
   redis-server redis-tools socat ncat ethtool procps openssl iptables python3
+  dbus-daemon libsystemd-shared
 )
 DENO_NPM_PACKAGE="deno@2"
+# systemd-resolved for tests/resolved/env.ts is NOT installed (its postinst would replace
+# /etc/resolv.conf with a symlink and enable the service): its .deb, with the libsystemd-shared
+# .deb of the same version, is unpacked into this directory instead. Keep in step with
+# RESOLVED_DIR in tests/resolved/env.ts.
+RESOLVED_DIR="${KCONNECT_RESOLVED_DIR:-/var/cache/kconnect-test/systemd-resolved}"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: must run as root (try: sudo bash $0)" >&2
@@ -35,6 +41,49 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
 fi
+
+# Unpacks systemd-resolved and libsystemd-shared (same version: the installed
+# libsystemd-shared's when apt still offers it, else apt's candidate) into $RESOLVED_DIR/root,
+# writing $RESOLVED_DIR/VERSION last; does nothing when that is in place.
+fetch_resolved() {
+  local root="$RESOLVED_DIR/root"
+  if [ -s "$RESOLVED_DIR/VERSION" ] && [ -x "$root/lib/systemd/systemd-resolved" ] &&
+    [ -x "$root/usr/bin/resolvectl" ]; then
+    return 0
+  fi
+  local offered installed version
+  offered=$(apt-cache madison systemd-resolved 2>/dev/null | awk -F'|' '{gsub(/ /, "", $2); print $2}')
+  if [ -z "$offered" ]; then
+    apt-get update -q
+    offered=$(apt-cache madison systemd-resolved | awk -F'|' '{gsub(/ /, "", $2); print $2}')
+  fi
+  installed=$(dpkg-query -W -f='${Version}' libsystemd-shared 2>/dev/null || true)
+  if [ -n "$installed" ] && grep -qxF "$installed" <<<"$offered"; then
+    version=$installed
+  else
+    version=$(apt-cache policy systemd-resolved | awk '/Candidate:/ {print $2}')
+  fi
+  if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+    echo "setup: apt offers no systemd-resolved package to unpack" >&2
+    exit 1
+  fi
+  echo "setup: unpacking systemd-resolved $version into $RESOLVED_DIR (not installed)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root \
+    "systemd-resolved=$version" "libsystemd-shared=$version")
+  mkdir -p "$tmp/root"
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
+  echo "$version" >"$tmp/VERSION"
+  mkdir -p "$(dirname "$RESOLVED_DIR")"
+  rm -rf "$RESOLVED_DIR"
+  mkdir -p "$RESOLVED_DIR"
+  mv "$tmp/root" "$RESOLVED_DIR/root"
+  mv "$tmp/VERSION" "$RESOLVED_DIR/VERSION"
+  rm -rf "$tmp"
+  trap - EXIT
+}
+fetch_resolved
 
 if ! command -v deno >/dev/null; then
   if ! command -v npm >/dev/null; then
