@@ -6,7 +6,7 @@
  */
 import type { SessionInfo } from "../manager/session_info.ts";
 import { FrameReader } from "../tunnel/framing.ts";
-import { writeOpenRequest } from "../tunnel/open.ts";
+import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { StreamOpener } from "../dial/tunnel.ts";
 
 /** An open control stream. */
@@ -32,9 +32,8 @@ export async function openControl(
   onUpdate: (info: SessionInfo) => void,
   signal?: AbortSignal,
 ): Promise<Control> {
-  const stream = await opener.open({ signal });
+  const stream = await opener.open({ signal, initial: encodeOpenRequest({ kind: "control" }) });
   try {
-    await writeOpenRequest(stream, { kind: "control" });
     const reader = new FrameReader(stream);
     const first = await reader.readU32Frame(1 << 20);
     if (first === null) throw new Error("the traffic manager closed the control stream at once");

@@ -14,13 +14,15 @@ import {
   type UdpOptions,
 } from "../stack/dialer.ts";
 import { FrameReader, writeU16Frame } from "../tunnel/framing.ts";
-import { readOpenReply, writeOpenRequest } from "../tunnel/open.ts";
+import { readOpenReply } from "../tunnel/open.ts";
+import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { OpenReply } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
 
 /** Where streams come from: a session pool, or one session in tests. */
 export interface StreamOpener {
-  open(options?: { signal?: AbortSignal }): Promise<Stream>;
+  /** Opens a stream; `initial` leaves with the SYN, in the same transport write. */
+  open(options?: { signal?: AbortSignal; initial?: Uint8Array }): Promise<Stream>;
 }
 
 /** Options for {@linkcode TunnelDialer}. */
@@ -47,9 +49,9 @@ export class TunnelDialer implements Dialer {
     this.#timeoutMs = options.connectTimeoutMs ?? 10_000;
   }
 
-  async #openStream(signal: AbortSignal, what: string): Promise<Stream> {
+  async #openStream(signal: AbortSignal, what: string, initial: Uint8Array): Promise<Stream> {
     try {
-      return await this.#opener.open({ signal });
+      return await this.#opener.open({ signal, initial });
     } catch (err) {
       if (signal.aborted) throw new DialError("timeout", `${what}: aborted`);
       throw new DialError("unreachable", `${what}: tunnel unavailable (${(err as Error).message})`);
@@ -58,12 +60,17 @@ export class TunnelDialer implements Dialer {
 
   async dialTcp(dst: Endpoint, options: DialOptions): Promise<Conn> {
     const what = `tcp ${dst.address}:${dst.port}`;
-    const stream = await this.#openStream(options.signal, what);
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const request = encodeOpenRequest({
+      kind: "tcp",
+      host: dst.address,
+      port: dst.port,
+      timeoutMs,
+    });
+    const stream = await this.#openStream(options.signal, what, request);
     const onAbort = () => stream.reset();
     options.signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-      await writeOpenRequest(stream, { kind: "tcp", host: dst.address, port: dst.port, timeoutMs });
       const reply = await readOpenReply(stream);
       if (reply.status !== "ok") throw failure(reply, what);
       return stream;
@@ -81,9 +88,9 @@ export class TunnelDialer implements Dialer {
 
   async openUdp(dst: Endpoint, options: UdpOptions): Promise<DatagramFlow> {
     const what = `udp ${dst.address}:${dst.port}`;
-    const stream = await this.#openStream(options.signal, what);
+    const request = encodeOpenRequest({ kind: "udp", host: dst.address, port: dst.port });
+    const stream = await this.#openStream(options.signal, what, request);
     try {
-      await writeOpenRequest(stream, { kind: "udp", host: dst.address, port: dst.port });
       const reply = await readOpenReply(stream);
       if (reply.status !== "ok") throw failure(reply, what);
     } catch (err) {
@@ -126,10 +133,14 @@ export class TunnelDialer implements Dialer {
 
   /** Sends one DNS query through the tunnel and returns the answer. */
   async queryDns(query: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
-    const stream = await this.#openStream(signal, "dns");
+    // The request and the query leave with the SYN: one round trip per lookup.
+    const request = encodeOpenRequest({ kind: "dns" });
+    const initial = new Uint8Array(request.length + 2 + query.length);
+    initial.set(request);
+    new DataView(initial.buffer).setUint16(request.length, query.length);
+    initial.set(query, request.length + 2);
+    const stream = await this.#openStream(signal, "dns", initial);
     try {
-      await writeOpenRequest(stream, { kind: "dns" });
-      await writeU16Frame(stream, query);
       const answer = await new FrameReader(stream).readU16Frame();
       if (answer === null) {
         throw new Error("the traffic manager closed the DNS stream without an answer");

@@ -98,8 +98,14 @@ export class SessionPool implements AsyncDisposable {
    * is closed, or with the signal's reason. Takes the signal itself or, like
    * {@linkcode Session.open}, an options object holding it.
    */
-  async open(signal?: AbortSignal | { signal?: AbortSignal }): Promise<Stream> {
-    if (signal !== undefined && !(signal instanceof AbortSignal)) signal = signal.signal;
+  async open(
+    signal?: AbortSignal | { signal?: AbortSignal; initial?: Uint8Array },
+  ): Promise<Stream> {
+    let initial: Uint8Array | undefined;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      initial = signal.initial;
+      signal = signal.signal;
+    }
     while (true) {
       signal?.throwIfAborted();
       if (this.#closing) throw new SessionClosedError("open stream: session pool closed");
@@ -113,7 +119,7 @@ export class SessionPool implements AsyncDisposable {
         continue;
       }
       try {
-        return await best.open({ signal });
+        return await best.open({ signal, initial });
       } catch (e) {
         if (e instanceof SessionClosedError) continue; // raced with its end; try another
         throw e;

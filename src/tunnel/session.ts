@@ -190,7 +190,7 @@ export class Session implements AsyncDisposable {
    * with {@linkcode SessionClosedError} when the session is closed or going away, and with
    * RangeError when `maxStreams` streams are open.
    */
-  open(options: { signal?: AbortSignal } = {}): Promise<Stream> {
+  open(options: { signal?: AbortSignal; initial?: Uint8Array } = {}): Promise<Stream> {
     try {
       options.signal?.throwIfAborted();
       if (this.#terminating) {
@@ -207,6 +207,10 @@ export class Session implements AsyncDisposable {
       this.#streams.set(id, s);
       this.stats.streamsOpened++;
       s._sendOpenFlag(Flag.SYN);
+      // Queued in the same turn as the SYN, so both leave in one transport write: a request on
+      // a new stream costs one round trip, not two (a WebSocket with Nagle on holds a second
+      // small write until the first is acknowledged).
+      if (options.initial !== undefined) s._queueInitial(options.initial);
       return Promise.resolve(s);
     } catch (e) {
       return Promise.reject(e);

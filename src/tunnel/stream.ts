@@ -207,6 +207,21 @@ export class Stream implements Conn {
     return p.length;
   }
 
+  /**
+   * Queues `p` at once, before any other write, so it leaves in the same transport write as the
+   * SYN: used by `Session.open({ initial })` to save a round trip. `p` must fit the initial send
+   * window. @internal
+   */
+  _queueInitial(p: Uint8Array): void {
+    if (p.length === 0) return;
+    if (p.length > this.#sendWindow) {
+      throw new RangeError("initial data larger than the send window");
+    }
+    this.#sendWindow -= p.length;
+    this._out.push({ data: p, off: 0, fin: false });
+    this.#host.scheduleData(this);
+  }
+
   /** Sends FIN after the bytes already written: the peer reads end of stream. Idempotent. */
   async closeWrite(): Promise<void> {
     await this.#writeChain;

@@ -36,6 +36,20 @@ async function pump(from: Deno.Conn, dst: Deno.Conn): Promise<void> {
   let readerDone = false;
   const wake: { writer?: () => void; reader?: () => void } = {};
   const writer = (async () => {
+    try {
+      await writeQueued();
+    } catch {
+      // The far side went away: stop reading, drop what is queued.
+      readerDone = true;
+      queue.length = 0;
+      wake.reader?.();
+      try {
+        from.close();
+      } catch { /* closed */ }
+    }
+    await dst.closeWrite().catch(() => {});
+  })();
+  async function writeQueued(): Promise<void> {
     for (;;) {
       if (queue.length === 0) {
         if (readerDone) break;
@@ -51,11 +65,10 @@ async function pump(from: Deno.Conn, dst: Deno.Conn): Promise<void> {
       queued -= head.data.length;
       wake.reader?.();
     }
-    await dst.closeWrite().catch(() => {});
-  })();
+  }
   try {
-    for (;;) {
-      while (queued > QUEUE_BYTES) await new Promise<void>((r) => wake.reader = r);
+    while (!readerDone) {
+      while (queued > QUEUE_BYTES && !readerDone) await new Promise<void>((r) => wake.reader = r);
       const buf = new Uint8Array(65536);
       const n = await from.read(buf);
       if (n === null) break;
