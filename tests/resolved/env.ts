@@ -55,6 +55,12 @@
  * - `~domain` routes only; a plain domain routes and is also a search domain (it appears on the
  *   stub resolv.conf's `search` line, which glibc uses). Single-label names sent to the stub
  *   without search (e.g. `dig web`) are refused; `resolvectl query web` applies the search list.
+ * - That `search` line lists the global `Domains=` first, then the links' (in ifindex order), so
+ *   glibc tries `web.corp.example` at the laptop's upstream before `web.default.svc.cluster.local`.
+ * - `.local` names go to unicast DNS only through a link whose domains cover them
+ *   (`~cluster.local` or `cluster.local`); a single-label `~default` routes `web.default`.
+ * - Per-link settings survive a restart of resolved (it saves them under
+ *   `/run/systemd/resolve/netif/`); they go with the link, or with `resolvectl revert`.
  *
  * @example
  * ```ts ignore
@@ -65,6 +71,9 @@
  * await using env = await ResolvedEnv.start(ns, { dns: ["100.64.0.2"] });
  * await env.exec(["resolvectl", "status"]);
  * const r = await env.exec(["getent", "hosts", "www.example.com"]);
+ * // kconnect itself, seeing resolved as on a laptop:
+ * const up = env.spawn(["deno", "run", "-A", "main.ts", "up", "--kubeconfig", kubeconfig,
+ *   "--dns", "resolved", "--state-dir", `${env.dir}/state`], { stdout: "piped" });
  * ```
  *
  * @module
@@ -422,6 +431,9 @@ export class ResolvedEnv implements AsyncDisposable {
     return {
       PATH: `${this.binDir}:${Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
       DBUS_SYSTEM_BUS_ADDRESS: SYSTEM_BUS_ADDRESS,
+      // Deno's update check would otherwise look up dl.deno.land through resolved, which
+      // shows up in the upstream's query log.
+      DENO_NO_UPDATE_CHECK: "1",
       ...extra,
     };
   }
