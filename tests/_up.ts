@@ -26,12 +26,12 @@ export function testStateDir(ns: Netns): string {
  * the namespace's own state directory and leaves DNS alone (`--dns off`): a test that configures
  * DNS must give its namespace its own resolv.conf first.
  */
-export function spawnUp(ns: Netns, args: string[]): UpProcess {
+export function spawnUp(ns: Netns, args: string[], via: Spawner = ns): UpProcess {
   const extra = [
     ...(args.includes("--state-dir") ? [] : ["--state-dir", testStateDir(ns)]),
     ...(args.includes("--dns") ? [] : ["--dns", "off"]),
   ];
-  const child = ns.spawn([DENO, "run", "-A", `${ROOT}main.ts`, "up", ...args, ...extra], {
+  const child = via.spawn([DENO, "run", "-A", `${ROOT}main.ts`, "up", ...args, ...extra], {
     stdout: "piped",
     stderr: "piped",
   });
@@ -60,9 +60,14 @@ export function spawnUp(ns: Netns, args: string[]): UpProcess {
   return up;
 }
 
+/** Something that runs commands in the namespace (the Netns itself, or an environment in it). */
+export interface Spawner {
+  spawn(cmd: string[], options: { stdout: "piped"; stderr: "piped" }): Deno.ChildProcess;
+}
+
 /** Starts `kconnect up` and waits until it is ready; throws with its output if it is not. */
-export async function startUp(ns: Netns, args: string[]): Promise<UpProcess> {
-  const up = spawnUp(ns, args);
+export async function startUp(ns: Netns, args: string[], via: Spawner = ns): Promise<UpProcess> {
+  const up = spawnUp(ns, args, via);
   try {
     await up.out.waitFor(/^ready/, 45_000);
   } catch (err) {
@@ -73,8 +78,12 @@ export async function startUp(ns: Netns, args: string[]): Promise<UpProcess> {
 }
 
 /** Runs `kconnect up` expecting it to fail; returns its exit status and stderr. */
-export async function failUp(ns: Netns, args: string[]): Promise<{ code: number; stderr: string }> {
-  const up = spawnUp(ns, args);
+export async function failUp(
+  ns: Netns,
+  args: string[],
+  via: Spawner = ns,
+): Promise<{ code: number; stderr: string }> {
+  const up = spawnUp(ns, args, via);
   const ready = up.out.waitFor(/^ready/, 45_000).then(() => true, () => false);
   const never = new Promise<null>(() => {});
   const st = await Promise.race([up.child.status, ready.then((ok) => ok ? null : never)]);

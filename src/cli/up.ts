@@ -244,11 +244,25 @@ async function connectAndServe(
       }).catch((e) => log.warn(`updating routes: ${e.message}`));
     };
     printLine(`ready: connected to context "${access.context}"; press Ctrl-C to disconnect`);
+    const statsTimer = setInterval(() => {
+      const m = Deno.memoryUsage();
+      log.debug("stats", {
+        rssMiB: (m.rss / 1048576).toFixed(1),
+        heapMiB: (m.heapUsed / 1048576).toFixed(1),
+        tcpFlows: engine.tcp.flows.size,
+        udpFlows: engine.udp.flows.size,
+        streams: conn.pool.sessions.reduce((n, s) => n + s.numStreams, 0),
+        dnsQueries: dns.server.stats.queries,
+        dnsDropped: dns.server.stats.dropped,
+        dnsCache: dns.server.cache.size,
+      });
+    }, 5000);
     const why = await Promise.race([
       stop,
       engine.done.then(() => "the TUN device went away"),
       conn.control.done.then(() => "the traffic manager closed the session"),
     ]);
+    clearInterval(statsTimer);
     log.info(`disconnecting: ${why}`);
   } finally {
     signalled.abort();

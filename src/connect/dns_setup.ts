@@ -104,6 +104,14 @@ export class DnsSetup {
       await this.restore();
       return false;
     }
+    if (plan.skippedNamespaces.length > 0) {
+      progress.warn(
+        `DNS: namespaces ${
+          plan.skippedNamespaces.join(", ")
+        } are also Internet top-level domains, so ` +
+          `<name>.<namespace> is left to the Internet for them; use <name>.<namespace>.svc`,
+      );
+    }
     progress.done(
       "DNS",
       `${resolver.mode}: ${

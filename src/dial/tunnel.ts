@@ -140,6 +140,8 @@ export class TunnelDialer implements Dialer {
     new DataView(initial.buffer).setUint16(request.length, query.length);
     initial.set(query, request.length + 2);
     const stream = await this.#openStream(signal, "dns", initial);
+    const onAbort = () => stream.reset();
+    signal.addEventListener("abort", onAbort, { once: true });
     try {
       const answer = await new FrameReader(stream).readU16Frame();
       if (answer === null) {
@@ -147,6 +149,7 @@ export class TunnelDialer implements Dialer {
       }
       return answer;
     } finally {
+      signal.removeEventListener("abort", onAbort);
       stream.close();
     }
   }

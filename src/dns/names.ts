@@ -52,6 +52,9 @@ function knownNamespace(scope: DnsScope, ns: string): boolean {
 /** Routes a name below the cluster domain (given as the labels before it). */
 function underDomain(rest: string[], fqdn: string, scope: DnsScope): DnsRoute {
   const kind = rest.at(-1);
+  // Below the cluster domain only `svc` and `pod` have subdomains: `a.example.com.cluster.local`
+  // is a search-list expansion of an outside name, not a cluster name.
+  if (rest.length >= 2 && kind !== "svc" && kind !== "pod") return { kind: "nxdomain" };
   if ((kind === "svc" || kind === "pod") && rest.length >= 3) {
     const ns = rest[rest.length - 2];
     if (!knownNamespace(scope, ns)) return { kind: "nxdomain" };

@@ -42,6 +42,7 @@ Deno.test("routeName() answers impossible cluster names itself and leaves the re
       "www.example.com.default.svc.cluster.local", // search-list expansion of an outside name
       "web.nosuchns.svc.cluster.local",
       "a.b.c.default.pod.cluster.local",
+      "nosuch.example.com.cluster.local", // ndots expansion with the bare cluster domain
     ]
   ) assert.deepEqual(routeName(q, scope), { kind: "nxdomain" }, q);
   for (

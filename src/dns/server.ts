@@ -23,6 +23,9 @@ import {
   udpLimit,
 } from "./message.ts";
 import { type DnsScope, routeName } from "./names.ts";
+import { logger } from "../log.ts";
+
+const log = logger("dns");
 
 /** Options for {@linkcode DnsServer}. */
 export interface DnsServerOptions {
@@ -35,7 +38,7 @@ export interface DnsServerOptions {
    * means other names never reach this server (they are refused).
    */
   upstream: ((query: Uint8Array) => Promise<Uint8Array>) | null;
-  /** Queries answered or in flight at once before new UDP queries are dropped. Default 1024. */
+  /** Queries answered or in flight at once before new UDP queries are dropped. Default 256. */
   maxInflight?: number;
   /** How long a cluster lookup may take, ms. Default 5000. */
   timeoutMs?: number;
@@ -99,7 +102,7 @@ export class DnsServer {
   /** Answers one query; null means no answer is sent (dropped, or not a query). */
   async handle(query: Uint8Array, transport: "udp" | "tcp"): Promise<Uint8Array | null> {
     this.stats.queries++;
-    if (this.#inflight >= (this.#o.maxInflight ?? 1024)) {
+    if (this.#inflight >= (this.#o.maxInflight ?? 256)) {
       this.stats.dropped++;
       return transport === "tcp" ? errorFromHeader(query, RCODE.SERVFAIL) : null;
     }
@@ -193,6 +196,7 @@ export class DnsServer {
     }
     return await this.cache.dedupe(key, async () => {
       this.stats.clusterLookups++;
+      log.debug(`cluster lookup ${fqdn} ${type}`);
       const query = encode({
         id: Math.floor(Math.random() * 65536),
         type: "query",

@@ -6,6 +6,14 @@
  */
 import type { Cidr } from "../wire/address.ts";
 import { reverseZones } from "../dns/names.ts";
+import tlds from "tlds" with { type: "json" };
+
+const TLDS = new Set<string>(tlds);
+
+/** Whether `label` is a top-level domain of the public DNS (`dev`, `app`, `io`, …). */
+export function isPublicTld(label: string): boolean {
+  return TLDS.has(label.toLowerCase());
+}
 
 /** The resolver configuration kconnect wants while connected. */
 export interface DnsPlan {
@@ -17,6 +25,11 @@ export interface DnsPlan {
   routingDomains: string[];
   /** Search domains, most specific first (`default.svc.cluster.local`, …). */
   searchDomains: string[];
+  /**
+   * Namespaces left out of the routing domains because they are also public top-level domains:
+   * routing `~dev` to the cluster would take every `*.dev` name away from the Internet.
+   */
+  skippedNamespaces: string[];
 }
 
 /** Builds the plan for a cluster domain, the connected namespace, namespaces and CIDRs. */
@@ -29,13 +42,16 @@ export function dnsPlan(o: {
   cidrs: readonly Cidr[];
 }): DnsPlan {
   const d = o.clusterDomain.replace(/\.$/, "");
-  const routing = new Set<string>([d, "svc", ...o.namespaces, o.namespace]);
+  const all = [...new Set([...o.namespaces, o.namespace])];
+  const skipped = all.filter(isPublicTld);
+  const routing = new Set<string>([d, "svc", ...all.filter((n) => !isPublicTld(n))]);
   for (const c of o.cidrs) for (const z of reverseZones(c)) routing.add(z);
   return {
     server: o.server,
     link: o.link,
     routingDomains: [...routing],
     searchDomains: [`${o.namespace}.svc.${d}`, `svc.${d}`, d],
+    skippedNamespaces: skipped,
   };
 }
 

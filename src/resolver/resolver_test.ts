@@ -11,7 +11,7 @@ const plan = dnsPlan({
   link: "kconnect0",
   clusterDomain: "cluster.local",
   namespace: "default",
-  namespaces: ["default", "shop"],
+  namespaces: ["default", "payments"],
   cidrs: [Cidr.parse("10.244.0.0/24")!],
 });
 const ORIGINAL =
@@ -31,7 +31,7 @@ Deno.test("dnsPlan() routes the cluster domain, svc, namespaces and reverse zone
     "cluster.local",
     "svc",
     "default",
-    "shop",
+    "payments",
     "0.244.10.in-addr.arpa",
   ]);
   assert.deepEqual(plan.searchDomains, [
@@ -39,6 +39,19 @@ Deno.test("dnsPlan() routes the cluster domain, svc, namespaces and reverse zone
     "svc.cluster.local",
     "cluster.local",
   ]);
+});
+
+Deno.test("dnsPlan() leaves out namespaces that are public top-level domains", () => {
+  const p = dnsPlan({
+    server: "198.18.0.3",
+    link: "kconnect0",
+    clusterDomain: "cluster.local",
+    namespace: "default",
+    namespaces: ["default", "dev", "app", "payments"],
+    cidrs: [],
+  });
+  assert.deepEqual(p.routingDomains, ["cluster.local", "svc", "default", "payments"]);
+  assert.deepEqual(p.skippedNamespaces, ["dev", "app"]);
 });
 
 Deno.test("kconnectResolvConf() puts kconnect first, keeps the original servers, search and options", () => {

@@ -1,0 +1,357 @@
+/**
+ * Cluster names on the laptop, end to end through the laptop's own system resolver: glibc
+ * (`getent`, curl) and dig, with /etc/resolv.conf pointed at kconnect, and with a real
+ * systemd-resolved in a private mount and D-Bus namespace. Root only.
+ */
+import assert from "node:assert/strict";
+import { TestCluster } from "./cluster/cluster.ts";
+import { ResolvedEnv } from "./resolved/env.ts";
+import { DENO, ROOT } from "./_dataplane.ts";
+import { isRoot, type Netns } from "./_netns.ts";
+import { startUp, testStateDir } from "./_up.ts";
+
+const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+
+async function getent(
+  ns: { exec: Netns["exec"] },
+  name: string,
+  db = "ahostsv4",
+): Promise<string[]> {
+  const r = await ns.exec(["getent", db, name], { check: false });
+  return [...new Set(r.stdout.trim().split("\n").filter((l) => l).map((l) => l.split(/\s+/)[0]))];
+}
+
+async function dig(ns: Netns, args: string[]) {
+  const r = await ns.exec(["dig", "+time=3", "+tries=1", ...args], { check: false });
+  return {
+    status: /status: (\w+)/.exec(r.stdout)?.[1] ?? "none",
+    ms: Number(/Query time: (\d+) msec/.exec(r.stdout)?.[1] ?? NaN),
+    answers: r.stdout,
+  };
+}
+
+async function short(ns: Netns, args: string[]): Promise<string> {
+  const r = await ns.exec(["dig", "+short", "+time=3", "+tries=1", ...args], { check: false });
+  return r.stdout.trim().split("\n").sort().join(" ");
+}
+
+Deno.test({
+  name: "resolv.conf mode: cluster names resolve through the system resolver, others as before",
+  ...opts,
+  fn: async (t) => {
+    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
+    const laptop = cluster.laptop;
+    const before = await Deno.readFile(cluster.laptopResolvConf);
+    await using up = await startUp(laptop, [
+      "--kubeconfig",
+      cluster.kubeconfig,
+      "--dns",
+      "resolv.conf",
+      "--log-level",
+      "debug",
+    ]);
+    assert.match(
+      up.out.text(),
+      /✓ DNS: resolv\.conf: default\.svc\.cluster\.local .* reached kconnect/,
+    );
+
+    await t.step("curl by full, namespace and short name", async () => {
+      for (const host of ["web.default.svc.cluster.local", "web.default", "web"]) {
+        const r = await laptop.exec([
+          "curl",
+          "-sS",
+          "-m",
+          "10",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          `http://${host}/`,
+        ]);
+        assert.equal(r.stdout, "200", host);
+      }
+    });
+
+    await t.step("getent hosts for each form, and redis by short name", async () => {
+      for (
+        const host of ["web.default.svc.cluster.local", "web.default.svc", "web.default", "web"]
+      ) {
+        assert.deepEqual(await getent(laptop, host), ["10.96.0.20"], host);
+      }
+      const r = await laptop.exec(["redis-cli", "-h", "redis", "PING"]);
+      assert.equal(r.stdout.trim(), "PONG");
+    });
+
+    await t.step("dig over UDP and over TCP", async () => {
+      assert.equal(await short(laptop, ["web.default.svc.cluster.local"]), "10.96.0.20");
+      assert.equal(await short(laptop, ["+tcp", "web.default.svc.cluster.local"]), "10.96.0.20");
+      assert.equal(
+        await short(laptop, ["+tcp", "@198.18.0.3", "redis.default.svc.cluster.local"]),
+        "10.96.0.21",
+      );
+    });
+
+    await t.step("a headless service returns every pod IP", async () => {
+      assert.equal(
+        await short(laptop, ["db.default.svc.cluster.local"]),
+        "10.244.0.20 10.244.0.21",
+      );
+      assert.deepEqual((await getent(laptop, "db.default.svc.cluster.local", "ahostsv4")).sort(), [
+        "10.244.0.20",
+        "10.244.0.21",
+      ]);
+    });
+
+    await t.step("a name that does not exist is NXDOMAIN, quickly", async () => {
+      const r = await dig(laptop, ["nosuch.default.svc.cluster.local"]);
+      assert.equal(r.status, "NXDOMAIN");
+      assert.ok(r.ms < 1000, `${r.ms} ms`);
+      const g = await laptop.exec(["getent", "hosts", "nosuch.default.svc.cluster.local"], {
+        check: false,
+      });
+      assert.equal(g.code, 2, "getent: not found");
+    });
+
+    await t.step("a reverse lookup of a service IP returns its name", async () => {
+      assert.equal(await short(laptop, ["-x", "10.96.0.20"]), "web.default.svc.cluster.local.");
+    });
+
+    await t.step(
+      "names outside the cluster resolve as before, through the original server",
+      async () => {
+        await cluster.laptops[0].clearDnsLog();
+        assert.deepEqual(await getent(laptop, "www.example.com"), ["192.0.2.10"]);
+        assert.deepEqual(
+          await getent(laptop, "intranet"),
+          ["192.0.2.20"],
+          "the original search list still works",
+        );
+        const seen = (await cluster.laptops[0].dnsQueries()).map((q) => q.name);
+        assert.ok(seen.includes("www.example.com"), seen.join(","));
+        assert.ok(
+          !seen.some((n) => n.includes("cluster.local")),
+          `cluster names leaked upstream: ${seen}`,
+        );
+      },
+    );
+
+    await t.step(
+      "search-list expansion of outside names sends no lookups through the tunnel",
+      async () => {
+        const mark = up.err.lines.length;
+        await getent(laptop, "www.example.com");
+        await laptop.exec(["getent", "hosts", "nosuch.example.com"], { check: false });
+        const lookups = up.err.lines.slice(mark).filter((l) => /cluster lookup/.test(l));
+        assert.deepEqual(lookups, [], "no cluster lookups for ordinary names");
+      },
+    );
+
+    await t.step("after SIGTERM resolv.conf is byte for byte what it was", async () => {
+      assert.notDeepEqual(await Deno.readFile(cluster.laptopResolvConf), before);
+      assert.equal(await up.stop(), 0, up.err.text());
+      assert.deepEqual(await Deno.readFile(cluster.laptopResolvConf), before);
+      assert.deepEqual(await getent(laptop, "web.default.svc.cluster.local"), []);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "resolv.conf mode: after kill -9, kconnect down (or the next up) restores resolv.conf exactly",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
+    const laptop = cluster.laptop;
+    const before = await Deno.readFile(cluster.laptopResolvConf);
+    const args = ["--kubeconfig", cluster.kubeconfig, "--dns", "resolv.conf"];
+
+    const first = await startUp(laptop, args);
+    await first.stop("SIGKILL");
+    assert.notDeepEqual(
+      await Deno.readFile(cluster.laptopResolvConf),
+      before,
+      "left behind by kill -9",
+    );
+    const down = await laptop.exec([
+      DENO,
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "down",
+      "--state-dir",
+      testStateDir(laptop),
+    ]);
+    assert.match(down.stdout, /undone: \/etc\/resolv\.conf restored/);
+    assert.deepEqual(await Deno.readFile(cluster.laptopResolvConf), before);
+    const again = await laptop.exec([
+      DENO,
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "down",
+      "--state-dir",
+      testStateDir(laptop),
+    ]);
+    assert.match(again.stdout, /not connected; nothing to undo/);
+
+    const second = await startUp(laptop, args);
+    await second.stop("SIGKILL");
+    await using third = await startUp(laptop, args);
+    assert.match(
+      third.out.text(),
+      /cleaned up after an earlier run that did not exit cleanly: \/etc\/resolv\.conf restored/,
+    );
+    assert.equal(await third.stop(), 0);
+    assert.deepEqual(await Deno.readFile(cluster.laptopResolvConf), before);
+  },
+});
+
+Deno.test({
+  name:
+    "the DNS server survives garbage, oversized names and floods, shedding load in bounded memory",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
+    const laptop = cluster.laptop;
+    await using up = await startUp(laptop, [
+      "--kubeconfig",
+      cluster.kubeconfig,
+      "--dns",
+      "resolv.conf",
+      "--log-level",
+      "debug",
+    ]);
+    const rss = async () =>
+      Number(/VmRSS:\s+(\d+)/.exec(await Deno.readTextFile(`/proc/${up.child.pid}/status`))![1]);
+    const before = await rss();
+    let peak = before;
+    for (let i = 0; i < 3; i++) {
+      const r = await laptop.exec([
+        DENO,
+        "run",
+        "-A",
+        "--unstable-net",
+        `${ROOT}tests/fixtures/dns_abuse.ts`,
+        "198.18.0.3",
+      ]);
+      const report = JSON.parse(r.stdout.trim().split("\n").pop()!);
+      assert.equal(report.formerrForLongName, true, JSON.stringify(report));
+      assert.ok(report.floodSent >= 20000, JSON.stringify(report));
+      peak = Math.max(peak, await rss());
+    }
+    // Each flood is up to 50000 queries for random names, far more than get answered.
+    assert.ok(peak - before < 256 * 1024, `RSS grew by ${peak - before} KiB`);
+    const stats = await up.err.waitFor(/DEBUG up: stats .*dnsDropped=[1-9]/, 10_000);
+    const heap = Number(/heapMiB=([\d.]+)/.exec(stats)![1]);
+    assert.ok(heap < 256, `heap ${heap} MiB`);
+    assert.equal(
+      await short(laptop, ["web.default.svc.cluster.local"]),
+      "10.96.0.20",
+      "still answering",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "systemd-resolved mode: split DNS on the TUN link, short names, and nothing left after exit",
+  ...opts,
+  fn: async (t) => {
+    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
+    await using env = await ResolvedEnv.start(cluster.laptop, {
+      dns: [cluster.laptops[0].ip],
+      domains: ["corp.example"],
+    });
+    const globalBefore = await env.resolvectl("dns");
+    const args = [
+      "--kubeconfig",
+      cluster.kubeconfig,
+      "--dns",
+      "auto",
+      "--state-dir",
+      `${env.dir}/state`,
+    ];
+    const up = await startUp(cluster.laptop, args, env);
+    assert.match(
+      up.out.text(),
+      /✓ DNS: systemd-resolved: default\.svc\.cluster\.local .* reached kconnect/,
+    );
+
+    await t.step(
+      "the TUN link carries kconnect's server and the cluster's routing domains",
+      async () => {
+        const link = await env.resolvectl("status", "kconnect0");
+        assert.match(link, /198\.18\.0\.3/);
+        assert.match(link, /DNS Domain: .*cluster\.local/);
+        assert.match(
+          link,
+          /default\.svc\.cluster\.local/,
+          "the connected namespace is a search domain",
+        );
+        assert.match(link, /~default/);
+        assert.match(link, /-DefaultRoute/);
+      },
+    );
+
+    await t.step("getent and curl by full, namespace and short name", async () => {
+      for (const host of ["web.default.svc.cluster.local", "web.default", "web"]) {
+        assert.deepEqual(await getent(env, host), ["10.96.0.20"], host);
+      }
+      const r = await env.exec([
+        "curl",
+        "-sS",
+        "-m",
+        "10",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://web.default/",
+      ]);
+      assert.equal(r.stdout, "200");
+    });
+
+    await t.step(
+      "other names still go to the global upstream, and cluster names do not",
+      async () => {
+        await cluster.laptops[0].clearDnsLog();
+        assert.deepEqual(await getent(env, "www.example.com"), ["192.0.2.10"]);
+        await getent(env, "web.default.svc.cluster.local");
+        const seen = (await cluster.laptops[0].dnsQueries()).map((q) => q.name);
+        assert.ok(seen.includes("www.example.com"));
+        assert.ok(!seen.some((n) => n.endsWith("cluster.local")), `leaked: ${seen}`);
+      },
+    );
+
+    await t.step(
+      "after SIGTERM the link's settings are gone and the global ones untouched",
+      async () => {
+        assert.equal(await up.stop(), 0, up.err.text());
+        const gone = await env.exec(["ip", "link", "show", "kconnect0"], { check: false });
+        assert.notEqual(gone.code, 0, "the TUN is gone");
+        assert.doesNotMatch(await env.resolvectl("status"), /kconnect0|198\.18\.0\.3/);
+        assert.equal(await env.resolvectl("dns"), globalBefore);
+        assert.deepEqual(await getent(env, "web.default.svc.cluster.local"), []);
+      },
+    );
+
+    await t.step(
+      "after kill -9 the link is gone with the TUN, and down clears the journal",
+      async () => {
+        const again = await startUp(cluster.laptop, args, env);
+        await again.stop("SIGKILL");
+        const down = await env.exec([
+          DENO,
+          "run",
+          "-A",
+          `${ROOT}main.ts`,
+          "down",
+          "--state-dir",
+          `${env.dir}/state`,
+        ]);
+        assert.match(down.stdout, /undone: kconnect0 is gone, and its DNS settings with it/);
+        assert.equal(await env.resolvectl("dns"), globalBefore);
+      },
+    );
+  },
+});
