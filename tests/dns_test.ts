@@ -257,7 +257,7 @@ Deno.test({
     "systemd-resolved mode: split DNS on the TUN link, short names, and nothing left after exit",
   ...opts,
   fn: async (t) => {
-    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
+    await using cluster = await TestCluster.start({ k8sVersion: "1.33", managerRefreshSeconds: 1 });
     await using env = await ResolvedEnv.start(cluster.laptop, {
       dns: [cluster.laptops[0].ip],
       domains: ["corp.example"],
@@ -322,6 +322,42 @@ Deno.test({
         assert.ok(!seen.some((n) => n.endsWith("cluster.local")), `leaked: ${seen}`);
       },
     );
+
+    await t.step("routing domains follow namespaces as they appear and disappear", async () => {
+      const api = (method: string, path: string, body?: unknown) =>
+        cluster.laptop.exec([
+          "curl",
+          "-sS",
+          "--fail",
+          "--cacert",
+          cluster.caFile,
+          "-H",
+          `Authorization: Bearer ${cluster.token}`,
+          "-H",
+          "Content-Type: application/json",
+          "-X",
+          method,
+          ...(body ? ["--data", JSON.stringify(body)] : []),
+          `${cluster.apiUrl}${path}`,
+        ]);
+      const domains = async () =>
+        (await env.resolvectl("status", "kconnect0")).replace(/\s+/g, " ");
+      const until = async (ok: (d: string) => boolean, what: string) => {
+        for (let i = 0; i < 100; i++) {
+          if (ok(await domains())) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error(`${what}: ${await domains()}`);
+      };
+      await api("POST", "/api/v1/namespaces", {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name: "payments" },
+      });
+      await until((d) => d.includes("~payments"), "the new namespace became a routing domain");
+      await api("DELETE", "/api/v1/namespaces/payments");
+      await until((d) => !d.includes("~payments"), "the deleted namespace stopped being one");
+    });
 
     await t.step(
       "after SIGTERM the link's settings are gone and the global ones untouched",

@@ -210,7 +210,7 @@ export class ApiServer {
       case "create":
         return this.#create(resource, ns, query, body);
       case "delete": {
-        if (!["services", "configmaps"].includes(resource)) {
+        if (!["services", "configmaps", "namespaces"].includes(resource)) {
           return { code: 405, json: st.methodNotAllowed() };
         }
         const o = this.store.delete(resource, ns, info.name!);
@@ -343,6 +343,37 @@ export class ApiServer {
           creationTimestamp: s.created,
         },
       };
+      if (dry.length === 0) this.store.create(resource, obj);
+      return { code: 201, json: obj };
+    }
+    if (resource === "namespaces") {
+      const name = (parsed as KObject)?.metadata?.name;
+      if (!name) {
+        return {
+          code: 422,
+          json: st.invalid("Namespace", "", [{
+            field: "metadata.name",
+            type: "FieldValueRequired",
+            body: "Required value: name or generateName is required",
+          }]),
+        };
+      }
+      if (this.store.get(resource, undefined, name)) {
+        return { code: 409, json: st.alreadyExists(resource, name) };
+      }
+      const s = this.store.stamp();
+      const obj: KObject = {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: {
+          name,
+          uid: s.uid,
+          resourceVersion: s.resourceVersion,
+          creationTimestamp: s.created,
+        },
+        spec: { finalizers: ["kubernetes"] },
+        status: { phase: "Active" },
+      } as KObject;
       if (dry.length === 0) this.store.create(resource, obj);
       return { code: 201, json: obj };
     }

@@ -94,6 +94,8 @@ export interface TestClusterOptions {
   managerCommand?: string[];
   /** Extra environment of the manager. */
   managerEnv?: Record<string, string>;
+  /** Seconds between the manager's network discovery runs. Default 30. */
+  managerRefreshSeconds?: number;
   /** Wait until the manager listens on 127.0.0.1:8081. Default true. */
   waitForManager?: boolean;
   /** More pods and processes. */
@@ -432,6 +434,8 @@ export class TestCluster implements AsyncDisposable {
       `127.0.0.1:${MANAGER_POD.port}`,
       "--service-account-dir",
       this.serviceAccountDir,
+      "--refresh",
+      String(this.#options.managerRefreshSeconds ?? 30),
     ];
     const w = startProcess(this.clusterNs, "traffic-manager", cmd, {
       KUBERNETES_SERVICE_HOST: API_CLUSTER_IP,
