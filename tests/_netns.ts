@@ -76,7 +76,8 @@ export interface NetnsOptions {
   graceMs?: number;
 }
 
-async function run(cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
+/** Runs a command to completion (on the host); throws with its output on failure unless `check: false`. */
+export async function run(cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdin: options.stdin === undefined ? "null" : "piped",

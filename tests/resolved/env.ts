@@ -79,7 +79,13 @@
  * @module
  */
 import { LineWatcher } from "../_lines.ts";
-import type { ExecOptions, ExecResult, Netns, SpawnOptions } from "../_netns.ts";
+import {
+  type ExecOptions,
+  type ExecResult,
+  type Netns,
+  run,
+  type SpawnOptions,
+} from "../_netns.ts";
 
 export type { ExecOptions, ExecResult, SpawnOptions };
 
@@ -122,53 +128,6 @@ export interface ResolvedEnvOptions {
   readyMs?: number;
   /** Grace period between SIGTERM and SIGKILL when stopping processes, in ms. Default 2000. */
   graceMs?: number;
-}
-
-const decoder = new TextDecoder();
-const SIGNALS: Partial<Record<Deno.Signal, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGABRT: 6,
-  SIGKILL: 9,
-  SIGSEGV: 11,
-  SIGPIPE: 13,
-  SIGTERM: 15,
-};
-
-async function run(cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: options.env,
-    signal: options.signal,
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    try {
-      await writer.write(
-        typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin,
-      );
-      await writer.close();
-    } catch {
-      // the command exited without reading all of its input
-    }
-  }
-  const out = await child.output();
-  const result = {
-    code: out.signal ? 128 + (SIGNALS[out.signal] ?? 0) : out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-  if ((options.check ?? true) && result.code !== 0) {
-    throw new Error(
-      `Command \`${cmd.join(" ")}\` exited with code ${result.code}: ${
-        result.stderr.trim() || result.stdout.trim() || "(no output)"
-      }`,
-    );
-  }
-  return result;
 }
 
 function shellQuote(s: string): string {
