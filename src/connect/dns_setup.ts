@@ -10,7 +10,7 @@ import { DnsServer } from "../dns/server.ts";
 import type { LocalService } from "../dial/local.ts";
 import type { SessionInfo } from "../manager/session_info.ts";
 import type { Progress } from "../cli/progress.ts";
-import { dnsPlan, type ResolverConfigurator } from "../resolver/plan.ts";
+import { type DnsPlan, dnsPlan, type ResolverConfigurator } from "../resolver/plan.ts";
 import { verifySystemResolver } from "../resolver/verify.ts";
 import { Cidr } from "../wire/address.ts";
 import { logger } from "../log.ts";
@@ -25,6 +25,7 @@ export class DnsSetup {
   #info: () => SessionInfo;
   #resolver: ResolverConfigurator | null = null;
   #link = "";
+  #plan: DnsPlan | null = null;
 
   constructor(o: {
     info: () => SessionInfo;
@@ -67,7 +68,7 @@ export class DnsSetup {
     }));
   }
 
-  #plan(link: string) {
+  #makePlan(link: string): DnsPlan {
     const i = this.#info();
     return dnsPlan({
       server: this.#addresses[0],
@@ -89,8 +90,9 @@ export class DnsSetup {
     progress: Progress,
   ): Promise<boolean> {
     this.#link = link;
-    const plan = this.#plan(link);
+    const plan = this.#makePlan(link);
     await resolver.apply(plan);
+    this.#plan = plan;
     this.#resolver = resolver;
     const check = await verifySystemResolver(
       this.server,
@@ -125,16 +127,26 @@ export class DnsSetup {
   async update(): Promise<void> {
     this.server.cache.clear();
     if (this.#resolver === null) return;
-    await this.#resolver.update(this.#plan(this.#link)).catch((e) =>
-      log.warn(`updating DNS: ${e.message}`)
-    );
+    const plan = this.#makePlan(this.#link);
+    try {
+      await this.#resolver.update(plan);
+      this.#plan = plan;
+    } catch (e) {
+      log.warn(`updating DNS: ${(e as Error).message}`);
+    }
   }
 
   /** Puts the resolver back. */
   async restore(): Promise<void> {
     const r = this.#resolver;
     this.#resolver = null;
+    this.#plan = null;
     await r?.restore();
+  }
+
+  /** The resolver configuration in force, or null. */
+  get plan(): DnsPlan | null {
+    return this.#plan;
   }
 
   /** The resolver mode in use, or null. */

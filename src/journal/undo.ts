@@ -16,6 +16,11 @@ import {
 } from "../resolver/resolv_conf.ts";
 import { RESOLVED_KIND, undoResolvedLink } from "../resolver/resolved.ts";
 import type { Journal, JournalEntry } from "./journal.ts";
+import { deleteRoute } from "../routes/linux.ts";
+import { Cidr } from "../wire/address.ts";
+
+/** The journal kind of a route kconnect added (`{ cidr, dev }`). */
+export const ROUTE_KIND = "route";
 
 /** Whether process `pid` is alive (Linux and macOS). */
 export function processAlive(pid: number): boolean {
@@ -35,6 +40,12 @@ async function undoOne(e: JournalEntry): Promise<string> {
       return await undoResolvedLink(String(e.data.link));
     case RESOLVER_FILE_KIND:
       return await undoResolverFile(e.data as ResolverFileRecord);
+    case ROUTE_KIND: {
+      const cidr = Cidr.parse(String(e.data.cidr));
+      if (cidr === null) return `bad route entry ${e.data.cidr} left alone`;
+      await deleteRoute(cidr, String(e.data.dev));
+      return `route ${cidr} via ${e.data.dev} removed`;
+    }
     default:
       return `unknown change "${e.kind}" left alone`;
   }

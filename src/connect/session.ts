@@ -1,0 +1,332 @@
+/**
+ * A connected machine: the tunnel to the cluster, the TUN device and flow engine, the routes and
+ * the DNS settings, set up step by step (each host change journaled first) and taken down again.
+ * `kconnect up` in the foreground and the daemon both run one of these.
+ *
+ * @module
+ */
+import type { ClusterAccess } from "../k8s/access.ts";
+import type { Journal } from "../journal/journal.ts";
+import { LocalServicesDialer } from "../dial/local.ts";
+import { logger } from "../log.ts";
+import type { SessionInfo } from "../manager/session_info.ts";
+import type { Progress } from "../cli/progress.ts";
+import { type DnsMode, selectResolver } from "../resolver/select.ts";
+import { addRoute, deleteRoute, listRoutes } from "../routes/linux.ts";
+import { FlowEngine } from "../stack/engine.ts";
+import { tunAddresses } from "../stack/tun_addresses.ts";
+import { openTun } from "../tun/open.ts";
+import type { TunDevice } from "../tun/device.ts";
+import { Cidr, parseAddress } from "../wire/address.ts";
+import { type ClusterConnection, connectCluster } from "./connection.ts";
+import { DnsSetup } from "./dns_setup.ts";
+import { describeConflicts, type PlannedRoute, planRoutes } from "./route_plan.ts";
+import { VERSION } from "../version.ts";
+import { ROUTE_KIND } from "../journal/undo.ts";
+
+const log = logger("session");
+
+/** What a session is set up with. */
+export interface SessionOptions {
+  access: ClusterAccess;
+  journal: Journal;
+  managerNamespace: string;
+  alsoProxy: Cidr[];
+  neverProxy: Cidr[];
+  allowRouteConflicts: boolean;
+  tunName: string;
+  mtu: number;
+  transports: number;
+  tunNet4: string;
+  tunNet6: string;
+  /** The namespace short names resolve in. */
+  namespace: string;
+  dns: DnsMode;
+}
+
+/** What `status` reports. */
+export interface SessionStatus {
+  state: "connected" | "reconnecting" | "disconnected";
+  context: string;
+  server: string;
+  serverVersion: string;
+  user: string;
+  clientVersion: string;
+  manager: { namespace: string; pod: string; version: string };
+  clusterDomain: string;
+  namespace: string;
+  serviceCidrs: { cidr: string; source: string }[];
+  podCidrs: { cidr: string; source: string }[];
+  routes: string[];
+  tun: { name: string; mtu: number };
+  dns: { mode: string | null; server: string; routingDomains: string[]; searchDomains: string[] };
+  transports: {
+    state: string;
+    rttMs: number | null;
+    streams: number;
+    bytesIn: number;
+    bytesOut: number;
+  }[];
+  flows: { tcp: number; udp: number };
+  bytes: { in: number; out: number };
+  startedAt: string;
+  uptimeSeconds: number;
+  lastError: string | null;
+  warnings: string[];
+}
+
+/** The API server's addresses, which must never be routed into the tunnel they carry. */
+async function apiServerAddresses(server: string): Promise<Cidr[]> {
+  const host = new URL(server).hostname.replace(/^\[|\]$/g, "");
+  const literal = parseAddress(host);
+  if (literal !== null) return [Cidr.from(literal, literal.length * 8)!];
+  const out: Cidr[] = [];
+  for (const type of ["A", "AAAA"] as const) {
+    try {
+      for (const a of await Deno.resolveDns(host, type)) {
+        const b = parseAddress(a);
+        if (b) out.push(Cidr.from(b, b.length * 8)!);
+      }
+    } catch { /* no such records */ }
+  }
+  return out;
+}
+
+function clusterRoutes(info: SessionInfo): PlannedRoute[] {
+  const list = (kind: string, items: { cidr: string; source: string }[]) =>
+    items.flatMap((i) => {
+      const c = Cidr.parse(i.cidr);
+      return c ? [{ cidr: c, why: `${kind} CIDR, ${i.source}` }] : [];
+    });
+  return [...list("service", info.serviceCidrs), ...list("pod", info.podCidrs)];
+}
+
+/** A connected session. */
+export class ClusterSession implements AsyncDisposable {
+  readonly #o: SessionOptions;
+  readonly #conn: ClusterConnection;
+  readonly #engine: FlowEngine;
+  readonly #tun: TunDevice;
+  readonly #dns: DnsSetup;
+  readonly #routed = new Map<string, { cidr: Cidr; journalId: string }>();
+  readonly #startedAt = new Date();
+  readonly #warnings: string[] = [];
+  #lastError: string | null = null;
+  #closed: Promise<void> | null = null;
+  /** Resolves with the reason when the session ended by itself. */
+  readonly done: Promise<string>;
+
+  private constructor(
+    o: SessionOptions,
+    conn: ClusterConnection,
+    tun: TunDevice,
+    engine: FlowEngine,
+    dns: DnsSetup,
+  ) {
+    this.#o = o;
+    this.#conn = conn;
+    this.#tun = tun;
+    this.#engine = engine;
+    this.#dns = dns;
+    this.done = Promise.race([
+      engine.done.then(() => "the TUN device went away"),
+      conn.control.done.then(() => "the traffic manager closed the session"),
+    ]);
+  }
+
+  /** Connects and sets up the machine, reporting each step; undoes what it did if a step fails. */
+  static async start(o: SessionOptions, progress: Progress): Promise<ClusterSession> {
+    let onInfo: (info: SessionInfo) => void = () => {};
+    const conn = await connectCluster({
+      access: o.access,
+      managerNamespace: o.managerNamespace,
+      transports: o.transports,
+      onInfo: (info) => onInfo(info),
+      progress,
+    });
+    let tun: TunDevice | null = null;
+    let engine: FlowEngine | null = null;
+    let session: ClusterSession | null = null;
+    try {
+      const info = conn.info;
+      progress.done(
+        "cluster networks",
+        `domain ${info.clusterDomain}, traffic manager ${info.managerVersion}`,
+      );
+      for (const c of info.serviceCidrs) progress.detail(`service CIDR ${c.cidr} (${c.source})`);
+      for (const c of info.podCidrs) progress.detail(`pod CIDR ${c.cidr} (${c.source})`);
+      for (const w of info.warnings) progress.warn(w);
+
+      const keepOut = (await apiServerAddresses(o.access.server)).map((address) => ({
+        address,
+        label: "the API server, which carries the tunnel",
+      }));
+      const plan = async (i: SessionInfo) =>
+        planRoutes({
+          cluster: clusterRoutes(i),
+          alsoProxy: o.alsoProxy,
+          neverProxy: o.neverProxy,
+          keepOut,
+          existing: [...await listRoutes(4), ...await listRoutes(6)],
+          ownDev: o.tunName,
+        });
+      const first = await plan(info);
+      if (first.conflicts.length > 0 && !o.allowRouteConflicts) {
+        throw new Error(describeConflicts(first.conflicts));
+      }
+      if (first.routes.length === 0) {
+        throw new Error(
+          "The traffic manager reported no cluster CIDRs and none were given with --also-proxy: nothing to route",
+        );
+      }
+      const v4 = tunAddresses(o.tunNet4);
+      const v6 = tunAddresses(o.tunNet6);
+      const dns = new DnsSetup({
+        info: () => conn.info,
+        namespace: o.namespace,
+        addresses: [v4.dns, v6.dns],
+        cluster: (q, signal) => conn.dialer.queryDns(q, signal),
+      });
+      tun = await openTun({
+        name: o.tunName,
+        mtu: o.mtu,
+        addresses: [
+          { address: v4.tun, prefixLength: v4.prefixLength },
+          { address: v6.tun, prefixLength: v6.prefixLength },
+        ],
+      });
+      const dialer = new LocalServicesDialer(conn.dialer, dns.services());
+      engine = await FlowEngine.start({ tun, dialer, v4, v6 });
+      progress.done("TUN", `${tun.name} up, mtu ${tun.mtu}`);
+      session = new ClusterSession(o, conn, tun, engine, dns);
+      for (const n of first.notes) progress.detail(n);
+      await session.#applyRoutes(first.routes);
+      progress.done("routes", `${[...session.#routed.keys()].join(", ")} via ${tun.name}`);
+      const resolver = await selectResolver(o.dns, o.journal);
+      if (resolver === null) progress.warn("DNS: not configured (--dns off)");
+      else await dns.configure(resolver, tun.name, progress);
+      const s = session;
+      onInfo = (next) => {
+        plan(next).then(async (rp) => {
+          if (rp.conflicts.length > 0 && !o.allowRouteConflicts) {
+            s.#warn(
+              `new cluster networks collide with this machine's routes; keeping the old ones: ${
+                describeConflicts(rp.conflicts)
+              }`,
+            );
+            return;
+          }
+          await s.#applyRoutes(rp.routes);
+          await dns.update();
+          log.info(`routes now ${[...s.#routed.keys()].join(", ")}`);
+        }).catch((e) => s.#warn(`updating routes: ${e.message}`));
+      };
+      return session;
+    } catch (err) {
+      if (session !== null) await session.close();
+      else {
+        await engine?.close();
+        if (engine === null) await tun?.close();
+        await conn.close();
+      }
+      throw err;
+    }
+  }
+
+  #warn(message: string): void {
+    log.warn(message);
+    this.#lastError = message;
+  }
+
+  async #applyRoutes(routes: PlannedRoute[]): Promise<void> {
+    const want = new Map(routes.map((r) => [r.cidr.toString(), r.cidr]));
+    const dev = this.#tun.name;
+    for (const [key, r] of this.#routed) {
+      if (want.has(key)) continue;
+      await deleteRoute(r.cidr, dev).catch((e) =>
+        log.warn(`removing route ${r.cidr}: ${e.message}`)
+      );
+      await this.#o.journal.remove(r.journalId);
+      this.#routed.delete(key);
+    }
+    for (const [key, cidr] of want) {
+      if (this.#routed.has(key)) continue;
+      const journalId = await this.#o.journal.add(ROUTE_KIND, { cidr: key, dev });
+      await addRoute(cidr, dev);
+      this.#routed.set(key, { cidr, journalId });
+    }
+  }
+
+  /** What is connected now, and how it is doing. */
+  status(): SessionStatus {
+    const c = this.#conn;
+    const sessions = c.pool.sessions;
+    const bytesIn = sessions.reduce((n, s) => n + s.stats.bytesIn, 0);
+    const bytesOut = sessions.reduce((n, s) => n + s.stats.bytesOut, 0);
+    const plan = this.#dns.plan;
+    return {
+      state: sessions.some((s) => !s.isClosed) ? "connected" : "reconnecting",
+      context: this.#o.access.context,
+      server: this.#o.access.server,
+      serverVersion: c.serverVersion,
+      user: this.#o.access.userName,
+      clientVersion: VERSION,
+      manager: {
+        namespace: c.manager.namespace,
+        pod: c.manager.name,
+        version: c.info.managerVersion,
+      },
+      clusterDomain: c.info.clusterDomain,
+      namespace: this.#o.namespace,
+      serviceCidrs: c.info.serviceCidrs,
+      podCidrs: c.info.podCidrs,
+      routes: [...this.#routed.keys()],
+      tun: { name: this.#tun.name, mtu: this.#tun.mtu },
+      dns: {
+        mode: this.#dns.mode,
+        server: plan?.server ?? "",
+        routingDomains: plan?.routingDomains ?? [],
+        searchDomains: plan?.searchDomains ?? [],
+      },
+      transports: sessions.map((s) => ({
+        state: s.isClosed ? "closed" : s.isGoingAway ? "going-away" : "open",
+        rttMs: s.stats.lastRttMs,
+        streams: s.numStreams,
+        bytesIn: s.stats.bytesIn,
+        bytesOut: s.stats.bytesOut,
+      })),
+      flows: { tcp: this.#engine.stats.activeTcp, udp: this.#engine.udp.flows.size },
+      bytes: { in: bytesIn, out: bytesOut },
+      startedAt: this.#startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),
+      lastError: this.#lastError,
+      warnings: [...c.info.warnings, ...this.#warnings],
+    };
+  }
+
+  /** The DNS server's counters (for debug statistics). */
+  get dnsStats(): DnsSetup["server"]["stats"] {
+    return this.#dns.server.stats;
+  }
+
+  /** Undoes everything: DNS settings, routes, the TUN, the tunnel. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.#dns.restore().catch((e) => log.warn(`restoring DNS settings: ${e.message}`));
+      for (const [key, r] of [...this.#routed].reverse()) {
+        await deleteRoute(r.cidr, this.#tun.name).catch((e) =>
+          log.warn(`removing route ${r.cidr}: ${e.message}`)
+        );
+        await this.#o.journal.remove(r.journalId).catch(() => {});
+        this.#routed.delete(key);
+      }
+      await this.#engine.close();
+      await this.#conn.close();
+    })();
+    return this.#closed;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
