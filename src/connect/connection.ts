@@ -14,7 +14,7 @@ import type { SessionInfo } from "../manager/session_info.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
 import { SessionPool } from "../tunnel/pool.ts";
 import type { Progress } from "../cli/progress.ts";
-import { type Control, openControl } from "./control.ts";
+import { openControl } from "./control.ts";
 import { findTrafficManager, type ManagerPod } from "./find_manager.ts";
 
 const log = logger("connect");
@@ -36,11 +36,16 @@ export interface ConnectOptions {
 export interface ClusterConnection extends AsyncDisposable {
   access: ClusterAccess;
   serverVersion: string;
-  manager: ManagerPod;
+  /** The manager pod in use now (it changes when the pod is replaced). */
+  readonly manager: ManagerPod;
   pool: SessionPool;
   dialer: TunnelDialer;
+  /** The newest session info. */
   info: SessionInfo;
-  control: Control;
+  /** Why the last transport closed, if one did. */
+  lastError: string | null;
+  /** True while no transport is up (the pool is reconnecting). */
+  readonly reconnecting: boolean;
   close(): Promise<void>;
 }
 
@@ -79,25 +84,51 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
   );
 
   let lastForwardError: string | null = null;
+  let current = manager;
+  const forward = async (m: ManagerPod, signal: AbortSignal) => {
+    const pf = await openPortForward(access, {
+      namespace: m.namespace,
+      pod: m.name,
+      port: m.port,
+      signal,
+      timeoutMs: 5_000,
+    });
+    pf.closed.then((text) => {
+      if (text) {
+        lastForwardError = text.trim();
+        log.warn(`port-forward closed: ${lastForwardError}`);
+      }
+    });
+    return pf;
+  };
   const pool = new SessionPool({
     size: o.transports,
     connect: async (signal) => {
-      const conn = await openPortForward(access, {
-        namespace: manager.namespace,
-        pod: manager.name,
-        port: manager.port,
-        signal,
-      });
-      conn.closed.then((text) => {
-        if (text) {
-          lastForwardError = text.trim();
-          log.warn(`port-forward closed: ${lastForwardError}`);
-        }
-      });
-      return conn;
+      try {
+        return await forward(current, signal);
+      } catch (err) {
+        // The manager pod may have been replaced (rollout, eviction): look again.
+        const again = await findTrafficManager(client, current.namespace).catch(() => null);
+        if (again === null || again.name === current.name) throw err;
+        log.info(`traffic manager moved to ${again.namespace}/${again.name}`);
+        current = again;
+        return await forward(current, signal);
+      }
     },
-    session: { keepaliveIntervalMs: 5_000, keepaliveTimeoutMs: 10_000 },
+    // A silently dead path (laptop asleep, network changed, traffic black-holed) is noticed
+    // within about ten seconds, and its flows end instead of hanging.
+    session: { keepaliveIntervalMs: 3_000, keepaliveTimeoutMs: 6_000 },
+    onSessionClosed: (info) => {
+      if (conn !== undefined) {
+        conn.lastError = `${info.reason}${info.error ? `: ${info.error.message}` : ""}`;
+      }
+      log.info(`tunnel transport closed (${info.reason}); reconnecting`);
+    },
+    retryMinMs: 250,
+    retryMaxMs: 3_000,
   });
+  // deno-lint-ignore prefer-const
+  let conn: ClusterConnection | undefined;
   try {
     try {
       await pool.start();
@@ -123,24 +154,51 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       } ms`,
     );
     const dialer = new TunnelDialer(pool);
-    const control = await openControl(pool, (info) => {
-      conn.info = info;
+    const onInfo = (info: SessionInfo) => {
+      conn!.info = info;
       o.onInfo?.(info);
-    }, o.signal);
-    const conn: ClusterConnection = {
+    };
+    const first = await openControl(pool, onInfo, o.signal);
+    let closed = false;
+    let control = first;
+    // The control stream lives on one transport; when that one drops, open it again on another
+    // (waiting for the pool to reconnect) and take the fresh session info it starts with.
+    const controlLoop = (async () => {
+      for (;;) {
+        await control.done;
+        if (closed) return;
+        for (let delay = 250; !closed; delay = Math.min(delay * 2, 3_000)) {
+          try {
+            control = await openControl(pool, onInfo);
+            onInfo(control.info);
+            break;
+          } catch {
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
+      }
+    })();
+    conn = {
       access,
       serverVersion,
-      manager,
+      get manager() {
+        return current;
+      },
       pool,
       dialer,
-      info: control.info,
-      control,
+      info: first.info,
+      lastError: null,
+      get reconnecting() {
+        return pool.sessions.length === 0;
+      },
       async close() {
+        closed = true;
         control.close();
         await pool.close();
+        await controlLoop;
       },
       async [Symbol.asyncDispose]() {
-        await conn.close();
+        await conn!.close();
       },
     };
     return conn;

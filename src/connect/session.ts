@@ -128,10 +128,8 @@ export class ClusterSession implements AsyncDisposable {
     this.#tun = tun;
     this.#engine = engine;
     this.#dns = dns;
-    this.done = Promise.race([
-      engine.done.then(() => "the TUN device went away"),
-      conn.control.done.then(() => "the traffic manager closed the session"),
-    ]);
+    // A dropped tunnel is not the end: the pool reconnects while TUN, routes and DNS stay.
+    this.done = engine.done.then(() => "the TUN device went away");
   }
 
   /** Connects and sets up the machine, reporting each step; undoes what it did if a step fails. */
@@ -265,7 +263,7 @@ export class ClusterSession implements AsyncDisposable {
     const bytesOut = sessions.reduce((n, s) => n + s.stats.bytesOut, 0);
     const plan = this.#dns.plan;
     return {
-      state: sessions.some((s) => !s.isClosed) ? "connected" : "reconnecting",
+      state: c.reconnecting ? "reconnecting" : "connected",
       context: this.#o.access.context,
       server: this.#o.access.server,
       serverVersion: c.serverVersion,
@@ -299,7 +297,7 @@ export class ClusterSession implements AsyncDisposable {
       bytes: { in: bytesIn, out: bytesOut },
       startedAt: this.#startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),
-      lastError: this.#lastError,
+      lastError: this.#lastError ?? c.lastError,
       warnings: [...c.info.warnings, ...this.#warnings],
     };
   }

@@ -115,7 +115,9 @@ export class TunnelDialer implements Dialer {
           options.onDatagram(d);
         }
       } catch { /* reset: the flow ends */ }
+      const byUs = closed;
       close();
+      if (!byUs) options.onClose?.();
     })();
     let pending = 0;
     let chain = Promise.resolve();

@@ -71,6 +71,8 @@ export interface UdpOptions {
   onDatagram: (payload: Uint8Array) => void;
   /** Aborted when the flow expires or the engine is closing. */
   signal: AbortSignal;
+  /** Called when the far side ended the association (its transport died): forget it. */
+  onClose?: () => void;
 }
 
 /** Where flows go. */

@@ -249,6 +249,7 @@ export class FlowEngine implements AsyncDisposable {
     const dst = { address: formatAddress(flow.dstAddr), port: flow.dstPort };
     this.#dialer.openUdp(dst, {
       signal: flow.abort.signal,
+      onClose: () => this.udp.forget(flow),
       onDatagram: (payload) => {
         const p = this.udp.reply(flow, payload, this.#clock.now());
         if (p !== null) this.#emit(p);

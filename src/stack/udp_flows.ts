@@ -166,6 +166,11 @@ export class UdpFlows {
     }
   }
 
+  /** Forgets `flow` (its far side ended); the program's next datagram opens a new one. */
+  forget(flow: UdpFlow): void {
+    this.#close(flow);
+  }
+
   /** Closes every flow (the engine is closing). */
   clear(): void {
     for (const flow of this.flows.values()) this.#close(flow);

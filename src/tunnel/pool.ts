@@ -60,6 +60,7 @@ export class SessionPool implements AsyncDisposable {
   #waiters: (() => void)[] = [];
   #replacing = new Set<Promise<void>>();
   #closing = false;
+  #shortLived: number[] = [];
 
   constructor(options: SessionPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
@@ -162,9 +163,13 @@ export class SessionPool implements AsyncDisposable {
       return;
     }
     const session = new Session(conn, { ...this.#o.session, client: true });
+    const born = Date.now();
     this.#slots[i] = session;
     this.#wake();
     session.closed.then((info) => {
+      // A transport that dies right after opening (the far end refuses) counts as a failure, so
+      // the next attempts back off instead of hammering the API server.
+      this.#shortLived[i] = Date.now() - born < 2_000 ? (this.#shortLived[i] ?? 0) + 1 : 0;
       if (this.#slots[i] === session) this.#slots[i] = null;
       try {
         this.#o.onSessionClosed?.(info);
@@ -183,7 +188,8 @@ export class SessionPool implements AsyncDisposable {
   async #reconnect(i: number): Promise<void> {
     const signal = this.#abort.signal;
     const max = this.#o.retryMaxMs ?? 5000;
-    let delay = this.#o.retryMinMs ?? 100;
+    let delay = Math.min(max, (this.#o.retryMinMs ?? 100) * 2 ** (this.#shortLived[i] ?? 0));
+    if ((this.#shortLived[i] ?? 0) > 0) await _sleep(delay, signal);
     while (!signal.aborted) {
       try {
         const conn = await this.#o.connect(signal);
