@@ -22,7 +22,7 @@ import { type ClusterConnection, connectCluster } from "./connection.ts";
 import { DnsSetup } from "./dns_setup.ts";
 import { describeConflicts, type PlannedRoute, planRoutes } from "./route_plan.ts";
 import { VERSION } from "../version.ts";
-import { ROUTE_KIND } from "../journal/undo.ts";
+import { ROUTE_KIND, TUN_KIND } from "../journal/undo.ts";
 
 const log = logger("session");
 
@@ -108,6 +108,7 @@ export class ClusterSession implements AsyncDisposable {
   readonly #engine: FlowEngine;
   readonly #tun: TunDevice;
   readonly #dns: DnsSetup;
+  readonly #tunJournal: string;
   readonly #routed = new Map<string, { cidr: Cidr; journalId: string }>();
   readonly #startedAt = new Date();
   readonly #warnings: string[] = [];
@@ -122,7 +123,9 @@ export class ClusterSession implements AsyncDisposable {
     tun: TunDevice,
     engine: FlowEngine,
     dns: DnsSetup,
+    tunJournal: string,
   ) {
+    this.#tunJournal = tunJournal;
     this.#o = o;
     this.#conn = conn;
     this.#tun = tun;
@@ -143,6 +146,7 @@ export class ClusterSession implements AsyncDisposable {
       progress,
     });
     let tun: TunDevice | null = null;
+    let tunJournal: string | null = null;
     let engine: FlowEngine | null = null;
     let session: ClusterSession | null = null;
     try {
@@ -185,6 +189,7 @@ export class ClusterSession implements AsyncDisposable {
         addresses: [v4.dns, v6.dns],
         cluster: (q, signal) => conn.dialer.queryDns(q, signal),
       });
+      tunJournal = await o.journal.add(TUN_KIND, { name: o.tunName });
       tun = await openTun({
         name: o.tunName,
         mtu: o.mtu,
@@ -196,7 +201,7 @@ export class ClusterSession implements AsyncDisposable {
       const dialer = new LocalServicesDialer(conn.dialer, dns.services());
       engine = await FlowEngine.start({ tun, dialer, v4, v6 });
       progress.done("TUN", `${tun.name} up, mtu ${tun.mtu}`);
-      session = new ClusterSession(o, conn, tun, engine, dns);
+      session = new ClusterSession(o, conn, tun, engine, dns, tunJournal);
       for (const n of first.notes) progress.detail(n);
       await session.#applyRoutes(first.routes);
       progress.done("routes", `${[...session.#routed.keys()].join(", ")} via ${tun.name}`);
@@ -225,6 +230,7 @@ export class ClusterSession implements AsyncDisposable {
       else {
         await engine?.close();
         if (engine === null) await tun?.close();
+        if (tunJournal !== null) await o.journal.remove(tunJournal);
         await conn.close();
       }
       throw err;
@@ -319,6 +325,7 @@ export class ClusterSession implements AsyncDisposable {
         this.#routed.delete(key);
       }
       await this.#engine.close();
+      await this.#o.journal.remove(this.#tunJournal).catch(() => {});
       await this.#conn.close();
     })();
     return this.#closed;

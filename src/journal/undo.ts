@@ -21,6 +21,26 @@ import { Cidr } from "../wire/address.ts";
 
 /** The journal kind of a route kconnect added (`{ cidr, dev }`). */
 export const ROUTE_KIND = "route";
+/** The journal kind of a TUN device kconnect created (`{ name }`). */
+export const TUN_KIND = "tun";
+
+async function undoTun(name: string): Promise<string> {
+  if (Deno.build.os !== "linux") return `TUN ${name}: nothing to do`;
+  const show = await new Deno.Command("ip", {
+    args: ["-d", "-j", "link", "show", name],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output().catch(() => null);
+  if (show === null || !show.success) return `TUN ${name} is gone`;
+  const [link] = JSON.parse(new TextDecoder().decode(show.stdout) || "[{}]");
+  if (link?.linkinfo?.info_kind !== "tun") {
+    return `${name} is not a TUN device any more; left alone`;
+  }
+  await new Deno.Command("ip", { args: ["link", "del", name], stdout: "null", stderr: "null" })
+    .output();
+  return `TUN ${name} removed`;
+}
 
 /** Whether process `pid` is alive (Linux and macOS). */
 export function processAlive(pid: number): boolean {
@@ -40,6 +60,8 @@ async function undoOne(e: JournalEntry): Promise<string> {
       return await undoResolvedLink(String(e.data.link));
     case RESOLVER_FILE_KIND:
       return await undoResolverFile(e.data as ResolverFileRecord);
+    case TUN_KIND:
+      return await undoTun(String(e.data.name));
     case ROUTE_KIND: {
       const cidr = Cidr.parse(String(e.data.cidr));
       if (cidr === null) return `bad route entry ${e.data.cidr} left alone`;
