@@ -10,6 +10,7 @@
 import type { Command } from "commander";
 import { registerDown } from "./src/cli/down.ts";
 import { registerForward } from "./src/cli/forward.ts";
+import { registerInstall, registerUninstall } from "./src/cli/install.ts";
 import { createProgram, runProgram } from "./src/cli/program.ts";
 import { registerTrafficManager } from "./src/cli/traffic_manager.ts";
 import { registerUp } from "./src/cli/up.ts";
@@ -32,6 +33,8 @@ export function buildProgram(): Command {
   registerDown(program);
   registerForward(program);
   registerTrafficManager(program);
+  registerInstall(program);
+  registerUninstall(program);
   return program;
 }
 

@@ -16,6 +16,7 @@ import { SessionPool } from "../tunnel/pool.ts";
 import type { Progress } from "../cli/progress.ts";
 import { openControl } from "./control.ts";
 import { findTrafficManager, type ManagerPod } from "./find_manager.ts";
+import { ensureTrafficManager } from "../install/ensure.ts";
 
 const log = logger("connect");
 
@@ -30,6 +31,13 @@ export interface ConnectOptions {
   onInfo?: (info: SessionInfo) => void;
   progress: Progress;
   signal?: AbortSignal;
+  // --- traffic manager install/upgrade (src/install/ensure.ts) ---
+  /** Install the traffic manager when none is found (`up --install`). Default false. */
+  installManager?: boolean;
+  /** Upgrade a kconnect-installed manager of another version (`--no-upgrade`: false). Default true. */
+  upgradeManager?: boolean;
+  /** Image for an install or upgrade (`--manager-image`). Default `denoland/deno:<Deno version>`. */
+  managerImage?: string;
 }
 
 /** A live tunnel to a cluster. */
@@ -75,7 +83,16 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
   const serverVersion = version.gitVersion ?? "unknown version";
   progress.done("cluster reached", `${access.server} (Kubernetes ${serverVersion})`);
 
-  const manager = await findTrafficManager(client, o.managerNamespace);
+  // Finds the manager; installs or upgrades it first when asked to (src/install/ensure.ts).
+  const manager = await ensureTrafficManager({
+    client,
+    namespace: o.managerNamespace,
+    progress,
+    install: o.installManager ?? false,
+    upgrade: o.upgradeManager ?? true,
+    image: o.managerImage,
+    signal: o.signal,
+  });
   progress.done(
     "traffic manager found",
     `${manager.namespace}/${manager.name}${

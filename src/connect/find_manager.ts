@@ -51,6 +51,14 @@ function whyNotReady(p: Pod): string {
   }`;
 }
 
+/** No manager pod exists at all (as opposed to one that is not ready); `install` fixes it. */
+export class NoTrafficManagerError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NoTrafficManagerError";
+  }
+}
+
 /** Finds a ready manager pod in `namespace`; errors say what to do. */
 export async function findTrafficManager(
   client: KubeClient,
@@ -75,7 +83,7 @@ export async function findTrafficManager(
   }
   const items = pods.items ?? [];
   if (items.length === 0) {
-    throw new Error(
+    throw new NoTrafficManagerError(
       `No traffic manager found in namespace "${namespace}" (no pod labelled ${MANAGER_SELECTOR}). ` +
         "Install it in the cluster, or pass --manager-namespace if it runs elsewhere.",
     );

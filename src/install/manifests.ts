@@ -1,0 +1,465 @@
+/**
+ * The objects `kconnect install` puts in a cluster, as pure functions of the install options:
+ * the namespace, the ServiceAccount, least-privilege RBAC, the ConfigMap holding the bundled
+ * manager code, and the Deployment that runs it with the official `denoland/deno` image.
+ *
+ * Every object is labelled `app.kubernetes.io/managed-by=kconnect` (so `uninstall` can tell its
+ * own objects from others) and carries, in the annotation {@linkcode APPLIED_ANNOTATION}, the
+ * sha256 of its own desired form: `apply.ts` compares that to decide between create, update
+ * and nothing to do, without comparing against the defaults a server fills in.
+ *
+ * @example
+ * ```ts
+ * import { managerManifests } from "./manifests.ts";
+ * const m = await managerManifests({
+ *   namespace: "kconnect", version: "0.1.0", bundle: "console.log(1)", denoVersion: "2.9.6",
+ * });
+ * m.deployment.spec.template.spec.containers[0].image; // "denoland/deno:2.9.6"
+ * ```
+ *
+ * @module
+ */
+import {
+  DEFAULT_TUNNEL_PORT,
+  MANAGER_SELECTOR,
+  TUNNEL_PORT_NAME,
+} from "../connect/find_manager.ts";
+
+/** Name of the namespaced objects (ServiceAccount, Role, ConfigMap, Deployment, …). */
+export const MANAGER_NAME = "kconnect-traffic-manager";
+/** `app.kubernetes.io/name` of every manager object and pod. */
+export const APP_NAME = MANAGER_SELECTOR.split("=")[1];
+/** Label marking what kconnect installed. */
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+/** Its value. */
+export const MANAGED_BY = "kconnect";
+/** Selector of everything kconnect installed. */
+export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+/** Label holding the client version that installed an object. */
+export const VERSION_LABEL = "app.kubernetes.io/version";
+/** Annotation: sha256 of the manager bundle (on the ConfigMap, Deployment and pod template). */
+export const BUNDLE_ANNOTATION = "kconnect.io/bundle-sha256";
+/** Annotation: sha256 of the object's desired form, see the module doc. */
+export const APPLIED_ANNOTATION = "kconnect.io/applied-sha256";
+/** Annotation on a namespace kconnect created (uninstall deletes only such namespaces). */
+export const CREATED_NAMESPACE_ANNOTATION = "kconnect.io/created-by";
+/** ConfigMap key (and file name under the mount) of the bundle. */
+export const BUNDLE_KEY = "manager.js";
+/** Where the ConfigMap is mounted in the manager's container. */
+export const BUNDLE_MOUNT = "/kconnect";
+/** The denoland/deno image's own non-root user and group. */
+export const DENO_UID = 1993;
+/** Size limit of a ConfigMap's data (etcd's request limit is about 1.5 MiB; the API says 1 MiB). */
+export const CONFIGMAP_LIMIT = 1024 * 1024;
+
+/** What the manifests are made from. */
+export interface ManifestOptions {
+  /** Namespace of the manager. */
+  namespace: string;
+  /** The client's version (label `app.kubernetes.io/version`). */
+  version: string;
+  /** The manager bundle's JavaScript. */
+  bundle: string;
+  /** Deno version of the image (`denoland/deno:<denoVersion>`), the client's own by default. */
+  denoVersion: string;
+  /** Image instead of `denoland/deno:<denoVersion>`. */
+  image?: string;
+  /** The tunnel port. Default 8081. */
+  port?: number;
+}
+
+type Labels = Record<string, string>;
+
+/** ObjectMeta as kconnect writes it. */
+export interface Meta {
+  name: string;
+  namespace?: string;
+  labels: Labels;
+  annotations: Record<string, string>;
+  resourceVersion?: string;
+}
+
+/** A manifest: any object with kind, apiVersion and metadata. */
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: Meta;
+  [field: string]: unknown;
+}
+
+/** An RBAC PolicyRule. */
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+/** A container as kconnect writes it (the fields tests look at are typed). */
+export interface ManagerContainer {
+  name: string;
+  image: string;
+  command: string[];
+  ports: { name: string; containerPort: number; protocol: string }[];
+  env: { name: string; value: string }[];
+  readinessProbe: Record<string, unknown>;
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
+  securityContext: Record<string, unknown>;
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+
+/** The Deployment's shape. */
+export interface DeploymentManifest extends Manifest {
+  spec: {
+    replicas: number;
+    selector: { matchLabels: Labels };
+    strategy: Record<string, unknown>;
+    template: {
+      metadata: { labels: Labels; annotations: Record<string, string> };
+      spec: {
+        serviceAccountName: string;
+        automountServiceAccountToken: boolean;
+        securityContext: Record<string, unknown>;
+        containers: ManagerContainer[];
+        volumes: Record<string, unknown>[];
+        [field: string]: unknown;
+      };
+    };
+  };
+}
+
+/** Everything `install` applies, in the order it applies them. */
+export interface ManagerManifests {
+  namespace: Manifest;
+  serviceAccount: Manifest;
+  clusterRole: Manifest & { rules: PolicyRule[] };
+  clusterRoleBinding: Manifest;
+  role: Manifest & { rules: PolicyRule[] };
+  roleBinding: Manifest;
+  configMap: Manifest & { data: Record<string, string> };
+  deployment: DeploymentManifest;
+  /** sha256 of the bundle (hex). */
+  bundleSha256: string;
+}
+
+/**
+ * What the manager may do cluster-wide: read (list, watch) what network discovery looks at,
+ * and list ServiceCIDRs. Nothing else: no get of secrets, no writes.
+ */
+export const CLUSTER_RULES: readonly PolicyRule[] = [
+  {
+    apiGroups: [""],
+    resources: ["pods", "nodes", "services", "namespaces"],
+    verbs: ["list", "watch"],
+  },
+  { apiGroups: ["networking.k8s.io"], resources: ["servicecidrs"], verbs: ["list"] },
+];
+
+/**
+ * What the manager may do in its own namespace: create Services, which it only ever does with
+ * `dryRun=All` to learn the service CIDR from the "invalid ClusterIP" error (RBAC cannot tell a
+ * dry run from a real create).
+ */
+export const NAMESPACE_RULES: readonly PolicyRule[] = [
+  { apiGroups: [""], resources: ["services"], verbs: ["create"] },
+];
+
+/** Name of the cluster-scoped RBAC objects: one pair per manager namespace. */
+export function clusterRbacName(namespace: string): string {
+  return `${MANAGER_NAME}:${namespace}`;
+}
+
+/** The `denoland/deno` image for a Deno version. */
+export function denoImage(denoVersion: string): string {
+  return `denoland/deno:${denoVersion}`;
+}
+
+/** Hex sha256 of a string's UTF-8 bytes. */
+export async function sha256Hex(text: string | Uint8Array): Promise<string> {
+  const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** JSON with object keys sorted, so equal objects hash equally. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_key, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
+        : v,
+  );
+}
+
+/**
+ * Stamps {@linkcode APPLIED_ANNOTATION} with the sha256 of the manifest without it (and
+ * without a resourceVersion).
+ */
+export async function withAppliedHash<T extends Manifest>(m: T): Promise<T> {
+  const { [APPLIED_ANNOTATION]: _old, ...annotations } = m.metadata.annotations;
+  const { resourceVersion: _rv, ...meta } = m.metadata;
+  const bare = { ...m, metadata: { ...meta, annotations } };
+  const hash = await sha256Hex(canonicalJson(bare));
+  return {
+    ...bare,
+    metadata: { ...bare.metadata, annotations: { ...annotations, [APPLIED_ANNOTATION]: hash } },
+  };
+}
+
+/** The labels of every object: name, version, managed-by. */
+export function commonLabels(version: string): Labels {
+  return {
+    "app.kubernetes.io/name": APP_NAME,
+    [VERSION_LABEL]: version,
+    "app.kubernetes.io/component": "traffic-manager",
+    "app.kubernetes.io/part-of": "kconnect",
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+  };
+}
+
+/** The command the manager container runs. */
+export function managerCommand(port: number): string[] {
+  return [
+    "deno",
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "--no-prompt",
+    `${BUNDLE_MOUNT}/${BUNDLE_KEY}`,
+    "traffic-manager",
+    "--listen",
+    `127.0.0.1:${port}`,
+  ];
+}
+
+/**
+ * The readiness probe's command: the manager listens on localhost only (port-forward reaches
+ * it there, nothing else may), so a TCP probe from the kubelet cannot see it; a connect from
+ * inside the container can.
+ */
+export function probeCommand(port: number): string[] {
+  return [
+    "deno",
+    "eval",
+    `const c = await Deno.connect({ hostname: "127.0.0.1", port: ${port} }); c.close();`,
+  ];
+}
+
+/** Builds every object `install` applies. */
+export async function managerManifests(o: ManifestOptions): Promise<ManagerManifests> {
+  const { namespace, version } = o;
+  const port = o.port ?? DEFAULT_TUNNEL_PORT;
+  const labels = commonLabels(version);
+  const bundleSha256 = await sha256Hex(o.bundle);
+  const meta = (name: string, ns?: string, annotations: Record<string, string> = {}): Meta => ({
+    name,
+    ...(ns ? { namespace: ns } : {}),
+    labels: { ...labels },
+    annotations,
+  });
+  const sa = { kind: "ServiceAccount", name: MANAGER_NAME, namespace };
+  const rbac = "rbac.authorization.k8s.io";
+  const selector = { "app.kubernetes.io/name": APP_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
+  const deployment: DeploymentManifest = {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: meta(MANAGER_NAME, namespace, { [BUNDLE_ANNOTATION]: bundleSha256 }),
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: selector },
+      // The new pod is ready before the old one goes: a client finds a manager throughout.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      template: {
+        metadata: { labels: { ...labels }, annotations: { [BUNDLE_ANNOTATION]: bundleSha256 } },
+        spec: {
+          serviceAccountName: MANAGER_NAME,
+          automountServiceAccountToken: true,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: DENO_UID,
+            runAsGroup: DENO_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [{
+            name: "manager",
+            image: o.image ?? denoImage(o.denoVersion),
+            command: managerCommand(port),
+            ports: [{ name: TUNNEL_PORT_NAME, containerPort: port, protocol: "TCP" }],
+            env: [
+              // The root filesystem is read-only: Deno's cache goes to the emptyDir.
+              { name: "DENO_DIR", value: "/tmp/deno" },
+              { name: "DENO_NO_UPDATE_CHECK", value: "1" },
+              { name: "NO_COLOR", value: "1" },
+            ],
+            readinessProbe: {
+              exec: { command: probeCommand(port) },
+              initialDelaySeconds: 1,
+              periodSeconds: 10,
+              timeoutSeconds: 5,
+              failureThreshold: 3,
+            },
+            resources: {
+              requests: { cpu: "50m", memory: "64Mi" },
+              limits: { cpu: "1", memory: "256Mi" },
+            },
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              runAsNonRoot: true,
+              capabilities: { drop: ["ALL"] },
+            },
+            volumeMounts: [
+              { name: "code", mountPath: BUNDLE_MOUNT, readOnly: true },
+              { name: "tmp", mountPath: "/tmp" },
+            ],
+          }],
+          volumes: [
+            { name: "code", configMap: { name: MANAGER_NAME } },
+            { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+          ],
+          terminationGracePeriodSeconds: 10,
+        },
+      },
+    },
+  };
+  const m: ManagerManifests = {
+    namespace: {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: meta(namespace, undefined, { [CREATED_NAMESPACE_ANNOTATION]: "kconnect install" }),
+    },
+    serviceAccount: {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: meta(MANAGER_NAME, namespace),
+    },
+    clusterRole: {
+      apiVersion: `${rbac}/v1`,
+      kind: "ClusterRole",
+      metadata: meta(clusterRbacName(namespace)),
+      rules: CLUSTER_RULES.map((r) => structuredClone(r)),
+    },
+    clusterRoleBinding: {
+      apiVersion: `${rbac}/v1`,
+      kind: "ClusterRoleBinding",
+      metadata: meta(clusterRbacName(namespace)),
+      roleRef: { apiGroup: rbac, kind: "ClusterRole", name: clusterRbacName(namespace) },
+      subjects: [sa],
+    },
+    role: {
+      apiVersion: `${rbac}/v1`,
+      kind: "Role",
+      metadata: meta(MANAGER_NAME, namespace),
+      rules: NAMESPACE_RULES.map((r) => structuredClone(r)),
+    },
+    roleBinding: {
+      apiVersion: `${rbac}/v1`,
+      kind: "RoleBinding",
+      metadata: meta(MANAGER_NAME, namespace),
+      roleRef: { apiGroup: rbac, kind: "Role", name: MANAGER_NAME },
+      subjects: [sa],
+    },
+    configMap: {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: meta(MANAGER_NAME, namespace, { [BUNDLE_ANNOTATION]: bundleSha256 }),
+      data: { [BUNDLE_KEY]: o.bundle },
+    },
+    deployment,
+    bundleSha256,
+  };
+  for (const k of Object.keys(m) as (keyof ManagerManifests)[]) {
+    if (k !== "bundleSha256") (m[k] as Manifest) = await withAppliedHash(m[k] as Manifest);
+  }
+  return m;
+}
+
+/** How a kind is reached through the REST API. */
+export interface ResourceRef {
+  kind: string;
+  /** `/api/v1` or `/apis/<group>/<version>`. */
+  base: string;
+  /** Plural resource name. */
+  resource: string;
+  namespaced: boolean;
+  /** Group for messages and RBAC (`""` for core). */
+  group: string;
+}
+
+/** The REST coordinates of every kind kconnect installs. */
+export const RESOURCES: Record<string, ResourceRef> = {
+  Namespace: {
+    kind: "Namespace",
+    base: "/api/v1",
+    resource: "namespaces",
+    namespaced: false,
+    group: "",
+  },
+  ServiceAccount: {
+    kind: "ServiceAccount",
+    base: "/api/v1",
+    resource: "serviceaccounts",
+    namespaced: true,
+    group: "",
+  },
+  ConfigMap: {
+    kind: "ConfigMap",
+    base: "/api/v1",
+    resource: "configmaps",
+    namespaced: true,
+    group: "",
+  },
+  ClusterRole: {
+    kind: "ClusterRole",
+    base: "/apis/rbac.authorization.k8s.io/v1",
+    resource: "clusterroles",
+    namespaced: false,
+    group: "rbac.authorization.k8s.io",
+  },
+  ClusterRoleBinding: {
+    kind: "ClusterRoleBinding",
+    base: "/apis/rbac.authorization.k8s.io/v1",
+    resource: "clusterrolebindings",
+    namespaced: false,
+    group: "rbac.authorization.k8s.io",
+  },
+  Role: {
+    kind: "Role",
+    base: "/apis/rbac.authorization.k8s.io/v1",
+    resource: "roles",
+    namespaced: true,
+    group: "rbac.authorization.k8s.io",
+  },
+  RoleBinding: {
+    kind: "RoleBinding",
+    base: "/apis/rbac.authorization.k8s.io/v1",
+    resource: "rolebindings",
+    namespaced: true,
+    group: "rbac.authorization.k8s.io",
+  },
+  Deployment: {
+    kind: "Deployment",
+    base: "/apis/apps/v1",
+    resource: "deployments",
+    namespaced: true,
+    group: "apps",
+  },
+};
+
+/** The collection path of a manifest's kind (`/api/v1/namespaces/kconnect/configmaps`). */
+export function collectionPath(ref: ResourceRef, namespace?: string): string {
+  return ref.namespaced
+    ? `${ref.base}/namespaces/${encodeURIComponent(namespace ?? "")}/${ref.resource}`
+    : `${ref.base}/${ref.resource}`;
+}
+
+/** The object path of a manifest. */
+export function objectPath(ref: ResourceRef, name: string, namespace?: string): string {
+  return `${collectionPath(ref, namespace)}/${encodeURIComponent(name)}`;
+}
+
+/** `deployments.apps`, `configmaps`: how the API names a resource in messages and RBAC. */
+export function groupResource(ref: ResourceRef): string {
+  return ref.group ? `${ref.resource}.${ref.group}` : ref.resource;
+}

@@ -1,0 +1,25 @@
+/**
+ * The traffic manager's own entry point: what runs in the cluster, bundled into one JavaScript
+ * file (`deno bundle`, see `src/install/bundle.ts`) that `kconnect install` puts in a ConfigMap.
+ * It registers only `traffic-manager`, so the bundle holds none of the client's commands and
+ * not `@kubernetes/client-node` (in-cluster access reads the service account files itself).
+ *
+ * ```sh
+ * deno run --allow-net --allow-read --allow-env manager.js traffic-manager --listen 127.0.0.1:8081
+ * ```
+ *
+ * @module
+ */
+import { createProgram, runProgram } from "../cli/program.ts";
+import { registerTrafficManager } from "../cli/traffic_manager.ts";
+
+/** Runs the manager's command line (`traffic-manager …`) and returns the exit status. */
+export function managerMain(args: string[]): Promise<number> {
+  const program = createProgram();
+  registerTrafficManager(program);
+  return runProgram(program, args);
+}
+
+if (import.meta.main) {
+  Deno.exit(await managerMain(Deno.args));
+}
