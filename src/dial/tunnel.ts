@@ -22,7 +22,9 @@ import type { Stream } from "../tunnel/stream.ts";
 /** Where streams come from: a session pool, or one session in tests. */
 export interface StreamOpener {
   /** Opens a stream; `initial` leaves with the SYN, in the same transport write. */
-  open(options?: { signal?: AbortSignal; initial?: Uint8Array }): Promise<Stream>;
+  open(
+    options?: { signal?: AbortSignal; initial?: Uint8Array; closeWrite?: boolean },
+  ): Promise<Stream>;
 }
 
 /** Options for {@linkcode TunnelDialer}. */
@@ -49,9 +51,14 @@ export class TunnelDialer implements Dialer {
     this.#timeoutMs = options.connectTimeoutMs ?? 10_000;
   }
 
-  async #openStream(signal: AbortSignal, what: string, initial: Uint8Array): Promise<Stream> {
+  async #openStream(
+    signal: AbortSignal,
+    what: string,
+    initial: Uint8Array,
+    closeWrite = false,
+  ): Promise<Stream> {
     try {
-      return await this.#opener.open({ signal, initial });
+      return await this.#opener.open({ signal, initial, closeWrite });
     } catch (err) {
       if (signal.aborted) throw new DialError("timeout", `${what}: aborted`);
       throw new DialError("unreachable", `${what}: tunnel unavailable (${(err as Error).message})`);
@@ -141,7 +148,9 @@ export class TunnelDialer implements Dialer {
     initial.set(request);
     new DataView(initial.buffer).setUint16(request.length, query.length);
     initial.set(query, request.length + 2);
-    const stream = await this.#openStream(signal, "dns", initial);
+    // With the FIN on the same frame, nothing is written after the answer: a lone FIN on a
+    // WebSocket with Nagle on would hold the next query until the peer's delayed ACK (~40 ms).
+    const stream = await this.#openStream(signal, "dns", initial, true);
     const onAbort = () => stream.reset();
     signal.addEventListener("abort", onAbort, { once: true });
     try {

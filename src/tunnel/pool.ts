@@ -100,11 +100,13 @@ export class SessionPool implements AsyncDisposable {
    * {@linkcode Session.open}, an options object holding it.
    */
   async open(
-    signal?: AbortSignal | { signal?: AbortSignal; initial?: Uint8Array },
+    signal?: AbortSignal | { signal?: AbortSignal; initial?: Uint8Array; closeWrite?: boolean },
   ): Promise<Stream> {
     let initial: Uint8Array | undefined;
+    let closeWrite: boolean | undefined;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       initial = signal.initial;
+      closeWrite = signal.closeWrite;
       signal = signal.signal;
     }
     while (true) {
@@ -120,7 +122,7 @@ export class SessionPool implements AsyncDisposable {
         continue;
       }
       try {
-        return await best.open({ signal, initial });
+        return await best.open({ signal, initial, closeWrite });
       } catch (e) {
         if (e instanceof SessionClosedError) continue; // raced with its end; try another
         throw e;

@@ -190,7 +190,9 @@ export class Session implements AsyncDisposable {
    * with {@linkcode SessionClosedError} when the session is closed or going away, and with
    * RangeError when `maxStreams` streams are open.
    */
-  open(options: { signal?: AbortSignal; initial?: Uint8Array } = {}): Promise<Stream> {
+  open(
+    options: { signal?: AbortSignal; initial?: Uint8Array; closeWrite?: boolean } = {},
+  ): Promise<Stream> {
     try {
       options.signal?.throwIfAborted();
       if (this.#terminating) {
@@ -210,7 +212,9 @@ export class Session implements AsyncDisposable {
       // Queued in the same turn as the SYN, so both leave in one transport write: a request on
       // a new stream costs one round trip, not two (a WebSocket with Nagle on holds a second
       // small write until the first is acknowledged).
-      if (options.initial !== undefined) s._queueInitial(options.initial);
+      if (options.initial !== undefined || options.closeWrite) {
+        s._queueInitial(options.initial ?? new Uint8Array(), options.closeWrite ?? false);
+      }
       return Promise.resolve(s);
     } catch (e) {
       return Promise.reject(e);

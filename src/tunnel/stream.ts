@@ -212,13 +212,18 @@ export class Stream implements Conn {
    * SYN: used by `Session.open({ initial })` to save a round trip. `p` must fit the initial send
    * window. @internal
    */
-  _queueInitial(p: Uint8Array): void {
-    if (p.length === 0) return;
+  _queueInitial(p: Uint8Array, fin = false): void {
     if (p.length > this.#sendWindow) {
       throw new RangeError("initial data larger than the send window");
     }
     this.#sendWindow -= p.length;
-    this._out.push({ data: p, off: 0, fin: false });
+    if (fin) {
+      // The whole request: FIN rides on the same frame, so nothing is written after the answer.
+      this.#writeClosed = true;
+      this.#finQueued = true;
+    }
+    if (p.length === 0 && !fin) return;
+    this._out.push({ data: p, off: 0, fin });
     this.#host.scheduleData(this);
   }
 

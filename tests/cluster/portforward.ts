@@ -154,7 +154,8 @@ class Bridge {
         "-t",
         "0",
         "STDIO",
-        `TCP:${target.host}:${port}`,
+        // The kubelet dials from Go, whose sockets have TCP_NODELAY set; so does this bridge.
+        `TCP:${target.host}:${port},nodelay`,
       ],
       stdin: "piped",
       stdout: "piped",
