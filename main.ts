@@ -8,11 +8,15 @@
  */
 
 import type { Command } from "commander";
+import { registerCredentials } from "./src/cli/credentials.ts";
+import { registerDaemon } from "./src/cli/daemon.ts";
 import { registerDown } from "./src/cli/down.ts";
 import { registerForward } from "./src/cli/forward.ts";
 import { registerInstall, registerUninstall } from "./src/cli/install.ts";
 import { createProgram, runProgram } from "./src/cli/program.ts";
 import { registerTrafficManager } from "./src/cli/traffic_manager.ts";
+import { registerService } from "./src/cli/service.ts";
+import { registerStatus } from "./src/cli/status.ts";
 import { registerUp } from "./src/cli/up.ts";
 import { registerVersion } from "./src/cli/version.ts";
 
@@ -31,6 +35,10 @@ export function buildProgram(): Command {
   registerVersion(program);
   registerUp(program);
   registerDown(program);
+  registerStatus(program);
+  registerDaemon(program);
+  registerCredentials(program);
+  registerService(program);
   registerForward(program);
   registerTrafficManager(program);
   registerInstall(program);

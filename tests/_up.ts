@@ -1,10 +1,12 @@
 /**
- * Running `kconnect up` in a test namespace: start it, wait for `ready`, stop it with a signal.
+ * Running `kconnect up --foreground` in a test namespace: start it, wait for `ready`, stop it
+ * with a signal; and running the daemon and one-shot commands (`up` through the daemon,
+ * `status`, `down`) with a private socket, state directory and log file.
  *
  * @module
  */
 import { LineWatcher } from "./_lines.ts";
-import type { Netns } from "./_netns.ts";
+import type { ExecResult, Netns } from "./_netns.ts";
 import { DENO, ROOT } from "./_dataplane.ts";
 
 /** A running (or finished) `kconnect up`. */
@@ -22,7 +24,7 @@ export function testStateDir(ns: Netns): string {
 }
 
 /**
- * Starts `kconnect up` with `args` in `ns` without waiting. Unless `args` say otherwise it uses
+ * Starts `kconnect up --foreground` with `args` in `ns` without waiting. Unless `args` say otherwise it uses
  * the namespace's own state directory and leaves DNS alone (`--dns off`): a test that configures
  * DNS must give its namespace its own resolv.conf first.
  */
@@ -31,7 +33,16 @@ export function spawnUp(ns: Netns, args: string[], via: Spawner = ns): UpProcess
     ...(args.includes("--state-dir") ? [] : ["--state-dir", testStateDir(ns)]),
     ...(args.includes("--dns") ? [] : ["--dns", "off"]),
   ];
-  const child = via.spawn([DENO, "run", "-A", `${ROOT}main.ts`, "up", ...args, ...extra], {
+  const child = via.spawn([
+    DENO,
+    "run",
+    "-A",
+    `${ROOT}main.ts`,
+    "up",
+    "--foreground",
+    ...args,
+    ...extra,
+  ], {
     stdout: "piped",
     stderr: "piped",
   });
@@ -94,4 +105,107 @@ export async function failUp(
   await Promise.all([up.out.done, up.err.done]);
   await Deno.remove(testStateDir(ns), { recursive: true }).catch(() => {});
   return { code: st.code, stderr: up.err.text() };
+}
+
+/** A private socket, state directory and log file for a test's daemon. */
+export interface DaemonPaths extends AsyncDisposable {
+  /** Scratch directory holding them (mode 0755, removed on dispose). */
+  dir: string;
+  socket: string;
+  stateDir: string;
+  logFile: string;
+  /** The environment that points kconnect at them. */
+  env: Record<string, string>;
+}
+
+/** Makes {@linkcode DaemonPaths} in a fresh temporary directory. */
+export async function daemonPaths(): Promise<DaemonPaths> {
+  const dir = await Deno.makeTempDir({ prefix: "kc-daemon-" });
+  await Deno.chmod(dir, 0o755);
+  const socket = `${dir}/run/kconnect.sock`;
+  const stateDir = `${dir}/state`;
+  const logFile = `${dir}/log/daemon.log`;
+  return {
+    dir,
+    socket,
+    stateDir,
+    logFile,
+    env: { KCONNECT_SOCKET: socket, KCONNECT_STATE_DIR: stateDir, KCONNECT_LOG_FILE: logFile },
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** A non-root identity to run kconnect as: numeric ids, no passwd entry needed. */
+export interface TestUser {
+  uid: number;
+  gid: number;
+  /** Supplementary groups. */
+  groups: number[];
+  /** Its HOME (readable and writable by it). */
+  home: string;
+  /** A copy of root's Deno cache it owns (a non-root deno needs a DENO_DIR it can use). */
+  denoDir: string;
+}
+
+/**
+ * Makes a {@linkcode TestUser} with a home and Deno cache under `dir` (which it must be able to
+ * traverse). Nothing is added to /etc/passwd or /etc/group.
+ */
+export async function makeTestUser(
+  dir: string,
+  uid: number,
+  groups: number[] = [],
+): Promise<TestUser> {
+  const home = `${dir}/home-${uid}`;
+  const denoDir = `${home}/.cache/deno`;
+  await Deno.mkdir(`${home}/.cache`, { recursive: true });
+  const src = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+  const cp = await new Deno.Command("cp", { args: ["-a", src, denoDir] }).output();
+  if (!cp.success) throw new Error(`cp -a ${src}: ${new TextDecoder().decode(cp.stderr)}`);
+  const ch = await new Deno.Command("chown", { args: ["-R", `${uid}:${uid}`, home] }).output();
+  if (!ch.success) throw new Error(`chown ${home}: ${new TextDecoder().decode(ch.stderr)}`);
+  return { uid, gid: uid, groups, home, denoDir };
+}
+
+/** Options of {@linkcode kconnect}. */
+export interface KconnectOptions {
+  /** Extra environment. */
+  env?: Record<string, string>;
+  /** Run as this user (through setpriv) instead of root. */
+  as?: TestUser;
+  /** Kill it after this many ms. Default 60 s. */
+  timeoutMs?: number;
+}
+
+/** Runs one kconnect command (`up`, `status`, `down`, …) in `ns` to completion. */
+export function kconnect(
+  ns: Netns,
+  args: string[],
+  o: KconnectOptions = {},
+): Promise<ExecResult> {
+  const main = [DENO, "run", "-A", "--no-lock", `${ROOT}main.ts`, ...args];
+  const u = o.as;
+  const cmd = u
+    ? [
+      "setpriv",
+      `--reuid=${u.uid}`,
+      `--regid=${u.gid}`,
+      u.groups.length ? `--groups=${u.groups.join(",")}` : "--clear-groups",
+      "--inh-caps=-all",
+      ...main,
+    ]
+    : main;
+  const env = {
+    DENO_NO_UPDATE_CHECK: "1",
+    ...(u ? { HOME: u.home, DENO_DIR: u.denoDir, USER: `user${u.uid}` } : {}),
+    ...o.env,
+  };
+  return ns.exec(cmd, {
+    env,
+    check: false,
+    cwd: u?.home,
+    signal: AbortSignal.timeout(o.timeoutMs ?? 60_000),
+  });
 }

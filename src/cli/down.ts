@@ -1,5 +1,6 @@
 /**
- * `kconnect down`: disconnect. Stops a running `kconnect up` (which undoes its own changes), then
+ * `kconnect down`: disconnect. Asks the kconnect daemon to disconnect (any member of its group
+ * may); as root it also stops a foreground `kconnect up` (which undoes its own changes), then
  * undoes whatever the journal says is left from a run that could not (`kill -9`, a crash, a
  * power cut).
  *
@@ -9,10 +10,14 @@ import type { Command } from "commander";
 import { Journal, stateDir } from "../journal/journal.ts";
 import { runningUp } from "../journal/pidfile.ts";
 import { processAlive, undoLeftovers } from "../journal/undo.ts";
+import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
+import { socketPath } from "../daemon/paths.ts";
+import type { DownResult } from "../daemon/protocol.ts";
 import { printLine } from "./output.ts";
 
 interface DownOptions {
   stateDir?: string;
+  socket?: string;
   timeout: string;
 }
 
@@ -27,15 +32,33 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
 
 /** Runs `kconnect down`. */
 export async function runDown(opts: DownOptions): Promise<void> {
-  if (Deno.build.os !== "windows" && Deno.uid() !== 0) {
-    throw new Error(
-      "kconnect down must run as root: it undoes changes to routes and resolver settings (try: sudo kconnect down)",
-    );
+  const root = Deno.build.os === "windows" || Deno.uid() === 0;
+  let did = false;
+  let daemon = true;
+  try {
+    const r = await callDaemon(socketPath(opts.socket), { type: "down" }) as DownResult & {
+      undone?: string[];
+    };
+    if (r.disconnected !== null) {
+      printLine(`disconnected from context "${r.disconnected}" (kconnect daemon)`);
+      did = true;
+    }
+    for (const line of r.undone ?? []) {
+      printLine(`undone: ${line}`);
+      did = true;
+    }
+  } catch (err) {
+    if (!(err instanceof DaemonUnavailableError)) throw err;
+    if (err.reason === "denied" && !root) throw err;
+    daemon = false;
+  }
+  if (!root) {
+    if (!did) printLine(daemon ? "not connected" : "not connected (no kconnect daemon running)");
+    return;
   }
   const dir = stateDir(opts.stateDir);
-  let did = false;
   const up = await runningUp(dir);
-  if (up !== null) {
+  if (up !== null && !up.daemon) {
     Deno.kill(up.pid, "SIGTERM");
     if (await waitGone(up.pid, Number(opts.timeout) * 1000)) {
       printLine(`disconnected from context "${up.context}" (kconnect up, pid ${up.pid})`);
@@ -62,6 +85,10 @@ export function registerDown(program: Command): void {
     .option(
       "--state-dir <dir>",
       "where the journal of host changes lives (default /var/lib/kconnect)",
+    )
+    .option(
+      "--socket <path>",
+      "the daemon's control socket (default: KCONNECT_SOCKET, else /run/kconnect/kconnect.sock)",
     )
     .option("--timeout <seconds>", "how long kconnect up gets to stop before it is killed", "15")
     .action((opts: DownOptions) => runDown(opts));

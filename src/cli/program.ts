@@ -54,6 +54,27 @@ export class UsageError extends Error {
 }
 
 /**
+ * Thrown by a command's action to end with a particular exit status after it has printed what
+ * it had to say (e.g. `kconnect status` exits 3 when not connected). Nothing more is printed.
+ *
+ * @example
+ * ```ts
+ * import { ExitStatus } from "./program.ts";
+ * new ExitStatus(3).status; // 3
+ * ```
+ */
+export class ExitStatus extends Error {
+  /** The exit status. */
+  readonly status: number;
+  /** Creates it. */
+  constructor(status: number) {
+    super(`exit status ${status}`);
+    this.name = "ExitStatus";
+    this.status = status;
+  }
+}
+
+/**
  * Creates the root command with the global options; subcommands are registered on it by the
  * `register*` functions in `src/cli/<name>.ts`.
  *
@@ -141,6 +162,7 @@ export async function runProgram(program: Command, args: string[]): Promise<numb
       printError(`kconnect: ${err.message.replace(/^error: /, "")}\n`);
       return err.exitCode || EXIT_FAILURE;
     }
+    if (err instanceof ExitStatus) return err.status;
     printError(`kconnect: ${describe(err)}\n`);
     if (err instanceof UsageError) {
       printError("Run 'kconnect --help' for usage.\n");

@@ -1,21 +1,37 @@
 /**
- * `kconnect up`: connect this machine to a cluster in the foreground. Reports each step, routes
- * the cluster's CIDRs into a TUN device whose flows go through the tunnel, and undoes it all on
- * Ctrl-C or SIGTERM.
+ * `kconnect up`: connect this machine to a cluster.
+ *
+ * By default `up` asks the kconnect daemon (see `src/daemon/`) to connect, prints the steps it
+ * streams back and returns once connected; as root with no daemon running it starts one in the
+ * background first (that daemon exits again once disconnected). `up --foreground` does the work
+ * in this process instead and stays attached until Ctrl-C or SIGTERM, which undo everything;
+ * service managers and debugging use it.
+ *
+ * Settings come from the flags, else the user's config file (`src/config/config.ts`), else the
+ * defaults.
  *
  * @module
  */
 import type { Command } from "commander";
-import { loadKubeconfig } from "../k8s/access.ts";
+import { defaultHome, kubeconfigPaths, loadKubeconfig } from "../k8s/access.ts";
 import { Journal, stateDir } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
 import { undoLeftovers } from "../journal/undo.ts";
 import { DNS_MODES, type DnsMode } from "../resolver/select.ts";
 import { ClusterSession } from "../connect/session.ts";
 import { logger } from "../log.ts";
-import { DEFAULT_TUN_NET4, DEFAULT_TUN_NET6 } from "../stack/tun_addresses.ts";
 import { Cidr } from "../wire/address.ts";
-import { MANAGER_NAMESPACE } from "../connect/find_manager.ts";
+import {
+  configPath,
+  DEFAULT_SETTINGS,
+  loadConfig,
+  resolveSettings,
+  type UpSettings,
+} from "../config/config.ts";
+import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
+import { groupName, logFilePath, resolveGid, socketPath } from "../daemon/paths.ts";
+import type { ProgressEvent, UpResult } from "../daemon/protocol.ts";
+import { selfCommand } from "../daemon/self.ts";
 import { printLine } from "./output.ts";
 import { consoleProgress, type Progress } from "./progress.ts";
 import { UsageError } from "./program.ts";
@@ -23,51 +39,185 @@ import { untilSignal } from "./signals.ts";
 
 const log = logger("up");
 
-/** Options of `kconnect up`. */
+/** Options of `kconnect up`. Settings left undefined come from the config file or defaults. */
 export interface UpOptions {
   kubeconfig?: string;
   context?: string;
-  managerNamespace: string;
-  alsoProxy: string[];
-  neverProxy: string[];
+  managerNamespace?: string;
+  alsoProxy?: string[];
+  neverProxy?: string[];
   allowRouteConflicts?: boolean;
-  tunName: string;
-  mtu: string;
-  transports: string;
-  tunNet4: string;
-  tunNet6: string;
+  tunName?: string;
+  mtu?: string;
+  transports?: string;
+  tunNet4?: string;
+  tunNet6?: string;
   namespace?: string;
-  dns: string;
+  dns?: string;
   stateDir?: string;
+  config?: string;
+  foreground?: boolean;
+  switch?: boolean;
+  socket?: string;
+  logFile?: string;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(",").filter((v) => v !== "")];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(",").filter((v) => v !== "")];
 }
 
-function cidrs(texts: string[], flag: string): Cidr[] {
-  return texts.map((t) => {
-    const c = Cidr.parse(t);
-    if (c === null) throw new UsageError(`Invalid ${flag} "${t}": expected a CIDR like 10.0.0.0/8`);
-    return c;
-  });
+function checkCidrs(texts: string[], flag: string): string[] {
+  for (const t of texts) {
+    if (Cidr.parse(t) === null) {
+      throw new UsageError(`Invalid ${flag} "${t}": expected a CIDR like 10.0.0.0/8`);
+    }
+  }
+  return texts;
+}
+
+/** The settings given on the command line, checked; undefined where not given. */
+export function flagSettings(opts: UpOptions): Partial<UpSettings> {
+  const out: Partial<UpSettings> = {};
+  if (opts.alsoProxy !== undefined) out.alsoProxy = checkCidrs(opts.alsoProxy, "--also-proxy");
+  if (opts.neverProxy !== undefined) out.neverProxy = checkCidrs(opts.neverProxy, "--never-proxy");
+  if (opts.mtu !== undefined) {
+    const mtu = Number(opts.mtu);
+    if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) {
+      throw new UsageError(`Invalid --mtu "${opts.mtu}": expected an integer from 1280 to 65535`);
+    }
+    out.mtu = mtu;
+  }
+  if (opts.transports !== undefined) {
+    const transports = Number(opts.transports);
+    if (!Number.isInteger(transports) || transports < 1 || transports > 16) {
+      throw new UsageError(`Invalid --transports "${opts.transports}": expected 1 to 16`);
+    }
+    out.transports = transports;
+  }
+  if (opts.dns !== undefined) {
+    if (!(DNS_MODES as readonly string[]).includes(opts.dns)) {
+      throw new UsageError(`Invalid --dns "${opts.dns}": expected one of ${DNS_MODES.join(", ")}`);
+    }
+    out.dns = opts.dns as DnsMode;
+  }
+  if (opts.managerNamespace !== undefined) out.managerNamespace = opts.managerNamespace;
+  if (opts.namespace !== undefined) out.namespace = opts.namespace;
+  if (opts.allowRouteConflicts) out.allowRouteConflicts = true;
+  if (opts.tunName !== undefined) out.tunName = opts.tunName;
+  if (opts.tunNet4 !== undefined) out.tunNet4 = opts.tunNet4;
+  if (opts.tunNet6 !== undefined) out.tunNet6 = opts.tunNet6;
+  return out;
+}
+
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+}
+
+/** Runs `kconnect up`: through the daemon, or in this process with `--foreground`. */
+export function runUp(opts: UpOptions, progress: Progress = consoleProgress): Promise<void> {
+  return opts.foreground ? runUpForeground(opts, progress) : runUpViaDaemon(opts, progress);
+}
+
+async function userConfig(opts: UpOptions) {
+  return await loadConfig(configPath(opts.config, defaultHome()), opts.config !== undefined);
+}
+
+function showEvent(progress: Progress, e: ProgressEvent): void {
+  if (e.kind === "done") progress.done(e.name, e.detail);
+  else if (e.kind === "detail") progress.detail(e.text);
+  else progress.warn(e.text);
+}
+
+async function socketAnswers(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a daemon in the background for this `up` (root only); resolves once it listens. */
+async function startDaemon(opts: UpOptions, socket: string): Promise<void> {
+  const gid = await resolveGid(groupName()).catch(() => 0);
+  const [program, ...lead] = selfCommand();
+  const logFile = logFilePath(opts.logFile);
+  const child = new Deno.Command(program, {
+    args: [
+      ...lead,
+      "daemon",
+      "--socket",
+      socket,
+      "--group",
+      String(gid),
+      "--log-file",
+      logFile,
+      "--exit-when-idle",
+      ...(opts.stateDir ? ["--state-dir", opts.stateDir] : []),
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  child.unref();
+  let exited = false;
+  child.status.then(() => exited = true);
+  const until = Date.now() + 20_000;
+  while (Date.now() < until && !exited) {
+    if (await socketAnswers(socket)) {
+      log.info("started a kconnect daemon", { pid: child.pid, socket, logFile });
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(
+    `Cannot start the kconnect daemon (${
+      exited ? "it exited" : "it did not listen in 20 s"
+    }): see ${logFile}`,
+  );
+}
+
+async function runUpViaDaemon(opts: UpOptions, progress: Progress): Promise<void> {
+  const flags = flagSettings(opts);
+  const config = await userConfig(opts);
+  const socket = socketPath(opts.socket);
+  const kubeconfig = (opts.kubeconfig ? opts.kubeconfig.split(":") : kubeconfigPaths())
+    .filter((p) => p !== "").map(absolute).join(":");
+  const body = {
+    type: "up" as const,
+    kubeconfig,
+    context: opts.context ?? null,
+    env: Deno.env.toObject(),
+    cwd: Deno.cwd(),
+    switch: opts.switch ?? false,
+    flags,
+    config,
+  };
+  const call = () =>
+    callDaemon(socket, body, { onProgress: (e) => showEvent(progress, e) }) as Promise<UpResult>;
+  let result: UpResult;
+  try {
+    result = await call();
+  } catch (err) {
+    if (!(err instanceof DaemonUnavailableError) || err.reason !== "absent") throw err;
+    if (Deno.uid() !== 0) {
+      throw new Error(
+        `No kconnect daemon is running (${socket}): run sudo kconnect up (it starts one), or install the service once with sudo kconnect service install`,
+      );
+    }
+    await startDaemon(opts, socket);
+    result = await call();
+  }
+  printLine(
+    `ready: connected to context "${result.context}" through the kconnect daemon (pid ${result.status.daemon?.pid}); kconnect down disconnects`,
+  );
 }
 
 /** Runs `kconnect up` in the foreground until a signal. */
-export async function runUp(opts: UpOptions, progress: Progress = consoleProgress): Promise<void> {
-  const alsoProxy = cidrs(opts.alsoProxy, "--also-proxy");
-  const neverProxy = cidrs(opts.neverProxy, "--never-proxy");
-  const mtu = Number(opts.mtu);
-  if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) {
-    throw new UsageError(`Invalid --mtu "${opts.mtu}": expected an integer from 1280 to 65535`);
-  }
-  const transports = Number(opts.transports);
-  if (!Number.isInteger(transports) || transports < 1 || transports > 16) {
-    throw new UsageError(`Invalid --transports "${opts.transports}": expected 1 to 16`);
-  }
-  if (!(DNS_MODES as readonly string[]).includes(opts.dns)) {
-    throw new UsageError(`Invalid --dns "${opts.dns}": expected one of ${DNS_MODES.join(", ")}`);
-  }
+async function runUpForeground(opts: UpOptions, progress: Progress): Promise<void> {
+  const flags = flagSettings(opts);
+  const config = await userConfig(opts);
   if (Deno.build.os !== "windows" && Deno.uid() !== 0) {
     throw new Error(
       "kconnect up must run as root: it creates a TUN device and routes (try: sudo kconnect up)",
@@ -89,6 +239,8 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     "kubeconfig",
     `context "${access.context}", user "${access.userName}" (${access.source})`,
   );
+  const settings = resolveSettings(flags, config, access.context);
+  const cidrs = (list: string[]) => list.map((t) => Cidr.parse(t)!);
   await writeUpRecord(dir, access.context);
   const signalled = new AbortController();
   const stop = untilSignal(signalled.signal);
@@ -96,17 +248,17 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
     await using session = await ClusterSession.start({
       access,
       journal,
-      managerNamespace: opts.managerNamespace,
-      alsoProxy,
-      neverProxy,
-      allowRouteConflicts: opts.allowRouteConflicts ?? false,
-      tunName: opts.tunName,
-      mtu,
-      transports,
-      tunNet4: opts.tunNet4,
-      tunNet6: opts.tunNet6,
-      namespace: opts.namespace ?? access.namespace,
-      dns: opts.dns as DnsMode,
+      managerNamespace: settings.managerNamespace,
+      alsoProxy: cidrs(settings.alsoProxy),
+      neverProxy: cidrs(settings.neverProxy),
+      allowRouteConflicts: settings.allowRouteConflicts,
+      tunName: settings.tunName,
+      mtu: settings.mtu,
+      transports: settings.transports,
+      tunNet4: settings.tunNet4,
+      tunNet6: settings.tunNet6,
+      namespace: settings.namespace ?? access.namespace,
+      dns: settings.dns,
     }, progress);
     printLine(`ready: connected to context "${access.context}"; press Ctrl-C to disconnect`);
     const statsTimer = setInterval(() => {
@@ -134,40 +286,55 @@ export async function runUp(opts: UpOptions, progress: Progress = consoleProgres
 
 /** Registers `kconnect up`. */
 export function registerUp(program: Command): void {
+  const d = DEFAULT_SETTINGS;
   program
     .command("up")
     .description(
-      "connect this machine to the cluster of the current kube context (in the foreground)",
+      "connect this machine to the cluster of the current kube context (through the kconnect daemon; --foreground to run in this process)",
     )
     .option("--kubeconfig <path>", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     .option("--context <name>", "kube context to use (default: the current context)")
-    .option("--manager-namespace <ns>", "namespace of the traffic manager", MANAGER_NAMESPACE)
     .option(
-      "--also-proxy <cidr>",
-      "route this prefix into the cluster too (repeatable)",
-      collect,
-      [],
+      "--manager-namespace <ns>",
+      `namespace of the traffic manager (default ${d.managerNamespace})`,
     )
+    .option("--also-proxy <cidr>", "route this prefix into the cluster too (repeatable)", collect)
     .option(
       "--never-proxy <cidr>",
       "never route this prefix into the cluster (repeatable)",
       collect,
-      [],
     )
     .option(
       "--allow-route-conflicts",
       "route cluster CIDRs even where they overlap this machine's routes",
     )
-    .option("--tun-name <name>", "TUN interface name", "kconnect0")
-    .option("--mtu <bytes>", "TUN MTU", "1500")
-    .option("--transports <n>", "port-forward connections to spread flows over", "2")
-    .option("--tun-net4 <cidr>", "the TUN's own IPv4 prefix", DEFAULT_TUN_NET4)
-    .option("--tun-net6 <cidr>", "the TUN's own IPv6 prefix", DEFAULT_TUN_NET6)
+    .option("--tun-name <name>", `TUN interface name (default ${d.tunName})`)
+    .option("--mtu <bytes>", `TUN MTU (default ${d.mtu})`)
+    .option(
+      "--transports <n>",
+      `port-forward connections to spread flows over (default ${d.transports})`,
+    )
+    .option("--tun-net4 <cidr>", `the TUN's own IPv4 prefix (default ${d.tunNet4})`)
+    .option("--tun-net6 <cidr>", `the TUN's own IPv6 prefix (default ${d.tunNet6})`)
     .option(
       "-n, --namespace <ns>",
       "namespace whose services short names resolve in (default: the context's)",
     )
-    .option("--dns <mode>", `resolver configuration: ${DNS_MODES.join(", ")}`, "auto")
+    .option("--dns <mode>", `resolver configuration: ${DNS_MODES.join(", ")} (default ${d.dns})`)
+    .option(
+      "--config <file>",
+      "config file (default: KCONNECT_CONFIG, else ~/.config/kconnect/config.json)",
+    )
+    .option("--foreground", "connect in this process and stay attached until Ctrl-C or SIGTERM")
+    .option("--switch", "if already connected, disconnect and connect to this context instead")
+    .option(
+      "--socket <path>",
+      "the daemon's control socket (default: KCONNECT_SOCKET, else /run/kconnect/kconnect.sock)",
+    )
+    .option(
+      "--log-file <path>",
+      "log file of a daemon that up starts (default /var/log/kconnect/daemon.log)",
+    )
     .option(
       "--state-dir <dir>",
       "where the journal of host changes lives (default /var/lib/kconnect)",

@@ -10,6 +10,8 @@ export interface UpRecord {
   pid: number;
   startedAt: string;
   context: string;
+  /** Set when the kconnect daemon holds the session (then `down` asks it instead of a signal). */
+  daemon?: boolean;
 }
 
 function path(dir: string): string {
@@ -27,9 +29,14 @@ export async function runningUp(dir: string): Promise<UpRecord | null> {
 }
 
 /** Records this process as the running `up`. */
-export async function writeUpRecord(dir: string, context: string): Promise<void> {
+export async function writeUpRecord(dir: string, context: string, daemon = false): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const r: UpRecord = { pid: Deno.pid, startedAt: new Date().toISOString(), context };
+  const r: UpRecord = {
+    pid: Deno.pid,
+    startedAt: new Date().toISOString(),
+    context,
+    ...(daemon ? { daemon } : {}),
+  };
   await Deno.writeTextFile(path(dir), JSON.stringify(r) + "\n", { mode: 0o600 });
 }
 

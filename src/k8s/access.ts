@@ -27,6 +27,11 @@ export interface ClusterAccess {
   headers(): Promise<Record<string, string>>;
   /** The HTTP client carrying the CA and client certificate, for `fetch` and `WebSocket`. */
   httpClient: Deno.HttpClient;
+  /**
+   * Forget cached credentials: the API server answered 401, so the next {@linkcode headers}
+   * call fetches new ones (optional; static credentials have nothing to forget).
+   */
+  invalidate?(): void;
 }
 
 /** Options for {@linkcode loadKubeconfig}. */
@@ -46,7 +51,59 @@ function pem(data: unknown): string | undefined {
   return String(data);
 }
 
-async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess> {
+/** What {@linkcode resolveCredentials} learns from a kubeconfig: everything but the client. */
+export interface ResolvedCredentials {
+  server: string;
+  context: string;
+  clusterName: string;
+  userName: string;
+  namespace: string;
+  source: string;
+  /** CA certificate(s), PEM, or undefined for the system's roots. */
+  ca?: string;
+  /** Client certificate and key, PEM. */
+  cert?: string;
+  key?: string;
+  /** Request headers (Authorization) as of now. */
+  headers: Record<string, string>;
+  /**
+   * When the credentials stop working, if known: an exec plugin's
+   * `status.expirationTimestamp`. Null when the kubeconfig does not say.
+   */
+  expiresAt: string | null;
+  /** Whether the credentials come from something that changes (exec plugin, auth provider, token file). */
+  dynamic: boolean;
+}
+
+/**
+ * The expiry of the exec credential client-node cached for `user`. The library keeps an exec
+ * plugin's whole `ExecCredential` in its `ExecAuth` authenticator's private `tokenCache` and
+ * exposes no accessor, so this looks there; null when it is not found (the caller then
+ * refreshes on a fixed period).
+ */
+function execExpiry(kc: KubeConfig, user: string | undefined): string | null {
+  if (user === undefined) return null;
+  const auths = (kc as unknown as { authenticators?: unknown[] }).authenticators ?? [];
+  for (const a of auths) {
+    const cache = (a as { tokenCache?: Record<string, unknown> }).tokenCache;
+    const cred = cache?.[user] as { status?: { expirationTimestamp?: unknown } } | undefined;
+    const ts = cred?.status?.expirationTimestamp;
+    if (typeof ts === "string" && !Number.isNaN(Date.parse(ts))) {
+      return new Date(Date.parse(ts)).toISOString();
+    }
+  }
+  return null;
+}
+
+/**
+ * Resolves the current context of `kc` into plain credentials (running exec plugins and
+ * reading token and certificate files as the calling process). Errors name the user, context
+ * and file.
+ */
+export async function resolveCredentials(
+  kc: KubeConfig,
+  source: string,
+): Promise<ResolvedCredentials> {
   const cluster = kc.getCurrentCluster();
   const contextName = kc.getCurrentContext();
   const context = kc.getContextObject(contextName);
@@ -75,17 +132,36 @@ async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess
       { cause: err },
     );
   }
-  const ca = pem(probe.ca);
-  const cert = pem(probe.cert);
-  const key = pem(probe.key);
-  const tls = cert && key ? { cert, key } : {};
-  const httpClient = Deno.createHttpClient({ ...(ca ? { caCerts: [ca] } : {}), ...tls });
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(probe.headers ?? {})) headers[k] = String(v);
   return {
     server: cluster.server.replace(/\/+$/, ""),
     context: contextName,
     clusterName: cluster.name,
     userName: user?.name ?? "",
     namespace: context?.namespace || "default",
+    source,
+    ca: pem(probe.ca),
+    cert: pem(probe.cert),
+    key: pem(probe.key),
+    headers,
+    expiresAt: execExpiry(kc, user?.name),
+    dynamic: Boolean(
+      user?.exec || user?.authProvider || (user as { tokenFile?: string } | null)?.tokenFile,
+    ),
+  };
+}
+
+async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess> {
+  const r = await resolveCredentials(kc, source);
+  const tls = r.cert && r.key ? { cert: r.cert, key: r.key } : {};
+  const httpClient = Deno.createHttpClient({ ...(r.ca ? { caCerts: [r.ca] } : {}), ...tls });
+  return {
+    server: r.server,
+    context: r.context,
+    clusterName: r.clusterName,
+    userName: r.userName,
+    namespace: r.namespace,
     source,
     async headers() {
       const o: { headers?: Record<string, string> } = {};
@@ -98,7 +174,11 @@ async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess
   };
 }
 
-function defaultHome(): string | undefined {
+/**
+ * The home directory whose `~/.kube/config` and `~/.config/kconnect` count: under `sudo`, the
+ * invoking user's (from /etc/passwd), else $HOME.
+ */
+export function defaultHome(): string | undefined {
   // `sudo kconnect up` should use the invoking user's kubeconfig, not root's.
   const sudoUser = Deno.env.get("SUDO_USER");
   if (sudoUser && sudoUser !== "root" && Deno.uid?.() === 0) {
@@ -117,10 +197,29 @@ function defaultHome(): string | undefined {
  * context. Errors name the file and what is wrong with it.
  */
 export async function loadKubeconfig(options: LoadOptions = {}): Promise<ClusterAccess> {
+  const { kc, source } = await readKubeconfig(options);
+  return await fromConfig(kc, source);
+}
+
+/**
+ * The kubeconfig path list {@linkcode loadKubeconfig} would read: `kubeconfig`, else KUBECONFIG,
+ * else `<home>/.kube/config`.
+ */
+export function kubeconfigPaths(options: LoadOptions = {}): string[] {
   const home = options.home ?? defaultHome();
-  const paths = (options.kubeconfig ?? Deno.env.get("KUBECONFIG") ?? `${home}/.kube/config`)
+  return (options.kubeconfig ?? Deno.env.get("KUBECONFIG") ?? `${home}/.kube/config`)
     .split(":")
     .filter((p) => p !== "");
+}
+
+/**
+ * Reads and merges the kubeconfig files and selects the context, without resolving
+ * credentials. Errors name the file and what is wrong with it.
+ */
+export async function readKubeconfig(
+  options: LoadOptions = {},
+): Promise<{ kc: KubeConfig; source: string }> {
+  const paths = kubeconfigPaths(options);
   const existing = paths.filter((p) => {
     try {
       return Deno.statSync(p).isFile;
@@ -164,7 +263,7 @@ export async function loadKubeconfig(options: LoadOptions = {}): Promise<Cluster
   } else if (!kc.getCurrentContext()) {
     throw new Error(`${source} has no current-context: pass --context`);
   }
-  return await fromConfig(kc, source);
+  return { kc, source };
 }
 
 /** The standard place of a pod's service-account files. */

@@ -5,7 +5,7 @@
  * @module
  */
 import type { ClusterAccess } from "./access.ts";
-import { apiError, KubeUnreachableError } from "./errors.ts";
+import { apiError, KubeApiError, KubeUnreachableError } from "./errors.ts";
 
 /** Options of a request. */
 export interface RequestOptions {
@@ -31,12 +31,30 @@ export class KubeClient {
     return this.request<T>("POST", path, body, options);
   }
 
-  /** Sends one request and parses the JSON answer. */
+  /**
+   * Sends one request and parses the JSON answer. A 401 makes the access forget its cached
+   * credentials (when it can) and the request is sent once more with fresh ones.
+   */
   async request<T>(
     method: string,
     path: string,
     body: unknown,
     options: RequestOptions = {},
+  ): Promise<T> {
+    try {
+      return await this.#request<T>(method, path, body, options);
+    } catch (err) {
+      if (!(err instanceof KubeApiError) || err.code !== 401 || !this.access.invalidate) throw err;
+      this.access.invalidate();
+      return await this.#request<T>(method, path, body, options);
+    }
+  }
+
+  async #request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    options: RequestOptions,
   ): Promise<T> {
     const url = `${this.access.server}${path}`;
     const timeout = AbortSignal.timeout(options.timeoutMs ?? 15_000);

@@ -1,0 +1,89 @@
+/**
+ * `kconnect daemon`: the long-lived root process that `kconnect up`, `down` and `status` talk to
+ * (see `src/daemon/server.ts`). Logs go to a size-rotated file (`--log-file`, 5 MiB × 3 older
+ * files; `-` for stderr) at level `info` unless `--log-level` says otherwise. SIGTERM or SIGINT
+ * disconnects and stops it.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { stateDir } from "../journal/journal.ts";
+import { logger, setLogLevel, setLogWriter } from "../log.ts";
+import { RotatingFile } from "../log_file.ts";
+import { Daemon } from "../daemon/server.ts";
+import { groupName, logFilePath, resolveGid, socketPath } from "../daemon/paths.ts";
+import { printLine } from "./output.ts";
+import { untilSignal } from "./signals.ts";
+
+const log = logger("daemon");
+
+interface DaemonCliOptions {
+  socket?: string;
+  group?: string;
+  stateDir?: string;
+  logFile?: string;
+  exitWhenIdle?: boolean;
+}
+
+/** Runs the daemon until a signal. */
+export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean): Promise<void> {
+  if (Deno.build.os !== "windows" && Deno.uid() !== 0) {
+    throw new Error(
+      "kconnect daemon must run as root: it creates TUN devices and routes (install it with sudo kconnect service install)",
+    );
+  }
+  if (!logLevelGiven) setLogLevel("info");
+  const logPath = logFilePath(opts.logFile);
+  let file: RotatingFile | null = null;
+  if (logPath !== "-") {
+    try {
+      file = RotatingFile.open(logPath);
+    } catch (err) {
+      throw new Error(`Cannot open the log file ${logPath}: ${(err as Error).message}`);
+    }
+    const f = file;
+    setLogWriter((line) => f.write(line));
+  }
+  const gid = await resolveGid(groupName(opts.group));
+  const socket = socketPath(opts.socket);
+  const daemon = await Daemon.start({
+    socket,
+    gid,
+    stateDir: stateDir(opts.stateDir),
+    logFile: file?.path ?? null,
+    exitWhenIdle: opts.exitWhenIdle ?? false,
+  });
+  printLine(
+    `kconnect daemon listening on ${socket} (pid ${Deno.pid}, log ${file?.path ?? "stderr"})`,
+  );
+  const stop = new AbortController();
+  const why = await Promise.race([untilSignal(stop.signal), daemon.done.then(() => "idle")]);
+  stop.abort();
+  log.info(`stopping: ${why}`);
+  await daemon.close();
+  file?.close();
+}
+
+/** Registers `kconnect daemon`. */
+export function registerDaemon(program: Command): void {
+  program
+    .command("daemon")
+    .description("run the kconnect daemon (as root; normally started by the service manager)")
+    .option(
+      "--socket <path>",
+      "control socket (default: KCONNECT_SOCKET, else /run/kconnect/kconnect.sock)",
+    )
+    .option("--group <name|gid>", "group whose members may use the daemon (default kconnect)")
+    .option(
+      "--state-dir <dir>",
+      "where the journal of host changes lives (default /var/lib/kconnect)",
+    )
+    .option(
+      "--log-file <path>",
+      "log file, rotated at 5 MiB keeping 3 (default /var/log/kconnect/daemon.log; - for stderr)",
+    )
+    .option("--exit-when-idle", "exit once no session is left (for a daemon kconnect up starts)")
+    .action((opts: DaemonCliOptions, cmd: Command) =>
+      runDaemon(opts, cmd.parent?.getOptionValueSource("logLevel") !== "default")
+    );
+}

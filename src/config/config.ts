@@ -1,0 +1,300 @@
+/**
+ * kconnect's config file and the settings of a connection.
+ *
+ * The file is JSON, `~/.config/kconnect/config.json` (`$XDG_CONFIG_HOME/kconnect/config.json`
+ * when that is set; `KCONNECT_CONFIG` or `--config` name another). It is read by the client, as
+ * the user, and sent to the daemon with the request:
+ *
+ * ```json
+ * {
+ *   "defaults": { "dns": "auto", "transports": 2 },
+ *   "contexts": {
+ *     "prod": { "namespace": "shop", "neverProxy": ["10.0.0.0/8"], "managerNamespace": "infra" }
+ *   }
+ * }
+ * ```
+ *
+ * Each of `defaults` and `contexts.<name>` may set `namespace`, `alsoProxy`, `neverProxy`,
+ * `dns`, `managerNamespace`, `transports`, `mtu` and `allowRouteConflicts`. A setting comes from
+ * the command line if given there, else from the context's entry, else from `defaults`, else
+ * kconnect's built-in default ({@linkcode resolveSettings}). A bad file is an error that names
+ * the file and the field.
+ *
+ * @module
+ */
+import { DNS_MODES, type DnsMode } from "../resolver/select.ts";
+import { Cidr } from "../wire/address.ts";
+import { DEFAULT_TUN_NET4, DEFAULT_TUN_NET6 } from "../stack/tun_addresses.ts";
+import { MANAGER_NAMESPACE } from "../connect/find_manager.ts";
+
+/** Settings one entry of the config file may give. */
+export interface FileSettings {
+  namespace?: string;
+  alsoProxy?: string[];
+  neverProxy?: string[];
+  dns?: DnsMode;
+  managerNamespace?: string;
+  transports?: number;
+  mtu?: number;
+  allowRouteConflicts?: boolean;
+}
+
+/** The config file. */
+export interface ConfigFile {
+  /** Where it was read from (for messages). */
+  path: string;
+  defaults: FileSettings;
+  contexts: Record<string, FileSettings>;
+}
+
+/** Everything a connection is set up with, after flags, file and defaults are merged. */
+export interface UpSettings {
+  /** Namespace short names resolve in; null for the context's. */
+  namespace: string | null;
+  alsoProxy: string[];
+  neverProxy: string[];
+  dns: DnsMode;
+  managerNamespace: string;
+  transports: number;
+  mtu: number;
+  allowRouteConflicts: boolean;
+  tunName: string;
+  tunNet4: string;
+  tunNet6: string;
+}
+
+/** The built-in defaults. */
+export const DEFAULT_SETTINGS: UpSettings = {
+  namespace: null,
+  alsoProxy: [],
+  neverProxy: [],
+  dns: "auto",
+  managerNamespace: MANAGER_NAMESPACE,
+  transports: 2,
+  mtu: 1500,
+  allowRouteConflicts: false,
+  tunName: "kconnect0",
+  tunNet4: DEFAULT_TUN_NET4,
+  tunNet6: DEFAULT_TUN_NET6,
+};
+
+/** A setting that is wrong: names the place (file or flag) and the field. */
+export class SettingsError extends Error {
+  /** The field, e.g. `contexts.prod.transports` or `--mtu`. */
+  readonly field: string;
+  /** Creates the error; `where` is the file path or "command line". */
+  constructor(where: string, field: string, problem: string) {
+    super(
+      `Invalid ${
+        where === "command line" ? "option" : `config file ${where}:`
+      } ${field}: ${problem}`,
+    );
+    this.name = "SettingsError";
+    this.field = field;
+  }
+}
+
+const KEYS = [
+  "namespace",
+  "alsoProxy",
+  "neverProxy",
+  "dns",
+  "managerNamespace",
+  "transports",
+  "mtu",
+  "allowRouteConflicts",
+] as const;
+
+/** Checks one value; returns it normalised or throws with `field` named. */
+function checkValue(
+  where: string,
+  field: string,
+  key: typeof KEYS[number],
+  v: unknown,
+): unknown {
+  const fail = (problem: string): never => {
+    throw new SettingsError(where, field, problem);
+  };
+  switch (key) {
+    case "namespace":
+    case "managerNamespace":
+      if (typeof v !== "string" || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) {
+        fail(`expected a namespace name (lower-case letters, digits and "-"), got ${show(v)}`);
+      }
+      return v;
+    case "alsoProxy":
+    case "neverProxy":
+      if (!Array.isArray(v)) fail(`expected a list of CIDRs, got ${show(v)}`);
+      (v as unknown[]).forEach((c, i) => {
+        if (typeof c !== "string" || Cidr.parse(c) === null) {
+          throw new SettingsError(
+            where,
+            `${field}[${i}]`,
+            `expected a CIDR like 10.0.0.0/8, got ${show(c)}`,
+          );
+        }
+      });
+      return [...(v as string[])];
+    case "dns":
+      if (typeof v !== "string" || !(DNS_MODES as readonly string[]).includes(v)) {
+        fail(`expected one of ${DNS_MODES.join(", ")}, got ${show(v)}`);
+      }
+      return v;
+    case "transports":
+      if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 16) {
+        fail(`expected an integer from 1 to 16, got ${show(v)}`);
+      }
+      return v;
+    case "mtu":
+      if (!Number.isInteger(v) || (v as number) < 1280 || (v as number) > 65535) {
+        fail(`expected an integer from 1280 to 65535, got ${show(v)}`);
+      }
+      return v;
+    case "allowRouteConflicts":
+      if (typeof v !== "boolean") fail(`expected true or false, got ${show(v)}`);
+      return v;
+  }
+}
+
+function show(v: unknown): string {
+  return v === undefined ? "nothing" : JSON.stringify(v);
+}
+
+function checkEntry(where: string, prefix: string, o: unknown): FileSettings {
+  if (typeof o !== "object" || o === null || Array.isArray(o)) {
+    throw new SettingsError(where, prefix, `expected an object, got ${show(o)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (!(KEYS as readonly string[]).includes(k)) {
+      throw new SettingsError(
+        where,
+        `${prefix}.${k}`,
+        `unknown setting (known: ${KEYS.join(", ")})`,
+      );
+    }
+    out[k] = checkValue(where, `${prefix}.${k}`, k as typeof KEYS[number], v);
+  }
+  return out as FileSettings;
+}
+
+/**
+ * Parses and checks a config file's text.
+ *
+ * @throws {SettingsError} naming `path` and the field that is wrong.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const c = parseConfig('{"contexts": {"prod": {"namespace": "shop"}}}', "/c.json");
+ * c.contexts.prod.namespace; // "shop"
+ * ```
+ */
+export function parseConfig(text: string, path: string): ConfigFile {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch (err) {
+    throw new SettingsError(path, "(file)", `not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof o !== "object" || o === null || Array.isArray(o)) {
+    throw new SettingsError(path, "(file)", "expected a JSON object");
+  }
+  const top = o as Record<string, unknown>;
+  for (const k of Object.keys(top)) {
+    if (k !== "defaults" && k !== "contexts" && k !== "$schema") {
+      throw new SettingsError(path, k, `unknown key (expected "defaults" and "contexts")`);
+    }
+  }
+  const contexts: Record<string, FileSettings> = {};
+  if (top.contexts !== undefined) {
+    if (typeof top.contexts !== "object" || top.contexts === null || Array.isArray(top.contexts)) {
+      throw new SettingsError(path, "contexts", "expected an object keyed by context name");
+    }
+    for (const [name, entry] of Object.entries(top.contexts)) {
+      contexts[name] = checkEntry(path, `contexts.${name}`, entry);
+    }
+  }
+  return {
+    path,
+    defaults: top.defaults === undefined ? {} : checkEntry(path, "defaults", top.defaults),
+    contexts,
+  };
+}
+
+/** Where the config file is: `flag`, else KCONNECT_CONFIG, else XDG_CONFIG_HOME or `<home>/.config`. */
+export function configPath(flag: string | undefined, home: string | undefined): string | null {
+  if (flag) return flag;
+  const env = Deno.env.get("KCONNECT_CONFIG");
+  if (env) return env;
+  const xdg = Deno.env.get("XDG_CONFIG_HOME");
+  if (xdg) return `${xdg}/kconnect/config.json`;
+  return home ? `${home}/.config/kconnect/config.json` : null;
+}
+
+/**
+ * Reads the config file at `path`; null when there is none (unless `required`, for a path the
+ * user named).
+ */
+export async function loadConfig(
+  path: string | null,
+  required = false,
+): Promise<ConfigFile | null> {
+  if (path === null) return null;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound && !required) return null;
+    throw new Error(`Cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return parseConfig(text, path);
+}
+
+/**
+ * Merges settings: `flags` (only what was given on the command line) over the config file's
+ * entry for `context` over its `defaults` over {@linkcode DEFAULT_SETTINGS}.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig, resolveSettings } from "./config.ts";
+ * const file = parseConfig('{"defaults": {"transports": 4}, "contexts": {"p": {"dns": "off"}}}', "c");
+ * const s = resolveSettings({ mtu: 9000 }, file, "p");
+ * [s.transports, s.dns, s.mtu]; // [4, "off", 9000]
+ * ```
+ */
+export function resolveSettings(
+  flags: Partial<UpSettings>,
+  file: ConfigFile | null,
+  context: string,
+): UpSettings {
+  const pick = (o: Partial<UpSettings> | FileSettings | undefined) =>
+    Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+  return {
+    ...DEFAULT_SETTINGS,
+    ...pick(file?.defaults),
+    ...pick(file?.contexts[context]),
+    ...pick(flags),
+  } as UpSettings;
+}
+
+/**
+ * Checks settings that arrive from elsewhere (a request to the daemon), so a bad value is
+ * refused with the field named instead of failing deep inside.
+ *
+ * @throws {SettingsError}
+ */
+export function checkSettings(s: UpSettings, where = "command line"): UpSettings {
+  for (const k of KEYS) {
+    const v = s[k];
+    if (k === "namespace" && v === null) continue;
+    checkValue(where, k, k, v);
+  }
+  for (const k of ["tunName", "tunNet4", "tunNet6"] as const) {
+    if (typeof s[k] !== "string" || s[k] === "") throw new SettingsError(where, k, "expected text");
+  }
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s.tunName)) {
+    throw new SettingsError(where, "tunName", `"${s.tunName}" is not an interface name`);
+  }
+  return s;
+}

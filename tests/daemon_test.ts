@@ -1,0 +1,271 @@
+/**
+ * The kconnect daemon end to end, in a test cluster's laptop namespace: `up` through the daemon
+ * (started by a root `up`, or as the service unit's command), `status --json` checked against
+ * the real routing table, TUN and resolv.conf, `down`, a second `up`, and non-root users in and
+ * out of the daemon's group. Root only.
+ */
+import assert from "node:assert/strict";
+import { TestCluster } from "./cluster/cluster.ts";
+import { kubeconfigYaml } from "./cluster/kubeconfig.ts";
+import { DENO, ROOT } from "./_dataplane.ts";
+import { isRoot, type Netns } from "./_netns.ts";
+import { daemonPaths, kconnect, makeTestUser } from "./_up.ts";
+import type { StatusReport } from "../src/daemon/status.ts";
+import { unitEnvironment, unitExecStart } from "../src/service/systemd.ts";
+
+const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+
+async function routesOf(ns: Netns, dev: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const family of ["-4", "-6"]) {
+    const r = await ns.exec(["ip", family, "route", "show", "dev", dev]);
+    for (const line of r.stdout.split("\n")) {
+      const dst = line.trim().split(/\s+/)[0];
+      if (dst && !line.includes("proto kernel") && dst !== "fe80::/64") out.push(dst);
+    }
+  }
+  return out.sort();
+}
+
+async function linkExists(ns: Netns, dev: string): Promise<boolean> {
+  return (await ns.exec(["ip", "link", "show", dev], { check: false })).code === 0;
+}
+
+/** Checks a connected report against the namespace's real state. */
+async function assertMatchesHost(ns: Netns, r: StatusReport, resolvConf?: string) {
+  assert.equal(r.schema, 1);
+  assert.equal(r.state, "connected");
+  assert.ok(r.daemon && r.daemon.pid > 0);
+  const s = r.session!;
+  assert.equal(s.server, "https://100.64.0.1:6443");
+  assert.equal(s.serverVersion, "v1.33.1");
+  assert.ok(await linkExists(ns, s.tun.name), `TUN ${s.tun.name} exists`);
+  assert.deepEqual(await routesOf(ns, s.tun.name), [...s.routes].sort());
+  assert.deepEqual(s.serviceCidrs.map((c) => c.cidr), ["10.96.0.0/12"]);
+  assert.deepEqual(s.podCidrs.map((c) => c.cidr), ["10.244.0.0/24"]);
+  assert.ok(s.transports.length >= 1 && s.transports.every((t) => t.state === "open"));
+  assert.ok(s.transports.some((t) => t.rttMs !== null));
+  if (resolvConf !== undefined) {
+    assert.equal(s.dns.mode, "resolv.conf");
+    assert.match(
+      resolvConf,
+      new RegExp(`^nameserver ${s.dns.server.replaceAll(".", "\\.")}$`, "m"),
+    );
+    for (const d of s.dns.searchDomains) assert.ok(resolvConf.includes(d), d);
+  } else {
+    assert.equal(s.dns.mode, null);
+  }
+}
+
+Deno.test({
+  name:
+    "sudo kconnect up with no daemon starts one; status --json matches routes and TUN; a second up says so; down stops it",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start();
+    await using paths = await daemonPaths();
+    const laptop = cluster.laptop;
+    const env = { ...paths.env, KCONNECT_GROUP: "0" };
+    const none = await kconnect(laptop, ["status"], { env });
+    assert.equal(none.code, 3, none.stderr);
+    assert.match(none.stdout, /not connected \(no kconnect daemon running\)/);
+
+    try {
+      const up = await kconnect(
+        laptop,
+        ["up", "--kubeconfig", cluster.kubeconfig, "--dns", "off"],
+        {
+          env,
+        },
+      );
+      assert.equal(up.code, 0, up.stderr + up.stdout);
+      assert.match(up.stdout, /✓ cluster reached: https:\/\/100\.64\.0\.1:6443/);
+      assert.match(up.stdout, /✓ routes: 10\.96\.0\.0\/12, 10\.244\.0\.0\/24 via kconnect0/);
+      assert.match(up.stdout, /^ready: connected to context "test" through the kconnect daemon/m);
+
+      const curl = await laptop.exec(["curl", "-sS", "-m", "10", "http://10.96.0.20/"]);
+      assert.equal(curl.stdout, "hello from web\n");
+
+      const st = await kconnect(laptop, ["status", "--json"], { env });
+      assert.equal(st.code, 0, st.stderr);
+      const report = JSON.parse(st.stdout) as StatusReport;
+      await assertMatchesHost(laptop, report);
+      assert.equal(report.session!.context, "test");
+      assert.equal(report.ownerUid, 0);
+      assert.equal(report.daemon!.logFile, paths.logFile);
+
+      const text = await kconnect(laptop, ["status"], { env });
+      assert.match(text.stdout, /^state: +connected$/m);
+      assert.match(text.stdout, /^routes: +10\.96\.0\.0\/12, 10\.244\.0\.0\/24$/m);
+
+      const again = await kconnect(laptop, ["up", "--kubeconfig", cluster.kubeconfig], { env });
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /already connected \(context "test"/);
+
+      const down = await kconnect(laptop, ["down"], { env });
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(down.stdout, /disconnected from context "test" \(kconnect daemon\)/);
+      assert.equal(await linkExists(laptop, "kconnect0"), false, "the TUN is gone");
+      // The daemon up started exits once idle, taking its socket with it.
+      for (let i = 0; i < 50 && (await exists(paths.socket)); i++) await sleep(100);
+      assert.equal(await exists(paths.socket), false, "the socket is removed");
+      const after = await kconnect(laptop, ["status"], { env });
+      assert.equal(after.code, 3);
+      const log = await Deno.readTextFile(paths.logFile);
+      assert.match(log, /INFO {2}daemon: listening/);
+      assert.match(log, /INFO {2}daemon: connected context=test uid=0/);
+    } finally {
+      await kconnect(laptop, ["down"], { env });
+    }
+  },
+});
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "the service unit's command runs the daemon; a user in its group connects with credentials fetched as that user, others are refused",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start();
+    await using paths = await daemonPaths();
+    const laptop = cluster.laptop;
+    const GROUP = 4242;
+    const member = await makeTestUser(paths.dir, 4001, [GROUP]);
+    const outsider = await makeTestUser(paths.dir, 4002, []);
+
+    // Install into a directory of the test's: the unit file only, no systemctl.
+    const unitDir = `${paths.dir}/units`;
+    await Deno.mkdir(unitDir);
+    const install = await kconnect(laptop, [
+      "service",
+      "install",
+      "--group",
+      String(GROUP),
+      "--unit-dir",
+      unitDir,
+      "--no-service-manager",
+    ]);
+    assert.equal(install.code, 0, install.stderr);
+    const unit = await Deno.readTextFile(`${unitDir}/kconnect.service`);
+    const execStart = unitExecStart(unit);
+    assert.deepEqual(execStart.slice(-3), ["daemon", "--group", String(GROUP)]);
+
+    // The user's kubeconfig: the exec context, whose plugin records the uid it runs as.
+    const uids = `${paths.dir}/plugin-uids`;
+    await Deno.writeTextFile(uids, "", { mode: 0o666 });
+    await Deno.chmod(uids, 0o666);
+    const kubeconfig = `${member.home}/kubeconfig`;
+    await Deno.writeTextFile(
+      kubeconfig,
+      kubeconfigYaml({
+        server: cluster.apiUrl,
+        caPem: cluster.pki.caPem,
+        token: cluster.token,
+        clientCertPem: cluster.pki.clientCertPem,
+        clientKeyPem: cluster.pki.clientKeyPem,
+        execCommand: [
+          "/bin/sh",
+          "-c",
+          `id -u >> ${uids}; exec ${DENO} run --no-lock --allow-env ${ROOT}tests/cluster/exec_credential.ts`,
+        ],
+        execToken: cluster.execToken,
+        currentContext: "exec",
+      }),
+      { mode: 0o600 },
+    );
+    await Deno.chown(kubeconfig, member.uid, member.gid);
+    // Its config file: per-context transports.
+    await Deno.mkdir(`${member.home}/.config/kconnect`, { recursive: true });
+    await Deno.writeTextFile(
+      `${member.home}/.config/kconnect/config.json`,
+      JSON.stringify({ contexts: { exec: { transports: 3 } } }),
+    );
+    await new Deno.Command("chown", { args: ["-R", `${member.uid}`, `${member.home}/.config`] })
+      .output();
+
+    // Run ExecStart as systemd would: as root, its Environment=, here in the laptop namespace
+    // with the test's socket, state directory and log file.
+    const daemon = laptop.spawn(execStart, {
+      env: { ...unitEnvironment(unit), ...paths.env },
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const daemonOut = daemon.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      const first = await daemonOut.read();
+      assert.match(first.value ?? "", /kconnect daemon listening on /);
+      const runDir = await Deno.stat(`${paths.dir}/run`);
+      assert.equal(runDir.mode! & 0o7777, 0o750);
+      assert.equal(runDir.gid, GROUP);
+      const auth = await Deno.stat(`${paths.dir}/run/auth`);
+      assert.equal(auth.mode! & 0o7777, 0o1730);
+      const sock = await Deno.stat(paths.socket);
+      assert.equal(sock.mode! & 0o777, 0o660);
+
+      const env = { KCONNECT_SOCKET: paths.socket };
+      const refused = await kconnect(laptop, ["status"], { env, as: outsider });
+      assert.equal(refused.code, 1, refused.stdout);
+      assert.match(refused.stderr, /Permission denied opening kconnect's control socket/);
+      assert.match(refused.stderr, /Add it to the group "?4242"?/);
+      const refusedUp = await kconnect(laptop, ["up", "--kubeconfig", kubeconfig], {
+        env,
+        as: outsider,
+      });
+      assert.equal(refusedUp.code, 1);
+      assert.match(refusedUp.stderr, /Permission denied/);
+
+      const up = await kconnect(laptop, ["up", "--kubeconfig", kubeconfig], { env, as: member });
+      assert.equal(up.code, 0, up.stderr + up.stdout);
+      assert.match(
+        up.stdout,
+        /✓ kubeconfig: context "exec", user "exec-user" \(.*credentials as uid 4001\)/,
+      );
+      assert.match(up.stdout, /✓ tunnel open: 3 port-forward connections/);
+      assert.match(up.stdout, /^ready: /m);
+      const plugin = (await Deno.readTextFile(uids)).trim().split("\n");
+      assert.ok(plugin.length >= 1);
+      assert.deepEqual([...new Set(plugin)], ["4001"], "the exec plugin ran only as the user");
+
+      const byName = await laptop.exec(["curl", "-sS", "-m", "10", "http://web.default/"]);
+      assert.equal(byName.stdout, "hello from web\n");
+
+      const st = await kconnect(laptop, ["status", "--json"], { env, as: member });
+      assert.equal(st.code, 0, st.stderr);
+      const report = JSON.parse(st.stdout) as StatusReport;
+      await assertMatchesHost(laptop, report, await Deno.readTextFile(cluster.laptopResolvConf));
+      assert.equal(report.ownerUid, 4001);
+      assert.equal(report.session!.user, "exec-user");
+      assert.equal(report.session!.transports.length, 3);
+
+      const down = await kconnect(laptop, ["down"], { env, as: member });
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(down.stdout, /disconnected from context "exec"/);
+      assert.equal(await linkExists(laptop, "kconnect0"), false);
+      const st2 = await kconnect(laptop, ["status", "--json"], { env, as: member });
+      assert.equal(st2.code, 3);
+      assert.equal((JSON.parse(st2.stdout) as StatusReport).state, "disconnected");
+      assert.doesNotMatch(await Deno.readTextFile(cluster.laptopResolvConf), /198\.18\.0\.3/);
+    } finally {
+      await kconnect(laptop, ["down"], { env: paths.env });
+      try {
+        daemon.kill("SIGTERM");
+      } catch { /* gone */ }
+      await daemon.status;
+      await daemonOut.cancel().catch(() => {});
+      await daemon.stderr.cancel().catch(() => {});
+    }
+    assert.equal(await exists(paths.socket), false, "the daemon removed its socket");
+  },
+});
