@@ -12,6 +12,7 @@ import { registerCredentials } from "./src/cli/credentials.ts";
 import { registerDaemon } from "./src/cli/daemon.ts";
 import { registerDown } from "./src/cli/down.ts";
 import { registerForward } from "./src/cli/forward.ts";
+import { registerGatherLogs } from "./src/cli/gather_logs.ts";
 import { registerInstall, registerUninstall } from "./src/cli/install.ts";
 import { createProgram, runProgram } from "./src/cli/program.ts";
 import { registerTrafficManager } from "./src/cli/traffic_manager.ts";
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerDaemon(program);
   registerCredentials(program);
   registerService(program);
+  registerGatherLogs(program);
   registerForward(program);
   registerTrafficManager(program);
   registerInstall(program);

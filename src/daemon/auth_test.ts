@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { checkIdentity, isNonce, newNonce, proveIdentity } from "./auth.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("newNonce() makes distinct 128-bit hex nonces", () => {
+  const a = newNonce(), b = newNonce();
+  assert.ok(isNonce(a) && isNonce(b));
+  assert.notEqual(a, b);
+  assert.equal(isNonce("../etc/passwd"), false);
+});
+
+Deno.test("checkIdentity() returns the uid and gid of the file's creator and removes it", async () => {
+  await withDir(async (dir) => {
+    const nonce = newNonce();
+    const path = await proveIdentity(dir, nonce);
+    const peer = await checkIdentity(dir, nonce);
+    assert.deepEqual(peer, { uid: Deno.uid(), gid: Deno.gid() });
+    await assert.rejects(() => Deno.lstat(path), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("checkIdentity() refuses a missing file, a symlink, a hard link and wrong content", async () => {
+  await withDir(async (dir) => {
+    await assert.rejects(() => checkIdentity(dir, newNonce()), /did not create/);
+
+    const target = `${dir}/target`;
+    const n1 = newNonce();
+    await Deno.writeTextFile(target, n1);
+    await Deno.symlink(target, `${dir}/${n1}`);
+    await assert.rejects(() => checkIdentity(dir, n1), /not a regular file/);
+
+    const n2 = newNonce();
+    await Deno.writeTextFile(target, n2);
+    await Deno.link(target, `${dir}/${n2}`);
+    await assert.rejects(() => checkIdentity(dir, n2), /2 links/);
+
+    const n3 = newNonce();
+    await Deno.writeTextFile(`${dir}/${n3}`, newNonce());
+    await assert.rejects(() => checkIdentity(dir, n3), /does not hold the nonce/);
+
+    await assert.rejects(() => checkIdentity(dir, "../x"), /malformed nonce/);
+  });
+});
+
+Deno.test("proveIdentity() does not overwrite an existing file", async () => {
+  await withDir(async (dir) => {
+    const n = newNonce();
+    await Deno.writeTextFile(`${dir}/${n}`, "x");
+    await assert.rejects(() => proveIdentity(dir, n), Deno.errors.AlreadyExists);
+  });
+});
