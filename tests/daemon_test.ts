@@ -269,3 +269,86 @@ Deno.test({
     assert.equal(await exists(paths.socket), false, "the daemon removed its socket");
   },
 });
+
+Deno.test({
+  name:
+    "up --switch changes context; a bad config file is named; gather-logs bundles logs and status without secrets",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start();
+    await using paths = await daemonPaths();
+    const laptop = cluster.laptop;
+    const env = { ...paths.env, KCONNECT_GROUP: "0" };
+    const daemon = laptop.spawn([
+      DENO,
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "--log-level",
+      "debug",
+      "daemon",
+    ], { env, stdout: "piped", stderr: "piped" });
+    const out = daemon.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      assert.match((await out.read()).value ?? "", /listening/);
+      const base = ["--kubeconfig", cluster.kubeconfig, "--dns", "off"];
+
+      const badConfig = `${paths.dir}/bad.json`;
+      await Deno.writeTextFile(badConfig, JSON.stringify({ contexts: { test: { mtu: 99 } } }));
+      const bad = await kconnect(laptop, ["up", ...base, "--config", badConfig], { env });
+      assert.equal(bad.code, 1);
+      assert.match(
+        bad.stderr,
+        new RegExp(`Invalid config file ${badConfig}: contexts\\.test\\.mtu: expected an integer`),
+      );
+
+      const up = await kconnect(laptop, ["up", ...base], { env });
+      assert.equal(up.code, 0, up.stderr);
+      const sw = await kconnect(laptop, ["up", ...base, "--context", "cert", "--switch"], { env });
+      assert.equal(sw.code, 0, sw.stderr);
+      assert.match(sw.stdout, /✓ disconnected: context "test"/);
+      assert.match(sw.stdout, /✓ kubeconfig: context "cert", user "cert-user"/);
+      const st = JSON.parse(
+        (await kconnect(laptop, ["status", "--json"], { env })).stdout,
+      ) as StatusReport;
+      assert.equal(st.session!.context, "cert");
+      assert.equal(st.session!.user, "cert-user");
+      await assertMatchesHost(laptop, st);
+
+      const archive = `${paths.dir}/logs.tar.gz`;
+      const g = await kconnect(laptop, ["gather-logs", "-o", archive], { env });
+      assert.equal(g.code, 0, g.stderr);
+      const x = `${paths.dir}/x`;
+      await Deno.mkdir(x);
+      await laptop.exec(["tar", "-xzf", archive, "-C", x]);
+      const [top] = [...Deno.readDirSync(x)].map((e) => e.name);
+      const names = [...Deno.readDirSync(`${x}/${top}`)].map((e) => e.name).sort();
+      for (
+        const f of ["daemon.log", "status.json", "ip-route.txt", "resolv.conf", "version.json"]
+      ) {
+        assert.ok(names.includes(f), `${f} in ${names}`);
+      }
+      const status = JSON.parse(await Deno.readTextFile(`${x}/${top}/status.json`)) as StatusReport;
+      assert.equal(status.state, "connected");
+      assert.match(
+        await Deno.readTextFile(`${x}/${top}/ip-route.txt`),
+        /10\.96\.0\.0\/12 dev kconnect0/,
+      );
+      const log = await Deno.readTextFile(`${x}/${top}/daemon.log`);
+      assert.match(log, /DEBUG/, "--log-level debug is honoured");
+      for (const f of names) {
+        const text = await Deno.readTextFile(`${x}/${top}/${f}`);
+        assert.ok(!text.includes(cluster.token), `no token in ${f}`);
+        assert.ok(!text.includes("PRIVATE KEY-----\nMI"), `no key in ${f}`);
+      }
+    } finally {
+      await kconnect(laptop, ["down"], { env });
+      try {
+        daemon.kill("SIGTERM");
+      } catch { /* gone */ }
+      await daemon.status;
+      await out.cancel().catch(() => {});
+      await daemon.stderr.cancel().catch(() => {});
+    }
+  },
+});

@@ -209,6 +209,7 @@ export class Daemon implements AsyncDisposable {
         gone = true;
       });
     const nonce = newNonce();
+    log.debug("client connected", { clients: this.#conns.size });
     await send({
       type: "hello",
       v: PROTOCOL_VERSION,
@@ -225,7 +226,10 @@ export class Daemon implements AsyncDisposable {
         timer = setTimeout(() => r(null), this.#o.requestTimeoutMs ?? 10_000)
       ),
     ]).catch(() => null).finally(() => clearTimeout(timer));
-    if (line === null) return;
+    if (line === null) {
+      log.debug("client sent no request");
+      return;
+    }
     let req: Request;
     let peer: Peer;
     try {
