@@ -195,6 +195,13 @@ Deno.test({
     await new Deno.Command("chown", { args: ["-R", `${member.uid}`, `${member.home}/.config`] })
       .output();
 
+    const noDaemon = await kconnect(laptop, ["up", "--kubeconfig", kubeconfig], {
+      env: { KCONNECT_SOCKET: paths.socket },
+      as: member,
+    });
+    assert.equal(noDaemon.code, 1);
+    assert.match(noDaemon.stderr, /No kconnect daemon is running .*sudo kconnect service install/);
+
     // Run ExecStart as systemd would: as root, its Environment=, here in the laptop namespace
     // with the test's socket, state directory and log file.
     const daemon = laptop.spawn(execStart, {
