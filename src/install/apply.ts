@@ -43,9 +43,12 @@ export interface ServerObject {
 
 /** An install step failed; the message says why and what to do. */
 export class InstallError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  /** The API error behind it, when there is one (its text is already in the message). */
+  readonly apiError?: KubeApiError;
+  constructor(message: string, apiError?: KubeApiError) {
+    super(message);
     this.name = "InstallError";
+    this.apiError = apiError;
   }
 }
 
@@ -89,7 +92,7 @@ export function describeApiError(
       `Cannot ${verb} ${what}: a ResourceQuota of namespace "${namespace}" refuses it ` +
         `(${apiMessage}). Ask the cluster's administrator to raise the quota, or install into ` +
         `another namespace with --manager-namespace.`,
-      { cause: err },
+      err,
     );
   }
   if (err.code === 403) {
@@ -98,19 +101,17 @@ export function describeApiError(
       `User "${user}" may not ${verb} ${gr} ${scope} (the API server said: ${apiMessage}). ` +
         `Grant "${verb}" on ${gr} ${scope}, or have a cluster administrator run kconnect install. ` +
         `${INSTALL_PERMISSIONS}.`,
-      { cause: err },
+      err,
     );
   }
   if (err.code === 422 || err.code === 400) {
-    return new InstallError(`The API server refused to ${verb} ${what}: ${apiMessage}`, {
-      cause: err,
-    });
+    return new InstallError(`The API server refused to ${verb} ${what}: ${apiMessage}`, err);
   }
   if (err.code === 404 && err.status?.message?.includes("could not find the requested resource")) {
     return new InstallError(
       `The API server does not serve ${gr} (${ref.base}): is it a Kubernetes API server of a ` +
         `supported version?`,
-      { cause: err },
+      err,
     );
   }
   return err;
@@ -226,8 +227,7 @@ export async function applyObject(
 
 function isCode(err: unknown, code: number): boolean {
   if (err instanceof KubeApiError) return err.code === code;
-  return err instanceof InstallError && err.cause instanceof KubeApiError &&
-    err.cause.code === code;
+  return err instanceof InstallError && err.apiError?.code === code;
 }
 
 /**

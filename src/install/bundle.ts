@@ -36,7 +36,8 @@ export const BUNDLE_FLAGS: readonly string[] = [
   "--platform",
   "deno",
   "--minify",
-  "--keep-names",
+  // Not --keep-names: with it, Deno 2.9's bundler leaves out the createRequire shim that
+  // commander's `require("node:events")` needs, and the bundle fails at start.
 ];
 
 /** A manager bundle. */
@@ -168,7 +169,8 @@ export async function managerBundle(): Promise<ManagerBundle> {
     // not cached yet
   }
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${cached}.tmp-${Deno.pid}`;
+  // The name must end in .js: deno bundle leaves out its createRequire shim otherwise.
+  const tmp = `${dir}/manager-${key.slice(0, 32)}.tmp-${Deno.pid}.js`;
   log.info(`bundling ${root}${BUNDLE_ENTRY}`, { to: cached });
   try {
     await runDenoBundle(root, tmp);

@@ -161,7 +161,7 @@ export async function installTrafficManager(o: InstallOptions): Promise<InstallR
 
   const pod = await waitForManagerPod(
     client,
-    { namespace, version, bundleSha256: bundle.sha256 },
+    { namespace, version, bundleSha256: bundle.sha256, image },
     progress,
     { timeoutMs: o.timeoutMs, signal: o.signal },
   );

@@ -71,6 +71,8 @@ export interface RolloutTarget {
   namespace: string;
   version: string;
   bundleSha256: string;
+  /** The container image (pods of an earlier template with another image do not count). */
+  image: string;
 }
 
 /** Options of {@linkcode waitForManagerPod}. */
@@ -225,8 +227,8 @@ export async function waitForManagerPod(
   const ours = (p: PodObject) =>
     p.metadata.labels?.[VERSION_LABEL] === target.version &&
     p.metadata.annotations?.[BUNDLE_ANNOTATION] === target.bundleSha256 &&
+    p.spec?.containers?.[0]?.image === target.image &&
     !p.metadata.deletionTimestamp;
-  report(`waiting for the pod of Deployment ${namespace}/${MANAGER_NAME} to be ready`);
   let ready: PodObject | null = null;
   while (ready === null) {
     const deploy = await getObject(client, deployRef, MANAGER_NAME, namespace, options.signal) as
@@ -251,6 +253,7 @@ export async function waitForManagerPod(
         `waiting for the pod ${namespace}/${last.metadata.name} to be ready: ${describePod(last)}`,
       );
     } else {
+      report(`waiting for Deployment ${namespace}/${MANAGER_NAME} to create its pod`);
       const failure = (deploy.status?.conditions ?? []).find((c) =>
         c.type === "ReplicaFailure" && c.status === "True"
       );

@@ -39,6 +39,11 @@ import type { KObject } from "./objects.ts";
 import { type Matcher, parseFieldSelector, parseLabelSelector } from "./selectors.ts";
 import { createService } from "./services.ts";
 import { negotiate, offeredProtocols, refuseUpgrade, WebSocketConnection } from "./websocket.ts";
+import { Controllers } from "./controllers.ts";
+import { createObject, type CrudContext, deleteObject, GENERIC, updateObject } from "./crud.ts";
+import { Kubelet } from "./kubelet.ts";
+import { quotaObject } from "./quota.ts";
+import { allowed } from "./rbac.ts";
 import {
   closeAllPortForwards,
   parsePorts,
@@ -61,6 +66,9 @@ export class ApiServer {
   readonly store: Store;
   readonly #podsSandbox = new Map<string, string>();
   readonly #table;
+  readonly #kubelet: Kubelet | null;
+  readonly #controllers: Controllers;
+  readonly #crud: CrudContext;
   #log: ((line: string) => void) | undefined;
 
   constructor(config: ApiServerConfig, log?: (line: string) => void) {
@@ -68,6 +76,31 @@ export class ApiServer {
     this.store = new Store(config);
     this.#table = resourceTable(config.serviceCIDRApi);
     this.#log = log;
+    for (const q of config.quotas ?? []) {
+      this.store.create("resourcequotas", quotaObject(q, this.store.stamp()));
+    }
+    this.#kubelet = config.kubelet
+      ? new Kubelet(config.kubelet, (user, groups) => this.issueToken(user, groups), log)
+      : null;
+    this.#controllers = new Controllers(this.store, this.#kubelet, config.quotas ?? []);
+    this.#crud = {
+      store: this.store,
+      table: this.#table,
+      quotas: config.quotas ?? [],
+      controllers: this.#controllers,
+    };
+  }
+
+  /** A new bearer token for `user`, authorized by RBAC (a pod's projected service account). */
+  issueToken(user: string, groups: string[]): string {
+    const token = `kc-sa-${crypto.randomUUID().replaceAll("-", "")}`;
+    this.config.tokens[token] = { user, groups, access: "rbac" };
+    return token;
+  }
+
+  /** Stops the controllers and every pod process. */
+  close(): void {
+    this.#controllers.close();
   }
 
   /** Who is calling, `"invalid"` for a bad credential, null for none. */
@@ -132,7 +165,14 @@ export class ApiServer {
     const rule = (this.config.deny ?? []).find((d) =>
       d.verb === info.verb && d.resource === res && (d.group ?? "") === info.group
     );
-    if (!rule) return null;
+    const ask = {
+      verb: info.verb,
+      group: info.group,
+      resource: res,
+      namespace: info.namespace,
+      name: info.name,
+    };
+    if (!rule && allowed(this.store, who, ask)) return null;
     return st.forbidden({
       user: who.user,
       verb: info.verb,
@@ -209,15 +249,22 @@ export class ApiServer {
       }
       case "create":
         return this.#create(resource, ns, query, body);
-      case "delete": {
-        if (!["services", "configmaps", "namespaces"].includes(resource)) {
+      case "update": {
+        if (!GENERIC.has(resource) && !["configmaps", "namespaces"].includes(resource)) {
           return { code: 405, json: st.methodNotAllowed() };
         }
-        const o = this.store.delete(resource, ns, info.name!);
-        if (!o) return { code: 404, json: st.notFound(resource, info.name!, res.group) };
-        return resource === "services"
-          ? { code: 200, json: o }
-          : { code: 200, json: st.success(resource, info.name!, o.metadata.uid) };
+        const parsed = parseBody(body);
+        if ("code" in parsed) return parsed;
+        const dry = query.getAll("dryRun").length > 0;
+        return updateObject(this.#crud, resource, ns, info.name!, parsed.value, dry);
+      }
+      case "delete": {
+        if (
+          !GENERIC.has(resource) && !["services", "configmaps", "namespaces"].includes(resource)
+        ) {
+          return { code: 405, json: st.methodNotAllowed() };
+        }
+        return deleteObject(this.#crud, resource, ns, info.name!);
       }
       default:
         return { code: 405, json: st.methodNotAllowed() };
@@ -311,71 +358,8 @@ export class ApiServer {
       );
       return { code, json };
     }
-    if (resource === "configmaps") {
-      const o = parsed as KObject;
-      const name = o?.metadata?.name;
-      if (!name) {
-        return {
-          code: 422,
-          json: st.invalid("ConfigMap", "", [{
-            field: "metadata.name",
-            type: "FieldValueRequired",
-            body: "Required value: name or generateName is required",
-          }]),
-        };
-      }
-      if (!this.store.get("namespaces", undefined, ns!)) {
-        return { code: 404, json: st.notFound("namespaces", ns!) };
-      }
-      if (this.store.get(resource, ns, name)) {
-        return { code: 409, json: st.alreadyExists(resource, name) };
-      }
-      const s = this.store.stamp();
-      const obj: KObject = {
-        ...o,
-        kind: "ConfigMap",
-        apiVersion: "v1",
-        metadata: {
-          ...o.metadata,
-          namespace: ns,
-          uid: s.uid,
-          resourceVersion: s.resourceVersion,
-          creationTimestamp: s.created,
-        },
-      };
-      if (dry.length === 0) this.store.create(resource, obj);
-      return { code: 201, json: obj };
-    }
-    if (resource === "namespaces") {
-      const name = (parsed as KObject)?.metadata?.name;
-      if (!name) {
-        return {
-          code: 422,
-          json: st.invalid("Namespace", "", [{
-            field: "metadata.name",
-            type: "FieldValueRequired",
-            body: "Required value: name or generateName is required",
-          }]),
-        };
-      }
-      if (this.store.get(resource, undefined, name)) {
-        return { code: 409, json: st.alreadyExists(resource, name) };
-      }
-      const s = this.store.stamp();
-      const obj: KObject = {
-        apiVersion: "v1",
-        kind: "Namespace",
-        metadata: {
-          name,
-          uid: s.uid,
-          resourceVersion: s.resourceVersion,
-          creationTimestamp: s.created,
-        },
-        spec: { finalizers: ["kubernetes"] },
-        status: { phase: "Active" },
-      } as KObject;
-      if (dry.length === 0) this.store.create(resource, obj);
-      return { code: 201, json: obj };
+    if (GENERIC.has(resource) || resource === "configmaps" || resource === "namespaces") {
+      return createObject(this.#crud, resource, ns, parsed, dry.length > 0);
     }
     return { code: 405, json: st.methodNotAllowed() };
   }
@@ -384,7 +368,19 @@ export class ApiServer {
     const name = info.name!;
     const pod = this.store.get("pods", info.namespace, name);
     if (!pod) return { code: 404, json: st.notFound("pods", name) };
-    const spec = this.config.pods.find((p) => p.name === name && p.namespace === info.namespace);
+    const dynamic = this.#kubelet?.target(`${info.namespace}/${name}`);
+    const spec: PodSpec | undefined =
+      this.config.pods.find((p) => p.name === name && p.namespace === info.namespace) ??
+        (dynamic
+          ? {
+            name,
+            namespace: info.namespace!,
+            podIPs: [],
+            containers: [],
+            phase: (pod.status as { phase?: PodSpec["phase"] })?.phase ?? "Pending",
+            portForward: dynamic,
+          }
+          : undefined);
     const isWebSocket = /websocket/i.test(String(req.headers.upgrade ?? "")) &&
       /upgrade/i.test(String(req.headers.connection ?? ""));
     if (!isWebSocket) {
@@ -429,6 +425,22 @@ export class ApiServer {
       host: spec.portForward!.host ?? "127.0.0.1",
       sandboxId: sandbox,
       netnsPath: `/var/run/netns/cni-${spec.portForward!.netns}`,
+    };
+  }
+}
+
+function parseBody(body: string): { value: unknown } | { code: number; json: unknown } {
+  try {
+    return { value: JSON.parse(body) };
+  } catch (err) {
+    return {
+      code: 400,
+      json: st.badRequest(
+        `the body of the request was in an unknown format - accepted ` +
+          `media types include: application/json, application/yaml, ` +
+          `application/vnd.kubernetes.protobuf, application/apply-patch+yaml ` +
+          `(${(err as Error).message})`,
+      ),
     };
   }
 }
@@ -597,6 +609,7 @@ async function main(): Promise<void> {
   });
   const stop = () => {
     closeAllPortForwards();
+    server.close();
     https_.close();
     Deno.exit(0);
   };

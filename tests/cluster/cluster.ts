@@ -34,7 +34,7 @@
 import { Netns } from "../_netns.ts";
 import { type DnsQuery, Laptop } from "./laptop.ts";
 import type { LineWatcher } from "../_lines.ts";
-import type { ApiServerConfig, DenyRule, Identity, PodSpec } from "./config.ts";
+import type { ApiServerConfig, DenyRule, Identity, PodSpec, QuotaSpec } from "./config.ts";
 import { kubeconfigYaml, type KubeContext } from "./kubeconfig.ts";
 import { makePki, type Pki } from "./pki.ts";
 import {
@@ -43,6 +43,7 @@ import {
   API_PORT,
   CLUSTER_RESOLV_CONF,
   IPS,
+  KUBELET_POD_IPS,
   laptopResolvConf,
   MANAGER_POD,
   MANAGER_USER,
@@ -85,8 +86,19 @@ export interface TestClusterOptions {
   denyNodes?: boolean;
   /** 403 on creating services (dry run included). Default false. */
   denyServiceCreate?: boolean;
-  /** Run a traffic manager and list its pod. Default true. */
-  manager?: boolean;
+  /**
+   * `true` (default): run a traffic manager process and list its pod (no Deployment).
+   * `false`: no manager. `"deployment"`: no manager and no `kconnect` namespace, for
+   * `kconnect install` to create them; the stand-in's kubelet runs the Deployment's pod.
+   * (The kubelet runs the pods of any Deployment whatever this says.)
+   */
+  manager?: boolean | "deployment";
+  /** `spec.hard` of a ResourceQuota `kconnect-quota` in namespace `kconnect` (which then exists). */
+  quota?: QuotaSpec["hard"];
+  /** Images the kubelet fails to pull (besides every image that is not `…denoland/deno:<tag>`). */
+  unpullableImages?: string[];
+  /** Extra environment of the pods the kubelet runs (e.g. `KCONNECT_LOG_LEVEL`). */
+  podEnv?: Record<string, string>;
   /**
    * The manager's command, run in the cluster namespace. Default `deno run -A main.ts
    * traffic-manager --listen 127.0.0.1:8081 --service-account-dir <dir>`.
@@ -131,6 +143,8 @@ export class TestCluster implements AsyncDisposable {
   readonly token: string;
   /** Token of the manager's service account. */
   readonly managerToken: string;
+  /** Token of the `viewer` user (context `viewer`): may only get, list and watch. */
+  readonly viewerToken: string;
   /** Token the exec credential plugin hands out. */
   readonly execToken: string;
   /** Kubeconfig for the laptop (current context `test`). */
@@ -163,6 +177,7 @@ export class TestCluster implements AsyncDisposable {
     this.#options = options;
     this.token = `kc-admin-${randomHex(24)}`;
     this.execToken = `kc-exec-${randomHex(24)}`;
+    this.viewerToken = `kc-viewer-${randomHex(24)}`;
     this.managerToken = fakeServiceAccountJwt();
     this.kubeconfig = `${dir}/kubeconfig`;
     this.serviceAccountPathPrefix = `${dir}/sa`;
@@ -212,7 +227,7 @@ export class TestCluster implements AsyncDisposable {
     await Deno.writeTextFile(`/etc/netns/${clusterNs.name}/resolv.conf`, CLUSTER_RESOLV_CONF);
     await Deno.mkdir(this.webDir);
     await Deno.writeTextFile(`${this.webDir}/index.html`, "hello from web\n");
-    const podIPs = this.apiServerConfig.pods.flatMap((p) => p.podIPs);
+    const podIPs = [...this.apiServerConfig.pods.flatMap((p) => p.podIPs), ...KUBELET_POD_IPS];
     await setUpClusterNetwork(clusterNs, podIPs);
     this.#workloads = await startWorkloads(clusterNs, { dir: this.dir, webDir: this.webDir });
     for (const x of this.#options.extraWorkloads ?? []) {
@@ -230,7 +245,7 @@ export class TestCluster implements AsyncDisposable {
     await Deno.writeTextFile(this.#configFile, JSON.stringify(this.apiServerConfig, null, 2));
     await Deno.writeTextFile(this.kubeconfig, this.#kubeconfigText("test"));
     await this.startApiServer();
-    if (this.#options.manager ?? true) await this.#startManager();
+    if ((this.#options.manager ?? true) === true) await this.#startManager();
   }
 
   #makeConfig(): ApiServerConfig {
@@ -242,7 +257,13 @@ export class TestCluster implements AsyncDisposable {
     if (this.#options.denyServiceCreate) deny.push({ verb: "create", resource: "services" });
     const admin: Identity = { user: "kubernetes-admin", groups: ["kubeadm:cluster-admins"] };
     const pods = workloadPods(this.clusterNs.name);
-    if (this.#options.manager ?? true) pods.push(managerPod(this.clusterNs.name));
+    const manager = this.#options.manager ?? true;
+    if (manager === true) pods.push(managerPod(this.clusterNs.name));
+    const quotas: QuotaSpec[] = this.#options.quota
+      ? [{ namespace: "kconnect", name: "kconnect-quota", hard: this.#options.quota }]
+      : [];
+    const namespaces = ["default", "kube-system", "kube-public", "kube-node-lease"];
+    if (manager !== "deployment" || quotas.length) namespaces.push("kconnect");
     for (const x of this.#options.extraWorkloads ?? []) {
       pods.push({
         ...x.pod,
@@ -268,12 +289,25 @@ export class TestCluster implements AsyncDisposable {
           user: MANAGER_USER,
           groups: ["system:serviceaccounts", "system:serviceaccounts:kconnect"],
         },
+        [this.viewerToken]: { user: "viewer@example.com", groups: ["viewers"], access: "view" },
       },
       clientCertAuth: true,
       anonymousAuth: this.#options.anonymousAuth ?? false,
       deny,
       serviceCIDRs: [SERVICE_CIDR],
-      namespaces: ["default", "kube-system", "kube-public", "kube-node-lease", "kconnect"],
+      namespaces,
+      quotas,
+      kubelet: {
+        netns: this.clusterNs.name,
+        deno: Deno.execPath(),
+        dir: `${this.dir}/kubelet`,
+        apiHost: API_CLUSTER_IP,
+        apiPort: API_PORT,
+        caFile: this.pki.caFile,
+        podIPs: [...KUBELET_POD_IPS],
+        unpullable: this.#options.unpullableImages ?? [],
+        env: { DENO_NO_UPDATE_CHECK: "1", ...this.#options.podEnv },
+      },
       nodes: [NODE],
       pods,
       services: SERVICES.map(({ to: _to, ...s }) => s),
@@ -295,6 +329,7 @@ export class TestCluster implements AsyncDisposable {
         `${ROOT}tests/cluster/exec_credential.ts`,
       ],
       execToken: this.execToken,
+      viewerToken: this.viewerToken,
       currentContext: context,
     });
   }
@@ -348,6 +383,14 @@ export class TestCluster implements AsyncDisposable {
       throw err;
     }
     return laptop;
+  }
+
+  /**
+   * The log file (stdout and stderr) of a pod the stand-in's kubelet runs, e.g.
+   * `podLogFile("kconnect", "kconnect-traffic-manager-…")`.
+   */
+  podLogFile(namespace: string, pod: string, container = "manager"): string {
+    return `${this.dir}/kubelet/${namespace}_${pod}/${container}.log`;
   }
 
   /** The CA certificate file (PEM). */

@@ -12,6 +12,49 @@ export interface Identity {
   user: string;
   /** Groups; `system:authenticated` is added by the server. */
   groups?: string[];
+  /**
+   * What RBAC lets the user do: `admin` everything (default; the `deny` rules still apply),
+   * `view` only get, list and watch, `rbac` what the Roles and ClusterRoles bound to the user,
+   * its groups or (for `system:serviceaccount:<ns>:<name>`) its ServiceAccount allow.
+   */
+  access?: "admin" | "view" | "rbac";
+}
+
+/**
+ * The stand-in's kubelet: pods of Deployments run as processes in the cluster's network
+ * namespace (see `kubelet.ts`).
+ */
+export interface KubeletConfig {
+  /** `ip netns` name of the cluster namespace the pods run in. */
+  netns: string;
+  /** The Deno executable that stands in for the image's `deno`. */
+  deno: string;
+  /** Scratch directory: one subdirectory per pod (volumes, service account, logs). */
+  dir: string;
+  /** KUBERNETES_SERVICE_HOST and _PORT for the pods. */
+  apiHost: string;
+  apiPort: number;
+  /** The cluster CA (the pods' service-account `ca.crt`). */
+  caFile: string;
+  /** Pod IPs to hand out (they must already be on the cluster namespace's `kube0`). */
+  podIPs: string[];
+  /**
+   * Images that "pull": those whose repository ends in `denoland/deno` by default; any other
+   * image fails with ErrImagePull as from a registry that does not have it.
+   */
+  pullable?: string;
+  /** Images that fail to pull even though they match `pullable`. */
+  unpullable?: string[];
+  /** More environment for every pod (e.g. a log level). */
+  env?: Record<string, string>;
+}
+
+/** A ResourceQuota in short form (`spec.hard`). */
+export interface QuotaSpec {
+  namespace: string;
+  name: string;
+  /** e.g. `{ pods: "0" }`, `{ "limits.memory": "64Mi" }`, `{ "count/deployments.apps": "0" }`. */
+  hard: Record<string, string>;
 }
 
 /** A request the stand-in's "RBAC" refuses with 403, for everyone. */
@@ -115,6 +158,10 @@ export interface ApiServerConfig {
   anonymousAuth?: boolean;
   /** Requests refused with 403 Forbidden. */
   deny?: DenyRule[];
+  /** Run Deployments' pods (without it, Deployments are stored but no pod appears). */
+  kubelet?: KubeletConfig;
+  /** ResourceQuotas enforced on create (their namespaces are created too). */
+  quotas?: QuotaSpec[];
   /** The service CIDRs (`--service-cluster-ip-range`), e.g. `["10.96.0.0/12"]`. */
   serviceCIDRs: string[];
   namespaces: string[];

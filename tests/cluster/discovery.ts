@@ -67,6 +67,8 @@ export const CORE_V1_RESOURCES: Resource[] = [
   r("pods/portforward", "PodPortForwardOptions", true, ["create", "get"]),
   r("pods/proxy", "PodProxyOptions", true, ["create", "delete", "get", "patch", "update"]),
   r("pods/status", "Pod", true, ["get", "patch", "update"]),
+  r("resourcequotas", "ResourceQuota", true, RW, ["quota"]),
+  r("resourcequotas/status", "ResourceQuota", true, ["get", "patch", "update"]),
   r("secrets", "Secret", true, RW),
   r("serviceaccounts", "ServiceAccount", true, RW, ["sa"]),
   r("services", "Service", true, [
@@ -100,6 +102,26 @@ export function networkingV1Resources(serviceCIDRApi: boolean): Resource[] {
     r("servicecidrs/status", "ServiceCIDR", false, ["get", "patch", "update"]),
   ];
 }
+
+/** The apps/v1 resources (a realistic subset). */
+export const APPS_V1_RESOURCES: Resource[] = [
+  r("daemonsets", "DaemonSet", true, RW, ["ds"]),
+  r("deployments", "Deployment", true, RW, ["deploy"]),
+  r("deployments/scale", "Scale", true, ["get", "patch", "update"]),
+  r("deployments/status", "Deployment", true, ["get", "patch", "update"]),
+  r("replicasets", "ReplicaSet", true, RW, ["rs"]),
+  r("replicasets/scale", "Scale", true, ["get", "patch", "update"]),
+  r("replicasets/status", "ReplicaSet", true, ["get", "patch", "update"]),
+  r("statefulsets", "StatefulSet", true, RW, ["sts"]),
+];
+
+/** The rbac.authorization.k8s.io/v1 resources. */
+export const RBAC_V1_RESOURCES: Resource[] = [
+  r("clusterrolebindings", "ClusterRoleBinding", false),
+  r("clusterroles", "ClusterRole", false),
+  r("rolebindings", "RoleBinding", true),
+  r("roles", "Role", true),
+];
 
 /** API groups served besides core, each with its versions (preferred first). */
 function groups(_serviceCIDRApi: boolean): [string, string[]][] {
@@ -163,8 +185,14 @@ export function groupResourceList(
   version: string,
   serviceCIDRApi: boolean,
 ): Record<string, unknown> {
-  const resources = name === "networking.k8s.io" && version === "v1"
+  const resources = version !== "v1"
+    ? []
+    : name === "networking.k8s.io"
     ? networkingV1Resources(serviceCIDRApi)
+    : name === "apps"
+    ? APPS_V1_RESOURCES
+    : name === "rbac.authorization.k8s.io"
+    ? RBAC_V1_RESOURCES
     : [];
   return {
     kind: "APIResourceList",

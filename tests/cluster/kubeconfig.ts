@@ -8,6 +8,7 @@
  * | `bad-token` | a token the API server does not know (401)            |
  * | `cert`      | client certificate signed by the test CA              |
  * | `exec`      | exec credential plugin (`exec_credential.ts`)         |
+ * | `viewer`    | bearer token of a user who may only get, list, watch  |
  *
  * @example
  * ```ts
@@ -23,7 +24,7 @@
  */
 
 /** Contexts in the kubeconfig. */
-export type KubeContext = "test" | "bad-token" | "cert" | "exec";
+export type KubeContext = "test" | "bad-token" | "cert" | "exec" | "viewer";
 
 /** What goes into the kubeconfig. */
 export interface KubeconfigOptions {
@@ -37,6 +38,8 @@ export interface KubeconfigOptions {
   execCommand: string[];
   /** Token the exec plugin returns. */
   execToken: string;
+  /** Token of the read-only `viewer` user. Default: a token the server does not know. */
+  viewerToken?: string;
   /** Current context. Default `test`. */
   currentContext?: KubeContext;
   /** Namespace of every context. Default `default`. */
@@ -90,11 +93,15 @@ export function kubeconfigYaml(o: KubeconfigOptions): string {
     `        value: ${q(o.execToken)}`,
     "      interactiveMode: Never",
     "      provideClusterInfo: false",
+    "- name: viewer",
+    "  user:",
+    `    token: ${q(o.viewerToken ?? "no-viewer-token")}`,
     "contexts:",
     context("test", "test-admin"),
     context("bad-token", "bad-token"),
     context("cert", "cert-user"),
     context("exec", "exec-user"),
+    context("viewer", "viewer"),
     `current-context: ${o.currentContext ?? "test"}`,
     "",
   ].join("\n");

@@ -39,7 +39,14 @@ const VERBS: Record<string, string> = {
 
 /** Parses a request the way the API server's RequestInfoFactory does. */
 export function requestInfo(method: string, path: string, query: URLSearchParams): RequestInfo {
-  const parts = path.split("/").filter(Boolean);
+  // Go's URL parsing hands the router decoded segments (`%3A` is `:`).
+  const parts = path.split("/").filter(Boolean).map((p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p;
+    }
+  });
   const lower = VERBS[method] ?? method.toLowerCase();
   const nonResource: RequestInfo = {
     isResourceRequest: false,

@@ -53,6 +53,27 @@ export function resourceTable(serviceCIDRApi: boolean): Record<string, ResourceI
     ingresses: net("Ingress", true),
     networkpolicies: net("NetworkPolicy", true),
   };
+  const apps = (kind: string): ResourceInfo => ({
+    group: "apps",
+    version: "v1",
+    kind,
+    namespaced: true,
+  });
+  const rbac = (kind: string, namespaced: boolean): ResourceInfo => ({
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind,
+    namespaced,
+  });
+  Object.assign(table, {
+    resourcequotas: core("ResourceQuota", true),
+    deployments: apps("Deployment"),
+    replicasets: apps("ReplicaSet"),
+    clusterroles: rbac("ClusterRole", false),
+    clusterrolebindings: rbac("ClusterRoleBinding", false),
+    roles: rbac("Role", true),
+    rolebindings: rbac("RoleBinding", true),
+  });
   if (serviceCIDRApi) {
     table.servicecidrs = net("ServiceCIDR", false);
     table.ipaddresses = net("IPAddress", false);
@@ -122,6 +143,14 @@ export class Store {
   create(resource: string, o: KObject): void {
     this.#put(resource, o);
     this.#notify(resource, { type: "ADDED", object: o });
+  }
+
+  /** Replaces a stored object (bumping its resourceVersion) and tells watchers. */
+  update(resource: string, o: KObject): KObject {
+    o.metadata.resourceVersion = String(++this.#rv);
+    this.#put(resource, o);
+    this.#notify(resource, { type: "MODIFIED", object: o });
+    return o;
   }
 
   /** Removes an object and tells watchers; returns it. */

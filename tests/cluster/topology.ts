@@ -41,6 +41,12 @@ export const IPS = {
   db1: "10.244.0.21",
 } as const;
 
+/** Pod IPs the stand-in's kubelet hands to the pods of Deployments (see `kubelet.ts`). */
+export const KUBELET_POD_IPS: readonly string[] = Array.from(
+  { length: 8 },
+  (_, i) => `10.244.0.${30 + i}`,
+);
+
 /** Service cluster IPs. */
 export const SERVICE_IPS = {
   kubernetes: "10.96.0.1",
