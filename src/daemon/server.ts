@@ -14,8 +14,11 @@
  *   Root's requests (`sudo kconnect up`) load the kubeconfig in-process, as the foreground `up`
  *   does (including `SUDO_USER`'s home).
  *
- * Any member of the group may disconnect or switch the session, whoever started it; `status`
- * shows the uid that did. One request per connection; `up` and `down` run one at a time.
+ * Membership of the group is a grant to change this machine's routes and resolver settings the way
+ * `up` does (including `--also-proxy` prefixes and `--allow-route-conflicts`): treat it like
+ * membership of a group that may run `sudo kconnect up`. Any member may disconnect or switch the
+ * session, whoever started it; `status` shows the uid that did. One request per connection; `up`
+ * and `down` run one at a time.
  *
  * @module
  */
@@ -123,6 +126,8 @@ export class Daemon implements AsyncDisposable {
   #session: ClusterSession | null = null;
   #owner: number | null = null;
   #connecting = false;
+  /** Whether an up or down came in yet: only then may an idle daemon exit (not on probes, status). */
+  #served = false;
   #lastError: string | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | null = null;
@@ -194,7 +199,7 @@ export class Daemon implements AsyncDisposable {
 
   #maybeIdleExit(): void {
     if (!this.#o.exitWhenIdle || this.#closing !== null) return;
-    if (this.#session === null && !this.#connecting && this.#conns.size === 0) {
+    if (this.#served && this.#session === null && !this.#connecting && this.#conns.size === 0) {
       log.info("no session left: exiting (--exit-when-idle)");
       this.close();
     }
@@ -254,9 +259,11 @@ export class Daemon implements AsyncDisposable {
           result = this.report();
           break;
         case "down":
+          this.#served = true;
           result = await this.#exclusive(() => this.#down(peer));
           break;
         case "up":
+          this.#served = true;
           result = await this.#exclusive(() => this.#up(req as UpRequest, peer, send));
           break;
       }
