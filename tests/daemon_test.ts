@@ -195,6 +195,19 @@ Deno.test({
     await new Deno.Command("chown", { args: ["-R", `${member.uid}`, `${member.home}/.config`] })
       .output();
 
+    // What the daemon will run as the user: the material, with the exec plugin's expiry.
+    const cred = await kconnect(laptop, ["credentials", "--json", "--kubeconfig", kubeconfig], {
+      as: member,
+    });
+    assert.equal(cred.code, 0, cred.stderr);
+    const material = JSON.parse(cred.stdout);
+    assert.equal(material.context, "exec");
+    assert.equal(material.token, cluster.execToken);
+    assert.equal(material.dynamic, true);
+    assert.ok(Date.parse(material.expiresAt) > Date.now() + 30 * 60_000, material.expiresAt);
+    assert.match(material.caPem, /^-----BEGIN CERTIFICATE-----/);
+    await Deno.writeTextFile(uids, "");
+
     const noDaemon = await kconnect(laptop, ["up", "--kubeconfig", kubeconfig], {
       env: { KCONNECT_SOCKET: paths.socket },
       as: member,
