@@ -144,7 +144,6 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
     retryMinMs: 250,
     retryMaxMs: 3_000,
   });
-  // deno-lint-ignore prefer-const
   let conn: ClusterConnection | undefined;
   try {
     try {
