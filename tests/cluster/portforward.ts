@@ -69,8 +69,8 @@ export interface PortForwardOptions {
 
 /**
  * Client bytes queued towards the pod before the stand-in stops reading the WebSocket. Pausing the
- * node:net socket under Deno lost a 64 KiB message now and then (1 run in 3 of four concurrent
- * 64 MB echoes, under load; 0 in 6 without pausing), so the limit is set high enough that tests
+ * node:net socket under Deno appeared to lose a 64 KiB message now and then (1 run in 3 of four
+ * concurrent 64 MB echoes under load; 0 in 3 without pausing), so the limit is set high enough that tests
  * never reach it: the clients' own flow control (kconnect's yamux windows) bounds what is in flight.
  */
 const HIGH_WATER = 1024 * 1024 * 1024;
