@@ -45,12 +45,26 @@ async function runBuild(args: string[], env: Record<string, string> = {}): Promi
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
-/** A DENO_DIR with no cached runtime, sharing the npm cache so build.ts's own imports load. */
+/**
+ * A DENO_DIR with no cached runtime, sharing the npm cache so build.ts's own imports load, and
+ * the bundler (esbuild) so its manager-bundle step runs without a download.
+ */
 async function emptyDenoDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "kc-build-deno-dir-" });
   const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
-  const npmCache = JSON.parse(decoder.decode(info.stdout)).npmCache as string;
+  const { npmCache, denoDir } = JSON.parse(decoder.decode(info.stdout));
   await Deno.symlink(npmCache, join(dir, "npm"));
+  // deno bundle keeps esbuild in dl/ beside the runtimes: link esbuild, not the runtimes.
+  await Deno.mkdir(join(dir, "dl"));
+  try {
+    for (const e of Deno.readDirSync(join(denoDir, "dl"))) {
+      if (e.name.startsWith("esbuild-")) {
+        await Deno.symlink(join(denoDir, "dl", e.name), join(dir, "dl", e.name));
+      }
+    }
+  } catch {
+    // no dl/ yet: the bundle step downloads esbuild
+  }
   return dir;
 }
 
