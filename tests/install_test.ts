@@ -398,3 +398,56 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "up's hook: no manager and no --install fails saying how; --install installs; --no-upgrade keeps an older one",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start({ manager: "deployment" });
+    const hook = (...args: string[]) =>
+      cluster.laptop.exec([
+        DENO,
+        "run",
+        "-A",
+        `${ROOT}tests/cluster/ensure_manager.ts`,
+        "--kubeconfig",
+        cluster.kubeconfig,
+        ...args,
+      ], { check: false });
+    const none = await hook();
+    assert.equal(none.code, 1);
+    assert.match(
+      none.stderr,
+      /No traffic manager found in namespace "kconnect" .* To install it: kconnect install \(or kconnect up --install\)\./,
+    );
+    const old = await cluster.laptop.exec([
+      DENO,
+      "run",
+      "-A",
+      `${ROOT}tests/cluster/install_old.ts`,
+      "--kubeconfig",
+      cluster.kubeconfig,
+      "--version",
+      "0.0.8",
+    ], { check: false });
+    assert.equal(old.code, 0, old.stderr);
+    const kept = await hook("--no-upgrade");
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.match(
+      kept.stdout,
+      /^! traffic manager differs from this client \(version 0\.0\.8, this client .*\); not upgrading \(--no-upgrade\)$/m,
+    );
+    assert.match(kept.stdout, /^manager: kconnect\/kconnect-traffic-manager-\S+ 0\.0\.8$/m);
+    const u = await kconnect(cluster.laptop, ["uninstall", "--kubeconfig", cluster.kubeconfig]);
+    assert.equal(u.code, 0, u.err);
+    const installed = await hook("--install");
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.match(installed.stdout, /installing the traffic manager in namespace "kconnect"/);
+    assert.match(installed.stdout, /✓ traffic manager ready: /);
+    assert.match(
+      installed.stdout,
+      new RegExp(`^manager: kconnect/\\S+ ${VERSION.replaceAll(".", "\\.")}$`, "m"),
+    );
+  },
+});
