@@ -178,5 +178,11 @@ export async function managerBundle(): Promise<ManagerBundle> {
   } finally {
     await Deno.remove(tmp).catch(() => {});
   }
+  // Bundles of earlier sources are of no more use.
+  for await (const e of Deno.readDir(dir)) {
+    if (/^manager-[0-9a-f]{32}\.js$/.test(e.name) && `${dir}/${e.name}` !== cached) {
+      await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+    }
+  }
   return await fromFile(cached, `bundled from source (cached in ${cached})`);
 }
