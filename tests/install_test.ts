@@ -451,3 +451,32 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "up --install installs the traffic manager into an empty cluster and connects through it",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start({ manager: "deployment" });
+    const without = await kconnect(cluster.laptop, [
+      "up",
+      "--foreground",
+      "--kubeconfig",
+      cluster.kubeconfig,
+      "--dns",
+      "off",
+      "--state-dir",
+      `${cluster.dir}/state-no-install`,
+    ]);
+    assert.equal(without.code, 1);
+    assert.match(without.err, /No traffic manager found .*--install/s);
+    await using up = await startUp(cluster.laptop, [
+      "--kubeconfig",
+      cluster.kubeconfig,
+      "--install",
+    ]);
+    assert.match(up.out.text(), /Deployment/);
+    assert.match(up.out.text(), /traffic manager found: kconnect\//);
+    const r = await cluster.laptop.exec(["redis-cli", "-h", "10.96.0.21", "PING"]);
+    assert.equal(r.stdout.trim(), "PONG");
+  },
+});

@@ -18,7 +18,7 @@ import { Journal, stateDir } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
 import { undoLeftovers } from "../journal/undo.ts";
 import { DNS_MODES, type DnsMode } from "../resolver/select.ts";
-import { ClusterSession } from "../connect/session.ts";
+import { ClusterSession, sessionOptions } from "../connect/session.ts";
 import { logger } from "../log.ts";
 import { Cidr } from "../wire/address.ts";
 import {
@@ -60,6 +60,9 @@ export interface UpOptions {
   switch?: boolean;
   socket?: string;
   logFile?: string;
+  install?: boolean;
+  upgrade?: boolean;
+  managerImage?: string;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -106,6 +109,9 @@ export function flagSettings(opts: UpOptions): Partial<UpSettings> {
   if (opts.tunName !== undefined) out.tunName = opts.tunName;
   if (opts.tunNet4 !== undefined) out.tunNet4 = opts.tunNet4;
   if (opts.tunNet6 !== undefined) out.tunNet6 = opts.tunNet6;
+  if (opts.install) out.installManager = true;
+  if (opts.upgrade === false) out.upgradeManager = false;
+  if (opts.managerImage !== undefined) out.managerImage = opts.managerImage;
   return out;
 }
 
@@ -240,26 +246,14 @@ async function runUpForeground(opts: UpOptions, progress: Progress): Promise<voi
     `context "${access.context}", user "${access.userName}" (${access.source})`,
   );
   const settings = resolveSettings(flags, config, access.context);
-  const cidrs = (list: string[]) => list.map((t) => Cidr.parse(t)!);
   await writeUpRecord(dir, access.context);
   const signalled = new AbortController();
   const stop = untilSignal(signalled.signal);
   try {
-    await using session = await ClusterSession.start({
-      access,
-      journal,
-      managerNamespace: settings.managerNamespace,
-      alsoProxy: cidrs(settings.alsoProxy),
-      neverProxy: cidrs(settings.neverProxy),
-      allowRouteConflicts: settings.allowRouteConflicts,
-      tunName: settings.tunName,
-      mtu: settings.mtu,
-      transports: settings.transports,
-      tunNet4: settings.tunNet4,
-      tunNet6: settings.tunNet6,
-      namespace: settings.namespace ?? access.namespace,
-      dns: settings.dns,
-    }, progress);
+    await using session = await ClusterSession.start(
+      sessionOptions(settings, access, journal),
+      progress,
+    );
     printLine(`ready: connected to context "${access.context}"; press Ctrl-C to disconnect`);
     const statsTimer = setInterval(() => {
       const m = Deno.memoryUsage();
@@ -304,6 +298,9 @@ export function registerUp(program: Command): void {
       "never route this prefix into the cluster (repeatable)",
       collect,
     )
+    .option("--install", "install the traffic manager when the cluster has none")
+    .option("--no-upgrade", "keep a traffic manager of another version instead of upgrading it")
+    .option("--manager-image <image>", "image for installing or upgrading the traffic manager")
     .option(
       "--allow-route-conflicts",
       "route cluster CIDRs even where they overlap this machine's routes",

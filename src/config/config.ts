@@ -61,6 +61,12 @@ export interface UpSettings {
   tunName: string;
   tunNet4: string;
   tunNet6: string;
+  /** Install the traffic manager when none is found (`up --install`). */
+  installManager: boolean;
+  /** Upgrade a kconnect-installed manager of another version (`--no-upgrade` turns it off). */
+  upgradeManager: boolean;
+  /** Image for an install or upgrade (`--manager-image`); null for the default. */
+  managerImage: string | null;
 }
 
 /** The built-in defaults. */
@@ -76,6 +82,9 @@ export const DEFAULT_SETTINGS: UpSettings = {
   tunName: "kconnect0",
   tunNet4: DEFAULT_TUN_NET4,
   tunNet6: DEFAULT_TUN_NET6,
+  installManager: false,
+  upgradeManager: true,
+  managerImage: null,
 };
 
 /** A setting that is wrong: names the place (file or flag) and the field. */
@@ -295,6 +304,14 @@ export function checkSettings(s: UpSettings, where = "command line"): UpSettings
   }
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s.tunName)) {
     throw new SettingsError(where, "tunName", `"${s.tunName}" is not an interface name`);
+  }
+  for (const k of ["installManager", "upgradeManager"] as const) {
+    if (typeof s[k] !== "boolean") throw new SettingsError(where, k, "expected true or false");
+  }
+  if (
+    s.managerImage !== null && (typeof s.managerImage !== "string" || !/^\S+$/.test(s.managerImage))
+  ) {
+    throw new SettingsError(where, "managerImage", "expected an image reference");
   }
   return s;
 }

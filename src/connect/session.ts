@@ -7,6 +7,7 @@
  */
 import type { ClusterAccess } from "../k8s/access.ts";
 import type { Journal } from "../journal/journal.ts";
+import type { UpSettings } from "../config/config.ts";
 import { LocalServicesDialer } from "../dial/local.ts";
 import { logger } from "../log.ts";
 import type { SessionInfo } from "../manager/session_info.ts";
@@ -42,6 +43,39 @@ export interface SessionOptions {
   /** The namespace short names resolve in. */
   namespace: string;
   dns: DnsMode;
+  /** Install the traffic manager when none is found. */
+  installManager: boolean;
+  /** Upgrade a manager of another version. */
+  upgradeManager: boolean;
+  /** Image for an install or upgrade; null for the default. */
+  managerImage: string | null;
+}
+
+/** Session options from merged settings (flags, config file, defaults). */
+export function sessionOptions(
+  settings: UpSettings,
+  access: ClusterAccess,
+  journal: Journal,
+): SessionOptions {
+  const cidrs = (list: string[]) => list.map((t) => Cidr.parse(t)!);
+  return {
+    access,
+    journal,
+    managerNamespace: settings.managerNamespace,
+    alsoProxy: cidrs(settings.alsoProxy),
+    neverProxy: cidrs(settings.neverProxy),
+    allowRouteConflicts: settings.allowRouteConflicts,
+    tunName: settings.tunName,
+    mtu: settings.mtu,
+    transports: settings.transports,
+    tunNet4: settings.tunNet4,
+    tunNet6: settings.tunNet6,
+    namespace: settings.namespace ?? access.namespace,
+    dns: settings.dns,
+    installManager: settings.installManager,
+    upgradeManager: settings.upgradeManager,
+    managerImage: settings.managerImage,
+  };
 }
 
 /** What `status` reports. */
@@ -142,6 +176,9 @@ export class ClusterSession implements AsyncDisposable {
       access: o.access,
       managerNamespace: o.managerNamespace,
       transports: o.transports,
+      installManager: o.installManager,
+      upgradeManager: o.upgradeManager,
+      managerImage: o.managerImage ?? undefined,
       onInfo: (info) => onInfo(info),
       progress,
     });

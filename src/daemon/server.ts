@@ -27,7 +27,7 @@ import { accessFromMaterial } from "../k8s/material.ts";
 import { Journal } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
 import { undoLeftovers } from "../journal/undo.ts";
-import { ClusterSession } from "../connect/session.ts";
+import { ClusterSession, sessionOptions } from "../connect/session.ts";
 import { checkSettings, resolveSettings } from "../config/config.ts";
 import type { Progress } from "../cli/progress.ts";
 import { logger } from "../log.ts";
@@ -343,25 +343,10 @@ export class Daemon implements AsyncDisposable {
         resolveSettings(req.flags, req.config, access.context),
         "request",
       );
-      const cidrs = (list: string[]) => list.map((t) => Cidr.parse(t)!);
       await writeUpRecord(dir, access.context, true);
       let session: ClusterSession;
       try {
-        session = await ClusterSession.start({
-          access,
-          journal,
-          managerNamespace: settings.managerNamespace,
-          alsoProxy: cidrs(settings.alsoProxy),
-          neverProxy: cidrs(settings.neverProxy),
-          allowRouteConflicts: settings.allowRouteConflicts,
-          tunName: settings.tunName,
-          mtu: settings.mtu,
-          transports: settings.transports,
-          tunNet4: settings.tunNet4,
-          tunNet6: settings.tunNet6,
-          namespace: settings.namespace ?? access.namespace,
-          dns: settings.dns,
-        }, progress);
+        session = await ClusterSession.start(sessionOptions(settings, access, journal), progress);
       } catch (err) {
         await removeUpRecord(dir);
         throw err;
