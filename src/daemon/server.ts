@@ -32,7 +32,6 @@ import { checkSettings, resolveSettings } from "../config/config.ts";
 import type { Progress } from "../cli/progress.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
-import { Cidr } from "../wire/address.ts";
 import { checkIdentity, newNonce, type Peer } from "./auth.ts";
 import { fetchMaterialAs } from "./as_user.ts";
 import { authDirOf, runDirOf } from "./paths.ts";
