@@ -23,6 +23,12 @@ export function testStateDir(ns: Netns): string {
   return `/tmp/kconnect-test-state/${ns.name}`;
 }
 
+/** Removes a namespace's state directory, and the parent once it is empty. */
+export async function removeTestStateDir(ns: Netns): Promise<void> {
+  await removeTestStateDir(ns);
+  await Deno.remove("/tmp/kconnect-test-state").catch(() => {}); // fails while others use it
+}
+
 /**
  * Starts `kconnect up --foreground` with `args` in `ns` without waiting. Unless `args` say otherwise it uses
  * the namespace's own state directory and leaves DNS alone (`--dns off`): a test that configures
@@ -65,7 +71,7 @@ export function spawnUp(ns: Netns, args: string[], via: Spawner = ns): UpProcess
     },
     async [Symbol.asyncDispose]() {
       await up.stop();
-      await Deno.remove(testStateDir(ns), { recursive: true }).catch(() => {});
+      await removeTestStateDir(ns);
     },
   };
   return up;
@@ -103,7 +109,7 @@ export async function failUp(
     throw new Error(`kconnect up got ready but was expected to fail:\n${up.out.text()}`);
   }
   await Promise.all([up.out.done, up.err.done]);
-  await Deno.remove(testStateDir(ns), { recursive: true }).catch(() => {});
+  await removeTestStateDir(ns);
   return { code: st.code, stderr: up.err.text() };
 }
 

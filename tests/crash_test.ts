@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { DENO, ROOT } from "./_dataplane.ts";
 import { isRoot } from "./_netns.ts";
-import { spawnUp, testStateDir } from "./_up.ts";
+import { removeTestStateDir, spawnUp, testStateDir } from "./_up.ts";
 
 const STEPS = [
   /^✓ cluster reached/,
@@ -54,6 +54,6 @@ Deno.test({
         assert.deepEqual(journal, [], "the journal is empty");
       });
     }
-    await Deno.remove(testStateDir(laptop), { recursive: true }).catch(() => {});
+    await removeTestStateDir(laptop);
   },
 });
