@@ -25,7 +25,7 @@ export function testStateDir(ns: Netns): string {
 
 /** Removes a namespace's state directory, and the parent once it is empty. */
 export async function removeTestStateDir(ns: Netns): Promise<void> {
-  await removeTestStateDir(ns);
+  await Deno.remove(testStateDir(ns), { recursive: true }).catch(() => {});
   await Deno.remove("/tmp/kconnect-test-state").catch(() => {}); // fails while others use it
 }
 

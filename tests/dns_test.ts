@@ -3,6 +3,7 @@
  * (`getent`, curl) and dig, with /etc/resolv.conf pointed at kconnect, and with a real
  * systemd-resolved in a private mount and D-Bus namespace. Root only.
  */
+import { httpStatus } from "./_http.ts";
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { ResolvedEnv } from "./resolved/env.ts";
@@ -57,18 +58,7 @@ Deno.test({
 
     await t.step("curl by full, namespace and short name", async () => {
       for (const host of ["web.default.svc.cluster.local", "web.default", "web"]) {
-        const r = await laptop.exec([
-          "curl",
-          "-sS",
-          "-m",
-          "10",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          `http://${host}/`,
-        ]);
-        assert.equal(r.stdout, "200", host);
+        assert.equal(await httpStatus(laptop, `http://${host}/`), "200", host);
       }
     });
 
@@ -297,18 +287,7 @@ Deno.test({
       for (const host of ["web.default.svc.cluster.local", "web.default", "web"]) {
         assert.deepEqual(await getent(env, host), ["10.96.0.20"], host);
       }
-      const r = await env.exec([
-        "curl",
-        "-sS",
-        "-m",
-        "10",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "http://web.default/",
-      ]);
-      assert.equal(r.stdout, "200");
+      assert.equal(await httpStatus(env, "http://web.default/"), "200");
     });
 
     await t.step(

@@ -2,6 +2,7 @@
  * `kconnect up` end to end: a laptop namespace that can reach only the API server stand-in gets
  * the cluster's pod and service IPs through port-forward to the traffic manager. Root only.
  */
+import { httpStatus } from "./_http.ts";
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { DENO, ROOT } from "./_dataplane.ts";
@@ -60,18 +61,7 @@ Deno.test({
 
     await t.step("HTTP to a service IP and to a pod IP", async () => {
       for (const url of ["http://10.96.0.20/", "http://10.244.0.10:8080/"]) {
-        const r = await laptop.exec([
-          "curl",
-          "-sS",
-          "-m",
-          "10",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          url,
-        ]);
-        assert.equal(r.stdout, "200", url);
+        assert.equal(await httpStatus(laptop, url), "200", url);
       }
     });
 
@@ -161,18 +151,7 @@ Deno.test({
         ]);
         assert.match(r.stdout, /done/);
         await cluster.managerErrors.waitFor(/session closed: protocol-error/, 10_000);
-        const after = await laptop.exec([
-          "curl",
-          "-sS",
-          "-m",
-          "10",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          "http://10.96.0.20/",
-        ]);
-        assert.equal(after.stdout, "200");
+        assert.equal(await httpStatus(laptop, "http://10.96.0.20/"), "200");
         assert.ok(cluster.managerProcess !== null, "the manager is still running");
       },
     );
