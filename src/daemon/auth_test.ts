@@ -27,7 +27,7 @@ Deno.test("checkIdentity() returns the uid and gid of the file's creator and rem
   });
 });
 
-Deno.test("checkIdentity() refuses a missing file, a symlink, a hard link and wrong content", async () => {
+Deno.test("checkIdentity() refuses a missing file, a symlink, a hard link and a FIFO, without opening them", async () => {
   await withDir(async (dir) => {
     await assert.rejects(() => checkIdentity(dir, newNonce()), /did not create/);
 
@@ -42,9 +42,11 @@ Deno.test("checkIdentity() refuses a missing file, a symlink, a hard link and wr
     await Deno.link(target, `${dir}/${n2}`);
     await assert.rejects(() => checkIdentity(dir, n2), /2 links/);
 
+    // A FIFO would block a daemon that opened it; it is refused by lstat() alone.
     const n3 = newNonce();
-    await Deno.writeTextFile(`${dir}/${n3}`, newNonce());
-    await assert.rejects(() => checkIdentity(dir, n3), /does not hold the nonce/);
+    const mk = await new Deno.Command("mkfifo", { args: [`${dir}/${n3}`] }).output();
+    assert.ok(mk.success);
+    await assert.rejects(() => checkIdentity(dir, n3), /not a regular file/);
 
     await assert.rejects(() => checkIdentity(dir, "../x"), /malformed nonce/);
   });
