@@ -14,73 +14,64 @@ export interface ForwardOptions {
   port?: number;
 }
 
-/**
- * One UDP socket per address family, shared by every forwarded query: each query leaves with a
- * fresh random ID (so answers cannot be guessed), and the answer gets the client's ID back.
- * Opening a socket per query cost about 0.1 ms each.
- */
-class UdpForwarder {
-  readonly #sockets = new Map<string, dgram.Socket>();
-  readonly #pending = new Map<
-    string,
-    { id0: number; id1: number; server: string; resolve: (a: Uint8Array) => void }
-  >();
-
-  #socket(family: "udp4" | "udp6"): dgram.Socket {
-    let sock = this.#sockets.get(family);
-    if (sock !== undefined) return sock;
-    sock = dgram.createSocket(family);
-    sock.on("error", () => {}); // ICMP errors: the query just times out
-    sock.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
-      if (msg.length < 12) return;
-      const key = `${family}/${(msg[0] << 8) | msg[1]}`;
-      const p = this.#pending.get(key);
-      if (p === undefined || p.server !== rinfo.address) return; // not ours, or spoofed
-      this.#pending.delete(key);
-      const answer = new Uint8Array(msg);
-      answer[0] = p.id0;
-      answer[1] = p.id1;
-      p.resolve(answer);
-    });
-    sock.unref();
-    this.#sockets.set(family, sock);
-    return sock;
+/** Length of the header and question section of a query, or -1 if malformed. */
+function questionEnd(m: Uint8Array): number {
+  let o = 12;
+  while (o < m.length) {
+    const len = m[o];
+    if (len === 0) return o + 1 + 4 <= m.length ? o + 1 + 4 : -1;
+    if (len > 63) return -1;
+    o += len + 1;
   }
-
-  query(server: string, port: number, query: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    const family = server.includes(":") ? "udp6" : "udp4";
-    const sock = this.#socket(family);
-    let id: number;
-    do id = (Math.random() * 65536) | 0; while (this.#pending.has(`${family}/${id}`));
-    const key = `${family}/${id}`;
-    const out = query.slice();
-    out[0] = id >> 8;
-    out[1] = id & 0xff;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(key);
-        reject(new Error(`no answer from ${server} in ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(key, {
-        id0: query[0],
-        id1: query[1],
-        server,
-        resolve: (a) => {
-          clearTimeout(timer);
-          resolve(a);
-        },
-      });
-      sock.send(out, port, server, (err: Error | null) => {
-        if (err === null) return;
-        clearTimeout(timer);
-        this.#pending.delete(key);
-        reject(err);
-      });
-    });
-  }
+  return -1;
 }
 
-const forwarder = new UdpForwarder();
+/**
+ * One query over UDP, from a fresh connected socket (a random source port) with a fresh random ID from
+ * the system's CSPRNG; an answer counts only if it comes from the server's address and port,
+ * carries that ID and repeats the question. The client's ID is put back on the answer.
+ */
+function udpQuery(
+  server: string,
+  port: number,
+  query: Uint8Array,
+  timeoutMs: number,
+): Promise<Uint8Array> {
+  const qEnd = questionEnd(query);
+  const out = query.slice();
+  crypto.getRandomValues(out.subarray(0, 2));
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(server.includes(":") ? "udp6" : "udp4");
+    const timer = setTimeout(
+      () => done(new Error(`no answer from ${server} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const done = (err: Error | null, answer?: Uint8Array) => {
+      clearTimeout(timer);
+      sock.close();
+      if (err) reject(err);
+      else resolve(answer!);
+    };
+    sock.on("error", (err) => done(err));
+    sock.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
+      if (rinfo.port !== port || msg.length < 12 || msg[0] !== out[0] || msg[1] !== out[1]) return;
+      if (qEnd > 0) {
+        if (msg.length < qEnd) return;
+        for (let i = 12; i < qEnd; i++) {
+          // Names compare case-insensitively (a server may answer in other case).
+          const a = msg[i], b = query[i];
+          if (a !== b && (a | 0x20) !== (b | 0x20)) return;
+        }
+      }
+      const answer = new Uint8Array(msg);
+      answer[0] = query[0];
+      answer[1] = query[1];
+      done(null, answer);
+    });
+    // Connected: the kernel drops datagrams from any other address and port.
+    sock.connect(port, server, () => sock.send(out));
+  });
+}
 
 async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);
@@ -134,7 +125,7 @@ export async function forwardDns(
   const errors: string[] = [];
   for (const server of servers) {
     try {
-      const answer = await forwarder.query(server, port, query, timeoutMs);
+      const answer = await udpQuery(server, port, query, timeoutMs);
       const truncated = (answer[2] & 0x02) !== 0;
       return truncated ? await tcpQuery(server, port, query, timeoutMs) : answer;
     } catch (err) {
