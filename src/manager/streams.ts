@@ -83,7 +83,12 @@ async function serveTcp(
     await writeOpenReply(stream, { status: statusOf(err), message: (err as Error).message });
     return stream.close();
   }
-  await writeOpenReply(stream, { status: "ok" });
+  try {
+    await writeOpenReply(stream, { status: "ok" });
+  } catch (err) {
+    conn.close(); // the client gave up (reset) while we dialled
+    throw err;
+  }
   await relay(stream, conn);
 }
 
@@ -117,7 +122,13 @@ async function serveUdp(stream: Stream, ctx: StreamContext, host: string, port: 
     await writeOpenReply(stream, { status: statusOf(err), message: (err as Error).message });
     return stream.close();
   }
-  await writeOpenReply(stream, { status: "ok" });
+  try {
+    await writeOpenReply(stream, { status: "ok" });
+  } catch (err) {
+    flow.close();
+    abort.abort();
+    throw err;
+  }
   touch();
   abort.signal.addEventListener("abort", () => stream.close(), { once: true });
   const reader = new FrameReader(stream);

@@ -178,7 +178,10 @@ export class TcpNat {
       return this.#open(ip, seg, fam, now, out);
     }
     if (flow.state === "dialing") {
-      if (isSyn) flow.syn = ip.bytes.slice(); // keep the newest retransmission
+      if (isSyn) {
+        flow.syn = ip.bytes.slice(); // keep the newest SYN, and its ISN for RST and reuse checks
+        flow.isn = seg.seq;
+      }
       return false;
     }
     this.#rewrite(ip, seg, a.peerAddr, flow.natPort, a.tunAddr, a.listenPort);
