@@ -148,6 +148,8 @@ export class ClusterSession implements AsyncDisposable {
   readonly #warnings: string[] = [];
   #lastError: string | null = null;
   #closed: Promise<void> | null = null;
+  #closing = false;
+  #updates: Promise<void> = Promise.resolve();
   /** Resolves with the reason when the session ended by itself. */
   readonly done: Promise<string>;
 
@@ -247,19 +249,22 @@ export class ClusterSession implements AsyncDisposable {
       else await dns.configure(resolver, tun.name, progress);
       const s = session;
       onInfo = (next) => {
-        plan(next).then(async (rp) => {
-          if (rp.conflicts.length > 0 && !o.allowRouteConflicts) {
-            s.#warn(
-              `new cluster networks collide with this machine's routes; keeping the old ones: ${
-                describeConflicts(rp.conflicts)
-              }`,
-            );
-            return;
-          }
-          await s.#applyRoutes(rp.routes);
-          await dns.update();
-          log.info(`routes now ${[...s.#routed.keys()].join(", ")}`);
-        }).catch((e) => s.#warn(`updating routes: ${e.message}`));
+        // One update at a time, and none once closing has begun.
+        s.#updates = s.#updates.then(() =>
+          s.#closing ? undefined : plan(next).then(async (rp) => {
+            if (rp.conflicts.length > 0 && !o.allowRouteConflicts) {
+              s.#warn(
+                `new cluster networks collide with this machine's routes; keeping the old ones: ${
+                  describeConflicts(rp.conflicts)
+                }`,
+              );
+              return;
+            }
+            await s.#applyRoutes(rp.routes);
+            await dns.update();
+            log.info(`routes now ${[...s.#routed.keys()].join(", ")}`);
+          })
+        ).catch((e) => s.#warn(`updating routes: ${e.message}`));
       };
       return session;
     } catch (err) {
@@ -352,7 +357,9 @@ export class ClusterSession implements AsyncDisposable {
 
   /** Undoes everything: DNS settings, routes, the TUN, the tunnel. Safe to call twice. */
   close(): Promise<void> {
+    this.#closing = true;
     this.#closed ??= (async () => {
+      await this.#updates;
       await this.#dns.restore().catch((e) => log.warn(`restoring DNS settings: ${e.message}`));
       for (const [key, r] of [...this.#routed].reverse()) {
         await deleteRoute(r.cidr, this.#tun.name).catch((e) =>

@@ -96,7 +96,16 @@ export class Journal {
     await this.#save();
   }
 
-  async #save(): Promise<void> {
+  /** Saves run one after another, each writing the entries as they are when it runs. */
+  #saving: Promise<void> = Promise.resolve();
+
+  #save(): Promise<void> {
+    const next = this.#saving.then(() => this.#write(), () => this.#write());
+    this.#saving = next.catch(() => {});
+    return next;
+  }
+
+  async #write(): Promise<void> {
     const body: JournalFile = { version: 1, entries: this.#entries };
     const tmp = `${this.path}.tmp`;
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });

@@ -27,3 +27,16 @@ Deno.test("Journal.open() moves a damaged journal aside and says so", async () =
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Journal keeps a valid file when changes are recorded concurrently", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const j = await Journal.open(dir);
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => j.add("route", { i })));
+    await Promise.all(ids.slice(0, 10).map((id) => j.remove(id)));
+    const again = await Journal.open(dir);
+    assert.equal(again.entries().length, 10);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
