@@ -10,6 +10,7 @@
  * @module
  */
 import { type Cidr, parseAddress } from "../wire/address.ts";
+import { isPublicTld } from "./tld.ts";
 
 /** What the server knows about the cluster's names. */
 export interface DnsScope {
@@ -95,8 +96,9 @@ export function routeName(name: string, scope: DnsScope): DnsRoute {
   if (labels.at(-1) === "svc" && labels.length >= 3) {
     return underDomain(labels, fqdnOf([...labels, ...domain]), scope);
   }
-  // <svc>.<ns> for a namespace that exists
-  if (labels.length === 2 && scope.namespaces.has(labels[1])) {
+  // <svc>.<ns> for a namespace that exists, unless the namespace is also a public top-level
+  // domain: `go.dev` stays the Internet's (the namespace's services are `<svc>.dev.svc`).
+  if (labels.length === 2 && scope.namespaces.has(labels[1]) && !isPublicTld(labels[1])) {
     return { kind: "cluster-first", fqdn: fqdnOf([labels[0], labels[1], "svc", ...domain]) };
   }
   // <svc> in the connected namespace

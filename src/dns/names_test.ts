@@ -4,7 +4,7 @@ import { type DnsScope, reverseZones, routeName } from "./names.ts";
 
 const scope: DnsScope = {
   clusterDomain: "cluster.local",
-  namespaces: new Set(["default", "kube-system", "shop"]),
+  namespaces: new Set(["default", "kube-system", "shop", "payments"]),
   namespace: "default",
   cidrs: [Cidr.parse("10.96.0.0/12")!, Cidr.parse("10.244.0.0/24")!],
 };

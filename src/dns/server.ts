@@ -153,7 +153,13 @@ export class DnsServer {
       case "cluster":
       case "cluster-first": {
         const a = await this.#lookup(route.fqdn, q.type, q.class ?? "IN");
-        if (a === null) return respond(m, RCODE.SERVFAIL);
+        if (a === null) {
+          // The tunnel is down: a short name that may be the Internet's still resolves there.
+          if (route.kind === "cluster-first" && this.#o.upstream !== null) {
+            return await this.#upstream(raw, m);
+          }
+          return respond(m, RCODE.SERVFAIL);
+        }
         if (
           route.kind === "cluster-first" && a.rcode === RCODE.NXDOMAIN && this.#o.upstream !== null
         ) {

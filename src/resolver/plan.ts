@@ -6,14 +6,9 @@
  */
 import type { Cidr } from "../wire/address.ts";
 import { reverseZones } from "../dns/names.ts";
-import tlds from "tlds" with { type: "json" };
+import { isPublicTld } from "../dns/tld.ts";
 
-const TLDS = new Set<string>(tlds);
-
-/** Whether `label` is a top-level domain of the public DNS (`dev`, `app`, `io`, …). */
-export function isPublicTld(label: string): boolean {
-  return TLDS.has(label.toLowerCase());
-}
+export { isPublicTld };
 
 /** The resolver configuration kconnect wants while connected. */
 export interface DnsPlan {
