@@ -357,10 +357,14 @@ export class Daemon implements AsyncDisposable {
       session.done.then((why) => {
         if (this.#session !== session) return;
         log.warn(`session ended: ${why}`);
-        this.#exclusive(() => this.#disconnect(why)).then(() => {
-          this.#lastError = why;
-          this.#maybeIdleExit();
-        });
+        // Queued behind e.g. a switch: by then a new session may be current; leave that one be.
+        this.#exclusive(() =>
+          this.#session === session ? this.#disconnect(why) : Promise.resolve(null)
+        )
+          .then(() => {
+            this.#lastError = why;
+            this.#maybeIdleExit();
+          });
       });
       return { context: access.context, status: this.report() };
     } catch (err) {

@@ -44,6 +44,15 @@ async function undoTun(name: string): Promise<string> {
 
 /** Whether process `pid` is alive (Linux and macOS). */
 export function processAlive(pid: number): boolean {
+  if (Deno.build.os === "linux") {
+    // Look, don't touch: a signal would resume an unrelated stopped process that got the pid.
+    try {
+      Deno.statSync(`/proc/${pid}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
   try {
     Deno.kill(pid, "SIGCONT");
     return true;

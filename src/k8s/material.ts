@@ -211,7 +211,12 @@ export function accessFromMaterial(
     pending ??= options.refresh().then((m) => {
       const pemChanged = m.caPem !== current.caPem || m.clientCertPem !== current.clientCertPem ||
         m.clientKeyPem !== current.clientKeyPem;
-      if (pemChanged) client = httpClientFor(m);
+      if (pemChanged) {
+        // Requests already under way keep the old client a while; then it goes.
+        const old = client;
+        client = httpClientFor(m);
+        Deno.unrefTimer(setTimeout(() => old.close(), 60_000));
+      }
       current = m;
       fetchedAt = now();
       forced = false;

@@ -97,6 +97,8 @@ export async function openPortForward(
   let resolveClosed!: (t: string | null) => void;
   const closed = new Promise<string | null>((r) => resolveClosed = r);
 
+  let settle!: () => void;
+  const settled = new Promise<void>((r) => settle = r);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       ws.close();
@@ -118,11 +120,15 @@ export async function openPortForward(
       } else resolve();
     };
     ws.onerror = (e) => fail((e as ErrorEvent).message || "WebSocket error");
-    options.signal?.addEventListener("abort", () => {
+    const onAbort = () => {
       ws.close();
       fail("aborted");
-    }, { once: true });
-  });
+    };
+    // The listener goes once the WebSocket opened or failed: the signal outlives many attempts.
+    settled.finally(() => options.signal?.removeEventListener("abort", onAbort));
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener("abort", onAbort, { once: true });
+  }).finally(settle);
 
   ws.onmessage = (e) => {
     if (typeof e.data === "string") return; // v4 sends binary only
