@@ -97,6 +97,21 @@ export async function openPortForward(
   let resolveClosed!: (t: string | null) => void;
   const closed = new Promise<string | null>((r) => resolveClosed = r);
 
+  // Listen before anything can arrive: a message handled late would lose the port header or the
+  // first bytes of the session, and every frame after would be read out of step.
+  ws.onmessage = (e) => {
+    if (typeof e.data === "string") return; // v4 sends binary only
+    try {
+      const ev = demux.message(new Uint8Array(e.data as ArrayBuffer));
+      if (ev.type === "data") chunks.push(ev.data);
+      else if (ev.type === "error") errorText += ev.text;
+    } catch (err) {
+      errorText += (err as Error).message;
+      ws.close();
+    }
+    notify();
+  };
+
   let settle!: () => void;
   const settled = new Promise<void>((r) => settle = r);
   await new Promise<void>((resolve, reject) => {
@@ -130,18 +145,6 @@ export async function openPortForward(
     else options.signal?.addEventListener("abort", onAbort, { once: true });
   }).finally(settle);
 
-  ws.onmessage = (e) => {
-    if (typeof e.data === "string") return; // v4 sends binary only
-    try {
-      const ev = demux.message(new Uint8Array(e.data as ArrayBuffer));
-      if (ev.type === "data") chunks.push(ev.data);
-      else if (ev.type === "error") errorText += ev.text;
-    } catch (err) {
-      errorText += (err as Error).message;
-      ws.close();
-    }
-    notify();
-  };
   const finish = () => {
     if (ended) return;
     ended = true;
