@@ -172,9 +172,16 @@ export class Daemon implements AsyncDisposable {
     }
     const d = new Daemon(o, listener);
     d.#acceptLoop();
+    // Proof files a client made and never got checked (it crashed, or a member keeps making
+    // them) go after a minute, so nobody fills /run through the auth directory.
+    const sweeper = setInterval(() => sweepAuthDir(authDir, 60_000), 30_000);
+    Deno.unrefTimer(sweeper);
+    d.#sweeper = sweeper;
     log.info("listening", { socket: o.socket, gid: o.gid, pid: Deno.pid, version: VERSION });
     return d;
   }
+
+  #sweeper: ReturnType<typeof setInterval> | undefined;
 
   async #acceptLoop(): Promise<void> {
     while (true) {
@@ -424,6 +431,7 @@ export class Daemon implements AsyncDisposable {
   /** Disconnects, stops listening and removes the socket. Safe to call twice. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      clearInterval(this.#sweeper);
       try {
         this.#listener.close();
       } catch { /* closed */ }
@@ -452,4 +460,17 @@ function describe(err: unknown): string {
     if (!m.includes(c.message)) m += `: ${c.message}`;
   }
   return m;
+}
+
+/** Removes entries of the auth directory older than `maxAgeMs`. */
+async function sweepAuthDir(dir: string, maxAgeMs: number): Promise<void> {
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const path = `${dir}/${e.name}`;
+      const st = await Deno.lstat(path).catch(() => null);
+      if (st?.mtime && Date.now() - st.mtime.getTime() > maxAgeMs) {
+        await Deno.remove(path, { recursive: true }).catch(() => {});
+      }
+    }
+  } catch { /* the directory is gone: the daemon is stopping */ }
 }
