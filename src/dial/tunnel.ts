@@ -13,7 +13,7 @@ import {
   type Endpoint,
   type UdpOptions,
 } from "../stack/dialer.ts";
-import { FrameReader, writeU16Frame } from "../tunnel/framing.ts";
+import { datagramSender, FrameReader } from "../tunnel/framing.ts";
 import { readOpenReply } from "../tunnel/open.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { OpenReply } from "../tunnel/open_request.ts";
@@ -126,15 +126,10 @@ export class TunnelDialer implements Dialer {
       close();
       if (!byUs) options.onClose?.();
     })();
-    let pending = 0;
-    let chain = Promise.resolve();
+    const sendFrame = datagramSender(stream, close);
     return {
       send(payload: Uint8Array) {
-        if (closed || pending >= 256) return; // like a full socket buffer: drop
-        pending++;
-        chain = chain.then(() => writeU16Frame(stream, payload)).catch(close).finally(() =>
-          pending--
-        );
+        if (!closed) sendFrame(payload);
       },
       close,
     };

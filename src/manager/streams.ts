@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { logger } from "../log.ts";
 import { type Dialer, DialError } from "../stack/dialer.ts";
 import { relay } from "../stack/relay.ts";
-import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts";
+import { datagramSender, FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts";
 import { readOpenRequest, writeOpenReply } from "../tunnel/open.ts";
 import type { OpenStatus } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
@@ -99,8 +99,7 @@ async function serveUdp(stream: Stream, ctx: StreamContext, host: string, port: 
     return stream.close();
   }
   const abort = new AbortController();
-  let pending = 0;
-  let chain = Promise.resolve();
+  const sendFrame = datagramSender(stream, () => abort.abort());
   let idle: ReturnType<typeof setTimeout> | undefined;
   const touch = () => {
     clearTimeout(idle);
@@ -111,11 +110,8 @@ async function serveUdp(stream: Stream, ctx: StreamContext, host: string, port: 
     flow = await ctx.dialer.openUdp({ address: host, port }, {
       signal: abort.signal,
       onDatagram: (payload) => {
-        if (pending >= 256) return; // the client is not keeping up: drop, as a queue would
-        pending++;
         touch();
-        chain = chain.then(() => writeU16Frame(stream, payload)).catch(() => abort.abort())
-          .finally(() => pending--);
+        sendFrame(payload);
       },
     });
   } catch (err) {

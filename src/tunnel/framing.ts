@@ -211,3 +211,24 @@ export class FrameReader {
     };
   }
 }
+
+/**
+ * Sends datagrams on a stream as u16-framed messages, one after another, without waiting: like
+ * a socket buffer, at most `limit` wait their turn and further ones are dropped. `onError` is
+ * called once a write fails (the stream is gone).
+ */
+export function datagramSender(
+  conn: Conn,
+  onError: () => void,
+  limit = 256,
+): (payload: Uint8Array) => void {
+  let pending = 0;
+  let chain = Promise.resolve();
+  return (payload) => {
+    if (pending >= limit) return;
+    pending++;
+    chain = chain.then(() => writeU16Frame(conn, payload)).catch(onError).finally(() => {
+      pending--;
+    });
+  };
+}
