@@ -30,7 +30,7 @@ import { API_LAPTOP_IP, API_PORT, IPS } from "../tests/cluster/topology.ts";
 import { waitListening } from "../tests/cluster/workloads.ts";
 import type { Netns } from "../tests/_netns.ts";
 import { startUp, type UpProcess } from "../tests/_up.ts";
-import { DENO, ROOT } from "../tests/_dataplane.ts";
+import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -230,8 +230,7 @@ async function iperf(
 
 async function netprobe<T>(ns: Netns, mode: string, params: Record<string, number | string>) {
   const r = await ns.exec([
-    DENO,
-    "run",
+    ...DENO_RUN,
     "-A",
     NETPROBE,
     mode,
@@ -331,7 +330,7 @@ const all = [laptop, apiserverNs, clusterNs];
 
 // Servers bound to the echo pod's IP in the cluster namespace.
 clusterNs.spawn(["iperf3", "-s", "-B", POD, "-p", String(IPERF_PORT)]);
-clusterNs.spawn([DENO, "run", "-A", NETPROBE, "rr-server", `host=${POD}`, `port=${RR_PORT}`]);
+clusterNs.spawn([...DENO_RUN, "-A", NETPROBE, "rr-server", `host=${POD}`, `port=${RR_PORT}`]);
 await waitListening(clusterNs, null, POD, IPERF_PORT);
 await waitListening(clusterNs, null, POD, RR_PORT);
 
@@ -378,8 +377,7 @@ table("2. through kconnect up (API server at 100.64.0.1:6443)", viaKconnect, dir
 
 // 3. Through kconnect with `delayMs` each way between the laptop and the API server.
 const apiRelay = apiserverNs.spawn([
-  DENO,
-  "run",
+  ...DENO_RUN,
   "-A",
   RELAY,
   "--listen",
@@ -398,8 +396,7 @@ apiserverNs.spawn(["iperf3", "-s", "-B", "127.0.0.1", "-p", String(IPERF_PORT)])
 await waitListening(apiserverNs, null, "127.0.0.1", IPERF_PORT);
 async function relayAlone(streams: number, port: number): Promise<Iperf & { note: string }> {
   const relay = apiserverNs.spawn([
-    DENO,
-    "run",
+    ...DENO_RUN,
     "-A",
     RELAY,
     "--listen",

@@ -32,7 +32,7 @@ import { TestCluster } from "../tests/cluster/cluster.ts";
 import { DNS_IP, IPS, LAPTOP_IP } from "../tests/cluster/topology.ts";
 import type { Netns } from "../tests/_netns.ts";
 import { startUp } from "../tests/_up.ts";
-import { DENO, ROOT } from "../tests/_dataplane.ts";
+import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 
 const CLIENT = `${ROOT}tests/fixtures/dns_bench.ts`;
 const NETPROBE = `${ROOT}tests/fixtures/netprobe.ts`;
@@ -133,7 +133,7 @@ async function udp(
   p: Record<string, string | number>,
   watch: Netns[] | null = null,
 ): Promise<Udp> {
-  const run = json<Udp>(ns, [DENO, "run", "-A", "--unstable-net", CLIENT, "udp", ...params(p)]);
+  const run = json<Udp>(ns, [...DENO_RUN, "-A", "--unstable-net", CLIENT, "udp", ...params(p)]);
   if (watch === null) return await run;
   // The client starts in ~0.3 s and warms up; sample the middle of the run.
   await new Promise((r) => setTimeout(r, 900));
@@ -159,7 +159,7 @@ const load = (server: string, name: string) => ({
 });
 
 function gai(ns: Netns, name: string, extra: Record<string, number> = {}): Promise<Gai> {
-  return json<Gai>(ns, [DENO, "run", "-A", CLIENT, "gai", ...params({ name, ...extra })]);
+  return json<Gai>(ns, [...DENO_RUN, "-A", CLIENT, "gai", ...params({ name, ...extra })]);
 }
 
 // ---- output --------------------------------------------------------------------------------
@@ -298,16 +298,14 @@ let during;
     .filter((l) => l && !l.startsWith("#")).join("; ");
   console.log(`kconnect up ready (${elapsed()}): ${dnsLine}\n  resolv.conf: ${conf}`);
   const rr = await json<Summary>(laptop, [
-    DENO,
-    "run",
+    ...DENO_RUN,
     "-A",
     NETPROBE,
     "rr-client",
     ...params({ host: IPS.echo, port: 7, n: 3000, ms: 1500, warmup: 50 }),
   ]);
   const conn = await json<Summary & { connect: Summary }>(laptop, [
-    DENO,
-    "run",
+    ...DENO_RUN,
     "-A",
     NETPROBE,
     "connect-client",

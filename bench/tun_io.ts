@@ -22,6 +22,7 @@
 
 import { openLinuxTun } from "../src/tun/linux.ts";
 import { libc } from "../src/tun/libc.ts";
+import { DENO_RUN } from "../tests/_dataplane.ts";
 
 const SECONDS = Number(Deno.args.find((a) => !a.startsWith("--")) ?? 3);
 const TUN_ADDR = "198.18.0.1";
@@ -214,7 +215,7 @@ if (Deno.args.includes("--inside")) {
   const ns = `kc-bench-${Deno.pid}`;
   await run("ip", ["netns", "add", ns]);
   try {
-    const args = ["netns", "exec", ns, Deno.execPath(), "run", "-A", "--unstable-net"];
+    const args = ["netns", "exec", ns, ...DENO_RUN, "-A", "--unstable-net"];
     const child = new Deno.Command("ip", {
       args: [...args, here("./tun_io.ts"), "--inside", String(SECONDS)],
     }).spawn();

@@ -98,4 +98,16 @@ if ! command -v deno >/dev/null; then
     exit 1
   fi
 fi
+# Fill the Deno cache (DENO_DIR, or ~/.cache/deno) from deno.lock: every npm package the
+# imports pin, and the bundler's esbuild (`deno bundle` fetches it on first use). Everything the
+# product and the tests start later runs with --frozen --cached-only, often inside a network
+# namespace with no route to the registry, so this is the last step that may use the network.
+echo "setup: filling the Deno cache from deno.lock (${DENO_DIR:-~/.cache/deno})"
+(
+  cd "$(dirname "$0")/.."
+  deno install --frozen --quiet
+  warm=$(mktemp -d)
+  trap 'rm -rf "$warm"' EXIT
+  deno bundle --quiet --frozen --config deno.json -o "$warm/manager.js" src/manager/main.ts
+)
 echo "setup: ready ($(deno --version | head -n1))"

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { sourceRunFlags } from "../src/daemon/self.ts";
 import { LineWatcher } from "./_lines.ts";
 import { Netns } from "./_netns.ts";
 
@@ -13,6 +14,11 @@ import { Netns } from "./_netns.ts";
 export const ROOT = new URL("../", import.meta.url).pathname;
 /** The deno binary running the tests. */
 export const DENO = Deno.execPath();
+/**
+ * `deno run` of this checkout's code, offline: its deno.json and lock, nothing fetched (a child
+ * in a network namespace has no route to the registry). Every deno the tests start uses it.
+ */
+export const DENO_RUN: readonly string[] = [DENO, "run", ...sourceRunFlags()];
 
 /** A running `kconnect forward`. */
 export interface Forward {
@@ -53,8 +59,7 @@ export async function dataplaneHost(
       return { child, out: new LineWatcher(child.stdout), err: new LineWatcher(child.stderr) };
     };
     const fw = spawn([
-      DENO,
-      "run",
+      ...DENO_RUN,
       "-A",
       `${ROOT}main.ts`,
       "forward",
@@ -85,8 +90,7 @@ export async function dataplaneHost(
       spawn,
       async probeServer(mode, port, extra = []) {
         const s = spawn([
-          DENO,
-          "run",
+          ...DENO_RUN,
           "-A",
           "--unstable-net",
           NETPROBE,
@@ -111,7 +115,7 @@ export async function dataplaneHost(
         throw new Error(`nothing listens on ${proto} port ${port} after 10 s`);
       },
       async probe(args) {
-        const r = await ns.exec([DENO, "run", "-A", "--unstable-net", NETPROBE, ...args], {
+        const r = await ns.exec([...DENO_RUN, "-A", "--unstable-net", NETPROBE, ...args], {
           check: false,
         });
         const last = r.stdout.trim().split("\n").pop() ?? "";

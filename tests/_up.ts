@@ -7,7 +7,7 @@
  */
 import { LineWatcher } from "./_lines.ts";
 import type { ExecResult, Netns } from "./_netns.ts";
-import { DENO, ROOT } from "./_dataplane.ts";
+import { DENO_RUN, ROOT } from "./_dataplane.ts";
 
 /** A running (or finished) `kconnect up`. */
 export interface UpProcess extends AsyncDisposable {
@@ -40,8 +40,7 @@ export function spawnUp(ns: Netns, args: string[], via: Spawner = ns): UpProcess
     ...(args.includes("--dns") ? [] : ["--dns", "off"]),
   ];
   const child = via.spawn([
-    DENO,
-    "run",
+    ...DENO_RUN,
     "-A",
     `${ROOT}main.ts`,
     "up",
@@ -191,7 +190,7 @@ export function kconnect(
   args: string[],
   o: KconnectOptions = {},
 ): Promise<ExecResult> {
-  const main = [DENO, "run", "-A", "--no-lock", `${ROOT}main.ts`, ...args];
+  const main = [...DENO_RUN, "-A", `${ROOT}main.ts`, ...args];
   const u = o.as;
   const cmd = u
     ? [

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { IPS, MANAGER_POD, SERVICE_IPS } from "./cluster/topology.ts";
 import type { ProbeResult } from "./cluster/pf_probe.ts";
+import { DENO_RUN } from "./_dataplane.ts";
 
 const ignore = Deno.build.os !== "linux" || Deno.uid() !== 0;
 function includes(text: string, part: string): void {
@@ -79,7 +80,7 @@ async function portForward(
     `${MANAGER_POD.name}/portforward?ports=${port}`;
   const extra = bulk ? [String(bulk.waitMs), String(bulk.bytes)] : [];
   const r = await cluster.laptop.exec(
-    [Deno.execPath(), "run", "--no-lock", "-A", PROBE, url, cluster.token, cluster.caFile, send]
+    [...DENO_RUN, "-A", PROBE, url, cluster.token, cluster.caFile, send]
       .concat(extra),
   );
   return JSON.parse(r.stdout.trim().split("\n").pop()!);
@@ -150,9 +151,7 @@ Deno.test({
       includes(kc, "exec_credential.ts");
       const exec = await cluster.laptop.exec(
         [
-          Deno.execPath(),
-          "run",
-          "--no-lock",
+          ...DENO_RUN,
           "--allow-env",
           `${new URL("./cluster/exec_credential.ts", import.meta.url).pathname}`,
         ],

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
-import { DENO, ROOT } from "./_dataplane.ts";
+import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot } from "./_netns.ts";
 import { removeTestStateDir, spawnUp, testStateDir } from "./_up.ts";
 
@@ -33,8 +33,7 @@ Deno.test({
         up.child.kill("SIGKILL");
         await up.child.status;
         const down = await laptop.exec([
-          DENO,
-          "run",
+          ...DENO_RUN,
           "-A",
           `${ROOT}main.ts`,
           "down",

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { kubeconfigYaml } from "./cluster/kubeconfig.ts";
-import { DENO, ROOT } from "./_dataplane.ts";
+import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, type Netns } from "./_netns.ts";
 import { daemonPaths, kconnect, makeTestUser } from "./_up.ts";
 import type { StatusReport } from "../src/daemon/status.ts";
@@ -178,7 +178,9 @@ Deno.test({
         execCommand: [
           "/bin/sh",
           "-c",
-          `id -u >> ${uids}; exec ${DENO} run --no-lock --allow-env ${ROOT}tests/cluster/exec_credential.ts`,
+          `id -u >> ${uids}; exec ${
+            DENO_RUN.join(" ")
+          } --allow-env ${ROOT}tests/cluster/exec_credential.ts`,
         ],
         execToken: cluster.execToken,
         currentContext: "exec",
@@ -300,8 +302,7 @@ Deno.test({
     const laptop = cluster.laptop;
     const env = { ...paths.env, KCONNECT_GROUP: "0" };
     const daemon = laptop.spawn([
-      DENO,
-      "run",
+      ...DENO_RUN,
       "-A",
       `${ROOT}main.ts`,
       "--log-level",

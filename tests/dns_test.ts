@@ -7,7 +7,7 @@ import { httpStatus } from "./_http.ts";
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { ResolvedEnv } from "./resolved/env.ts";
-import { DENO, ROOT } from "./_dataplane.ts";
+import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, type Netns } from "./_netns.ts";
 import { startUp, testStateDir } from "./_up.ts";
 
@@ -163,8 +163,7 @@ Deno.test({
       "left behind by kill -9",
     );
     const down = await laptop.exec([
-      DENO,
-      "run",
+      ...DENO_RUN,
       "-A",
       `${ROOT}main.ts`,
       "down",
@@ -174,8 +173,7 @@ Deno.test({
     assert.match(down.stdout, /undone: \/etc\/resolv\.conf restored/);
     assert.deepEqual(await Deno.readFile(cluster.laptopResolvConf), before);
     const again = await laptop.exec([
-      DENO,
-      "run",
+      ...DENO_RUN,
       "-A",
       `${ROOT}main.ts`,
       "down",
@@ -217,8 +215,7 @@ Deno.test({
     let peak = before;
     for (let i = 0; i < 3; i++) {
       const r = await laptop.exec([
-        DENO,
-        "run",
+        ...DENO_RUN,
         "-A",
         "--unstable-net",
         `${ROOT}tests/fixtures/dns_abuse.ts`,
@@ -356,8 +353,7 @@ Deno.test({
         const again = await startUp(cluster.laptop, args, env);
         await again.stop("SIGKILL");
         const down = await env.exec([
-          DENO,
-          "run",
+          ...DENO_RUN,
           "-A",
           `${ROOT}main.ts`,
           "down",

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
-import { DENO, ROOT } from "./_dataplane.ts";
+import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, type Netns } from "./_netns.ts";
 import { startUp } from "./_up.ts";
 import { VERSION } from "../src/version.ts";
@@ -17,7 +17,7 @@ const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 
 /** Runs kconnect from source in `ns`. */
 async function kconnect(ns: Netns, args: string[]) {
-  const r = await ns.exec([DENO, "run", "-A", `${ROOT}main.ts`, ...args], { check: false });
+  const r = await ns.exec([...DENO_RUN, "-A", `${ROOT}main.ts`, ...args], { check: false });
   return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
@@ -245,8 +245,7 @@ Deno.test({
     await using cluster = await TestCluster.start({ manager: "deployment" });
     const laptop = cluster.laptop;
     const old = await laptop.exec([
-      DENO,
-      "run",
+      ...DENO_RUN,
       "-A",
       `${ROOT}tests/cluster/install_old.ts`,
       "--kubeconfig",
@@ -407,8 +406,7 @@ Deno.test({
     await using cluster = await TestCluster.start({ manager: "deployment" });
     const hook = (...args: string[]) =>
       cluster.laptop.exec([
-        DENO,
-        "run",
+        ...DENO_RUN,
         "-A",
         `${ROOT}tests/cluster/ensure_manager.ts`,
         "--kubeconfig",
@@ -422,8 +420,7 @@ Deno.test({
       /No traffic manager found in namespace "kconnect" .* To install it: kconnect install \(or kconnect up --install\)\./,
     );
     const old = await cluster.laptop.exec([
-      DENO,
-      "run",
+      ...DENO_RUN,
       "-A",
       `${ROOT}tests/cluster/install_old.ts`,
       "--kubeconfig",

@@ -13,6 +13,7 @@ import { TestCluster, UPSTREAM_IPS } from "./cluster/cluster.ts";
 import { LAPTOP_SEARCH_DOMAIN } from "./cluster/topology.ts";
 import { LinkDns } from "./resolved/link_dns.ts";
 import { pidsInMountNamespace, RESOLVED_DIR, ResolvedEnv } from "./resolved/env.ts";
+import { DENO_RUN } from "./_dataplane.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const ignore = Deno.build.os !== "linux" || Deno.uid() !== 0;
@@ -249,9 +250,13 @@ Deno.test({
     });
 
     await t.step("deno runs kconnect inside the env (the Deno cache is visible)", async () => {
-      const r = await env.exec([Deno.execPath(), "run", "-A", `${ROOT}main.ts`, "--help"]);
+      const r = await env.exec([...DENO_RUN, "-A", `${ROOT}main.ts`, "--help"]);
       assert.match(r.stdout, /Usage: kconnect/);
-      const tmp = await env.exec(["sh", "-c", "echo $PWD; test -d /root/.cache/deno && echo ok"]);
+      const tmp = await env.exec([
+        "sh",
+        "-c",
+        'echo $PWD; test -d "${DENO_DIR:-/root/.cache/deno}" && echo ok',
+      ]);
       assert.match(tmp.stdout, /ok/);
     });
 

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DENO_RUN } from "./_dataplane.ts";
 
 const ignore = Deno.build.os !== "linux" || Deno.uid() !== 0;
 const FIXTURES = new URL("./fixtures/", import.meta.url);
@@ -43,7 +44,7 @@ async function withNamespace(fn: (ns: string) => Promise<void>): Promise<void> {
 function fixtureCommand(ns: string, script: string, args: string[], prefix: string[] = []) {
   const path = new URL(script, FIXTURES).pathname;
   return new Deno.Command("ip", {
-    args: ["netns", "exec", ns, ...prefix, Deno.execPath(), "run", "-A", path, ...args],
+    args: ["netns", "exec", ns, ...prefix, ...DENO_RUN, "-A", path, ...args],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -5,7 +5,7 @@
 import { httpStatus } from "./_http.ts";
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
-import { DENO, ROOT } from "./_dataplane.ts";
+import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, Netns } from "./_netns.ts";
 import { failUp, startUp } from "./_up.ts";
 
@@ -13,7 +13,7 @@ const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 const NETPROBE = `${ROOT}tests/fixtures/netprobe.ts`;
 
 async function probe(ns: Netns, args: string[]) {
-  const r = await ns.exec([DENO, "run", "-A", "--unstable-net", NETPROBE, ...args], {
+  const r = await ns.exec([...DENO_RUN, "-A", "--unstable-net", NETPROBE, ...args], {
     check: false,
   });
   const last = r.stdout.trim().split("\n").pop() ?? "";

@@ -1,6 +1,12 @@
 /**
  * How to run this kconnect again as another process: the compiled binary itself, or
- * `deno run -A <main.ts>` when running from source.
+ * `deno run` of `main.ts` when running from source.
+ *
+ * From source, the child runs from the lock file and the Deno cache exactly as they are
+ * (`--frozen --cached-only`, with this checkout's `deno.json` named explicitly so the working
+ * directory does not matter): the daemon, a credentials helper or anything started inside a
+ * network namespace may have no route to the npm registry, and must never need one. The parent
+ * already loaded the same module graph, so the cache holds it.
  *
  * @module
  */
@@ -10,14 +16,33 @@ export function runningFromSource(): boolean {
   return /(^|\/)deno(\.exe)?$/.test(Deno.execPath());
 }
 
+/** The repository root when running from source (with a trailing slash). */
+function sourceRoot(): string {
+  return decodeURIComponent(new URL("../../", import.meta.url).pathname);
+}
+
 /** The path of kconnect's `main.ts`, from this file's location. */
 export function mainModulePath(): string {
-  return new URL("../../main.ts", import.meta.url).pathname;
+  return `${sourceRoot()}main.ts`;
+}
+
+/**
+ * `deno run` flags for running this checkout's code offline: its `deno.json` (and so its
+ * import map and `deno.lock`), the lock must not change, and nothing is fetched.
+ *
+ * @example
+ * ```ts
+ * import { sourceRunFlags } from "./self.ts";
+ * const args = ["run", "-A", ...sourceRunFlags(), "tool.ts"];
+ * ```
+ */
+export function sourceRunFlags(): string[] {
+  return ["--config", `${sourceRoot()}deno.json`, "--frozen", "--cached-only"];
 }
 
 /**
  * The command (program and leading arguments) that runs this kconnect: `[binary]` when
- * compiled, `[deno, "run", "-A", "<main.ts>"]` from source.
+ * compiled, `[deno, "run", "-A", …sourceRunFlags(), "<main.ts>"]` from source.
  *
  * @example
  * ```ts
@@ -27,5 +52,5 @@ export function mainModulePath(): string {
  */
 export function selfCommand(): string[] {
   if (!runningFromSource()) return [Deno.execPath()];
-  return [Deno.execPath(), "run", "-A", "--no-lock", mainModulePath()];
+  return [Deno.execPath(), "run", "-A", ...sourceRunFlags(), mainModulePath()];
 }

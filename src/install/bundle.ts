@@ -36,6 +36,8 @@ export const BUNDLE_FLAGS: readonly string[] = [
   "--platform",
   "deno",
   "--minify",
+  // The lock as it is: a bundle is built from exactly the dependencies the lock pins.
+  "--frozen",
   // Not --keep-names: with it, Deno 2.9's bundler leaves out the createRequire shim that
   // commander's `require("node:events")` needs, and the bundle fails at start.
 ];

@@ -64,6 +64,7 @@ import {
   waitListening,
   type Workload,
 } from "./workloads.ts";
+import { DENO_RUN } from "../_dataplane.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SA_SUFFIX = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -322,9 +323,7 @@ export class TestCluster implements AsyncDisposable {
       clientCertPem: this.pki.clientCertPem,
       clientKeyPem: this.pki.clientKeyPem,
       execCommand: [
-        Deno.execPath(),
-        "run",
-        "--no-lock",
+        ...DENO_RUN,
         "--allow-env",
         `${ROOT}tests/cluster/exec_credential.ts`,
       ],
@@ -425,9 +424,7 @@ export class TestCluster implements AsyncDisposable {
   async startApiServer(): Promise<void> {
     if (this.#apiServer) return;
     const w = startProcess(this.apiserverNs, "apiserver", [
-      Deno.execPath(),
-      "run",
-      "--no-lock",
+      ...DENO_RUN,
       "-A",
       `${ROOT}tests/cluster/apiserver.ts`,
       "--config",
@@ -468,8 +465,7 @@ export class TestCluster implements AsyncDisposable {
 
   async #startManager(): Promise<void> {
     const cmd = this.#options.managerCommand ?? [
-      Deno.execPath(),
-      "run",
+      ...DENO_RUN,
       "-A",
       `${ROOT}main.ts`,
       "traffic-manager",
