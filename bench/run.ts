@@ -9,13 +9,16 @@
  *
  * @module
  */
+import { DENO_RUN } from "../tests/_dataplane.ts";
+
 const all = ["tun_io", "dataplane", "cluster", "dns"];
 const picked = Deno.args.length > 0 ? all.filter((b) => Deno.args.includes(b)) : all;
 let failed = 0;
 for (const name of picked) {
   console.log(`\n#### bench/${name}.ts`);
-  const st = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-net", new URL(`./${name}.ts`, import.meta.url).pathname],
+  const [deno, ...lead] = DENO_RUN;
+  const st = await new Deno.Command(deno, {
+    args: [...lead, "-A", "--unstable-net", new URL(`./${name}.ts`, import.meta.url).pathname],
     stdout: "inherit",
     stderr: "inherit",
   }).spawn().status;

@@ -51,8 +51,9 @@ function openBenchTun(mtu = 1500, vnetHdr = false) {
 }
 
 function startFlood(seconds: number) {
-  const args = ["run", "-A", here("./tun_udp_flood.ts"), PEER, "9", "1472", String(seconds)];
-  return new Deno.Command(Deno.execPath(), { args, stdout: "piped" }).spawn();
+  const [deno, ...lead] = DENO_RUN;
+  const args = [...lead, "-A", here("./tun_udp_flood.ts"), PEER, "9", "1472", String(seconds)];
+  return new Deno.Command(deno, { args, stdout: "piped" }).spawn();
 }
 
 async function readBench(mode: "async" | "burst1" | "burst64"): Promise<void> {
