@@ -28,7 +28,11 @@ async function routesOf(ns: Netns, dev: string): Promise<string[]> {
 }
 
 async function linkExists(ns: Netns, dev: string): Promise<boolean> {
-  return (await ns.exec(["ip", "link", "show", dev], { check: false })).code === 0;
+  const r = await ns.exec(["ip", "link", "show", dev], { check: false });
+  if (r.code === 0) return true;
+  // Only this failure means "no such link"; any other (no ip, no namespace) fails the test.
+  assert.match(r.stderr, /Device "[^"]+" does not exist/, `ip link show ${dev}: ${r.stderr}`);
+  return false;
 }
 
 /** Checks a connected report against the namespace's real state. */
@@ -47,6 +51,7 @@ async function assertMatchesHost(ns: Netns, r: StatusReport, resolvConf?: string
   assert.ok(s.transports.some((t) => t.rttMs !== null));
   if (resolvConf !== undefined) {
     assert.equal(s.dns.mode, "resolv.conf");
+    assert.ok(s.dns.searchDomains.length > 0, "resolv.conf mode has search domains");
     assert.match(
       resolvConf,
       new RegExp(`^nameserver ${s.dns.server.replaceAll(".", "\\.")}$`, "m"),
@@ -357,10 +362,21 @@ Deno.test({
       );
       const log = await Deno.readTextFile(`${x}/${top}/daemon.log`);
       assert.match(log, /DEBUG/, "--log-level debug is honoured");
+      // The key's base64 body, line by line (found however the PEM around it was escaped), and
+      // the kubeconfig's encoding of the whole PEM.
+      const keyLines = cluster.pki.clientKeyPem.split("\n")
+        .filter((l) => l.length >= 40 && !l.startsWith("-----"));
+      assert.ok(keyLines.length >= 2, "the key has a base64 body");
+      const secrets: [string, string][] = [
+        ["the bearer token", cluster.token],
+        ["the exec plugin's token", cluster.execToken],
+        ["the kubeconfig's client-key-data", btoa(cluster.pki.clientKeyPem).slice(0, 64)],
+        ...keyLines.map((l, i): [string, string] => [`line ${i + 1} of the client key`, l]),
+      ];
       for (const f of names) {
         const text = await Deno.readTextFile(`${x}/${top}/${f}`);
-        assert.ok(!text.includes(cluster.token), `no token in ${f}`);
         assert.ok(!text.includes("PRIVATE KEY-----\nMI"), `no key in ${f}`);
+        for (const [what, secret] of secrets) assert.ok(!text.includes(secret), `${what} in ${f}`);
       }
     } finally {
       await kconnect(laptop, ["down"], { env });
