@@ -29,6 +29,38 @@ export interface RotatingFileOptions {
 
 const encoder = new TextEncoder();
 
+function makeLogDir(path: string): void {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  if (dir) Deno.mkdirSync(dir, { recursive: true, mode: 0o750 });
+}
+
+/**
+ * Creates a log file before its writer starts (its directory with mode 0750, the file with
+ * `mode`, default 0640, both only when missing) and returns it open for reading and appending,
+ * positioned at its end: what is written after this call can be read from the handle, even
+ * after the file is rotated away (the handle keeps the same file).
+ *
+ * @throws {Error} when the directory or the file cannot be created or opened.
+ *
+ * @example
+ * ```ts
+ * import { createLogFile } from "./log_file.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const f = createLogFile(`${dir}/new/daemon.log`);
+ * Deno.writeTextFileSync(`${dir}/new/daemon.log`, "started\n", { append: true });
+ * const buf = new Uint8Array(64);
+ * new TextDecoder().decode(buf.subarray(0, f.readSync(buf) ?? 0)); // "started\n"
+ * f.close();
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ */
+export function createLogFile(path: string, mode = 0o640): Deno.FsFile {
+  makeLogDir(path);
+  const f = Deno.openSync(path, { read: true, append: true, create: true, mode });
+  f.seekSync(0, Deno.SeekMode.End);
+  return f;
+}
+
 /** A size-rotated log file. */
 export class RotatingFile {
   /** The current file's path. */
@@ -50,8 +82,7 @@ export class RotatingFile {
 
   /** Opens (appending to) `path`, creating its directory (mode 0750) when missing. */
   static open(path: string, options: RotatingFileOptions = {}): RotatingFile {
-    const dir = path.slice(0, path.lastIndexOf("/"));
-    if (dir) Deno.mkdirSync(dir, { recursive: true, mode: 0o750 });
+    makeLogDir(path);
     return new RotatingFile(path, {
       maxBytes: options.maxBytes ?? 5 * 1024 * 1024,
       keep: options.keep ?? 3,

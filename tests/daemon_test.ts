@@ -1,14 +1,16 @@
 /**
  * The kconnect daemon end to end, in a test cluster's laptop namespace: `up` through the daemon
  * (started by a root `up`, or as the service unit's command), `status --json` checked against
- * the real routing table, TUN and resolv.conf, `down`, a second `up`, and non-root users in and
- * out of the daemon's group. Root only.
+ * the real routing table, TUN and resolv.conf, `down`, a second `up`, non-root users in and out
+ * of the daemon's group, the user who ran `sudo kconnect up` using a daemon that has no group,
+ * a named group that does not exist, and a daemon that cannot start. Every test takes the
+ * default path (no KCONNECT_GROUP). Root only.
  */
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { kubeconfigYaml } from "./cluster/kubeconfig.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
-import { isRoot, type Netns } from "./_netns.ts";
+import { isRoot, Netns } from "./_netns.ts";
 import { daemonPaths, kconnect, makeTestUser } from "./_up.ts";
 import type { StatusReport } from "../src/daemon/status.ts";
 import { unitEnvironment, unitExecStart } from "../src/service/systemd.ts";
@@ -70,7 +72,7 @@ Deno.test({
     await using cluster = await TestCluster.start();
     await using paths = await daemonPaths();
     const laptop = cluster.laptop;
-    const env = { ...paths.env, KCONNECT_GROUP: "0" };
+    const env = paths.env;
     const none = await kconnect(laptop, ["status"], { env });
     assert.equal(none.code, 3, none.stderr);
     assert.match(none.stdout, /not connected \(no kconnect daemon running\)/);
@@ -305,7 +307,7 @@ Deno.test({
     await using cluster = await TestCluster.start();
     await using paths = await daemonPaths();
     const laptop = cluster.laptop;
-    const env = { ...paths.env, KCONNECT_GROUP: "0" };
+    const env = paths.env;
     const daemon = laptop.spawn([
       ...DENO_RUN,
       "-A",
@@ -387,5 +389,169 @@ Deno.test({
       await out.cancel().catch(() => {});
       await daemon.stderr.cancel().catch(() => {});
     }
+  },
+});
+
+Deno.test({
+  name:
+    "sudo kconnect up with no group set up: the user who ran sudo uses status and down without root; another uid is refused and told how to get access",
+  ...opts,
+  fn: async () => {
+    await using cluster = await TestCluster.start();
+    await using paths = await daemonPaths();
+    const laptop = cluster.laptop;
+    const user = await makeTestUser(paths.dir, 4001, []);
+    const other = await makeTestUser(paths.dir, 4002, []);
+    // What sudo puts in the environment of `sudo kconnect up` run by uid 4001.
+    const sudoEnv = { ...paths.env, SUDO_UID: "4001", SUDO_GID: "4001", SUDO_USER: "user4001" };
+    const env = { KCONNECT_SOCKET: paths.socket };
+    try {
+      const up = await kconnect(
+        laptop,
+        ["up", "--kubeconfig", cluster.kubeconfig, "--dns", "off"],
+        {
+          env: sudoEnv,
+        },
+      );
+      assert.equal(up.code, 0, up.stderr + up.stdout);
+      assert.match(up.stdout, /^ready: connected to context "test" through the kconnect daemon/m);
+
+      // No group: everyone may connect; the daemon decides after the uid proof.
+      const runDir = await Deno.stat(`${paths.dir}/run`);
+      assert.equal(runDir.mode! & 0o7777, 0o711);
+      assert.equal(runDir.gid, 0);
+      assert.equal((await Deno.stat(`${paths.dir}/run/auth`)).mode! & 0o7777, 0o1733);
+      assert.equal((await Deno.stat(paths.socket)).mode! & 0o777, 0o666);
+
+      const st = await kconnect(laptop, ["status", "--json"], { env, as: user });
+      assert.equal(st.code, 0, st.stderr);
+      const report = JSON.parse(st.stdout) as StatusReport;
+      assert.equal(report.state, "connected");
+      assert.equal(report.ownerUid, 0);
+      assert.deepEqual(report.daemon!.access, { group: null, gid: null, uids: [4001] });
+      const text = await kconnect(laptop, ["status"], { env, as: user });
+      assert.match(text.stdout, /^daemon: .*; for root and uid 4001$/m);
+
+      for (const args of [["status"], ["down"], ["up", "--kubeconfig", cluster.kubeconfig]]) {
+        const refused = await kconnect(laptop, args, { env, as: other });
+        assert.equal(refused.code, 1, `${args[0]}: ${refused.stdout}`);
+        assert.match(
+          refused.stderr,
+          /^kconnect: uid 4002 may not use this kconnect daemon: it runs with no group and lets in only root and uid 4001 \(who ran sudo\)\. To let other users in/m,
+          args[0],
+        );
+        assert.match(refused.stderr, /sudo kconnect service install/);
+        assert.match(refused.stderr, /sudo kconnect up --group <group>/);
+      }
+      const still = await kconnect(laptop, ["status", "--json"], { env, as: user });
+      assert.equal(
+        (JSON.parse(still.stdout) as StatusReport).state,
+        "connected",
+        "other's down did nothing",
+      );
+
+      const down = await kconnect(laptop, ["down"], { env, as: user });
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(down.stdout, /disconnected from context "test" \(kconnect daemon\)/);
+      assert.equal(await linkExists(laptop, "kconnect0"), false, "the TUN is gone");
+      for (let i = 0; i < 50 && (await exists(paths.socket)); i++) await sleep(100);
+      assert.equal(await exists(paths.socket), false, "the daemon exited once idle");
+      const log = await Deno.readTextFile(paths.logFile);
+      assert.match(log, /daemon: listening .*access="root and uid 4001"/);
+      assert.match(log, /WARN {2}daemon: refused a request: uid 4002 may not use/);
+    } finally {
+      await kconnect(laptop, ["down"], { env: paths.env });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a named group that does not exist (--group, KCONNECT_GROUP, config file) is refused before anything starts, with the fix",
+  ...opts,
+  fn: async () => {
+    await using ns = await Netns.create("nogroup");
+    await using paths = await daemonPaths();
+    const missing = "kc-no-such-group";
+    const lookup = await new Deno.Command("getent", { args: ["group", missing] }).output();
+    assert.equal(lookup.code, 2, `group ${missing} must not exist`);
+    const config = `${paths.dir}/config.json`;
+    await Deno.writeTextFile(config, JSON.stringify({ group: missing }));
+
+    const cases: [string[], Record<string, string>, string][] = [
+      [["up", "--group", missing], {}, "--group"],
+      [["up"], { KCONNECT_GROUP: missing }, "KCONNECT_GROUP"],
+      [["up", "--config", config], {}, `config file ${config}`],
+      [["daemon", "--group", missing], {}, "--group"],
+      [["daemon"], { KCONNECT_GROUP: missing }, "KCONNECT_GROUP"],
+    ];
+    for (const [args, extra, from] of cases) {
+      const r = await kconnect(ns, args, { env: { ...paths.env, ...extra }, timeoutMs: 30_000 });
+      const what = `${args.join(" ")} ${JSON.stringify(extra)}`;
+      assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^kconnect: Group "${missing}" \\(from ${
+            from.replaceAll("/", "\\/")
+          }\\) does not exist\\. Create it \\(sudo groupadd ${missing}`,
+          "m",
+        ),
+        what,
+      );
+      assert.match(r.stderr, new RegExp(`sudo kconnect service install --group ${missing}`), what);
+      assert.match(r.stderr, /or name no group/, what);
+    }
+    // Nothing started: no socket directory, no log, no journal.
+    for (const p of [`${paths.dir}/run`, `${paths.dir}/log`, paths.stateDir]) {
+      assert.equal(await exists(p), false, `${p} was not created`);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a daemon that cannot start: up prints the daemon's own error and its log file, which up created",
+  ...opts,
+  fn: async () => {
+    await using ns = await Netns.create("badstart");
+    await using paths = await daemonPaths();
+    // A socket in a shared directory (like /tmp): the daemon refuses it when it starts.
+    const shared = `${paths.dir}/shared`;
+    await Deno.mkdir(shared);
+    await Deno.chmod(shared, 0o1777);
+    assert.equal(await exists(`${paths.dir}/log`), false, "the log directory does not exist yet");
+    const r = await kconnect(ns, [
+      "up",
+      "--socket",
+      `${shared}/k.sock`,
+      "--kubeconfig",
+      "/nonexistent",
+    ], {
+      env: paths.env,
+    });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      /^kconnect: Cannot start the kconnect daemon \(pid \d+\): it exited with status 1\. Its last output:$/m,
+    );
+    const own =
+      `kconnect: Cannot use ${shared} for the daemon's socket: it is shared (mode 1777); give the socket a directory of its own`;
+    assert.ok(r.stderr.includes(`\n  ${own}\n`), `the daemon's own error in:\n${r.stderr}`);
+    const logPath = r.stderr.match(/^Its log: (\S+)$/m)?.[1];
+    assert.equal(logPath, paths.logFile);
+    assert.ok((await Deno.readTextFile(logPath!)).includes(own), "the log holds the error too");
+    assert.equal((await Deno.stat(`${paths.dir}/log`)).mode! & 0o777, 0o750);
+
+    // A log file that cannot be made is said so before any daemon starts.
+    const noLog = await kconnect(ns, ["up", "--log-file", "/proc/kconnect/daemon.log"], {
+      env: paths.env,
+    });
+    assert.equal(noLog.code, 1);
+    assert.match(
+      noLog.stderr,
+      /^kconnect: Cannot create the kconnect daemon's log file \/proc\/kconnect\/daemon\.log: .*\(pass --log-file with another path\)$/m,
+    );
+    assert.equal(await exists(paths.socket), false, "no daemon was started");
   },
 });

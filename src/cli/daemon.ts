@@ -4,6 +4,11 @@
  * files; `-` for stderr) at level `info` unless `--log-level` says otherwise. SIGTERM or SIGINT
  * disconnects and stops it.
  *
+ * Who may use it (`src/daemon/access.ts`): root and the members of `--group` (or
+ * `KCONNECT_GROUP`); with no group, root and the `--allow-uid` uids, by default the user who
+ * ran sudo (`SUDO_UID` of this root process). A named group that does not exist is refused
+ * before anything starts.
+ *
  * @module
  */
 import type { Command } from "commander";
@@ -11,8 +16,10 @@ import { stateDir } from "../journal/journal.ts";
 import { logger, setLogLevel, setLogWriter } from "../log.ts";
 import { RotatingFile } from "../log_file.ts";
 import { Daemon } from "../daemon/server.ts";
-import { groupName, logFilePath, resolveGid, socketPath } from "../daemon/paths.ts";
+import { logFilePath, socketPath } from "../daemon/paths.ts";
+import { type AccessPolicy, accessPolicy, describeAccess } from "../daemon/access.ts";
 import { printLine } from "./output.ts";
+import { UsageError } from "./program.ts";
 import { untilSignal } from "./signals.ts";
 
 const log = logger("daemon");
@@ -23,6 +30,11 @@ interface DaemonCliOptions {
   stateDir?: string;
   logFile?: string;
   exitWhenIdle?: boolean;
+  allowUid?: string[];
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** Runs the daemon until a signal. */
@@ -31,6 +43,17 @@ export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean):
     throw new Error(
       "kconnect daemon must run as root: it creates TUN devices and routes (install it with sudo kconnect service install)",
     );
+  }
+  // Everything that can be refused is checked before anything is created.
+  let access: AccessPolicy;
+  try {
+    access = await accessPolicy(
+      { group: opts.group, allowUids: opts.allowUid },
+      Deno.env.toObject(),
+    );
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(err.message);
+    throw err;
   }
   if (!logLevelGiven) setLogLevel("info");
   const logPath = logFilePath(opts.logFile);
@@ -44,17 +67,18 @@ export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean):
     const f = file;
     setLogWriter((line) => f.write(line));
   }
-  const gid = await resolveGid(groupName(opts.group));
   const socket = socketPath(opts.socket);
   const daemon = await Daemon.start({
     socket,
-    gid,
+    access,
     stateDir: stateDir(opts.stateDir),
     logFile: file?.path ?? null,
     exitWhenIdle: opts.exitWhenIdle ?? false,
   });
   printLine(
-    `kconnect daemon listening on ${socket} (pid ${Deno.pid}, log ${file?.path ?? "stderr"})`,
+    `kconnect daemon listening on ${socket} (pid ${Deno.pid}, log ${file?.path ?? "stderr"}, for ${
+      describeAccess(access)
+    })`,
   );
   const stop = new AbortController();
   const why = await Promise.race([untilSignal(stop.signal), daemon.done.then(() => "idle")]);
@@ -73,7 +97,15 @@ export function registerDaemon(program: Command): void {
       "--socket <path>",
       "control socket (default: KCONNECT_SOCKET, else /run/kconnect/kconnect.sock)",
     )
-    .option("--group <name|gid>", "group whose members may use the daemon (default kconnect)")
+    .option(
+      "--group <name|gid>",
+      "group whose members may use the daemon (default: KCONNECT_GROUP, else none: root and --allow-uid only)",
+    )
+    .option(
+      "--allow-uid <uid>",
+      "with no group: a user besides root who may use the daemon (repeatable; default: SUDO_UID, the user who ran sudo)",
+      collect,
+    )
     .option(
       "--state-dir <dir>",
       "where the journal of host changes lives (default /var/lib/kconnect)",

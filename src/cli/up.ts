@@ -7,6 +7,12 @@
  * in this process instead and stays attached until Ctrl-C or SIGTERM, which undo everything;
  * service managers and debugging use it.
  *
+ * A daemon `up` starts serves root and the user who ran sudo (`SUDO_UID` of this root process,
+ * passed as `--allow-uid`), or the members of a group when one is named (`--group`,
+ * `KCONNECT_GROUP`, `"group"` in the config file); a named group that does not exist is refused
+ * before anything starts. The daemon's stdout and stderr go to its log file, which `up` creates
+ * first; when the daemon does not come up, `up` prints what it said and where the log is.
+ *
  * Settings come from the flags, else the user's config file (`src/config/config.ts`), else the
  * defaults.
  *
@@ -29,7 +35,15 @@ import {
   type UpSettings,
 } from "../config/config.ts";
 import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
-import { groupName, logFilePath, resolveGid, socketPath } from "../daemon/paths.ts";
+import { logFilePath, socketPath } from "../daemon/paths.ts";
+import {
+  chooseGroup,
+  describeAccess,
+  type NamedGroup,
+  resolveGroup,
+  sudoUid,
+} from "../daemon/access.ts";
+import { createLogFile } from "../log_file.ts";
 import type { ProgressEvent, UpResult } from "../daemon/protocol.ts";
 import { selfCommand } from "../daemon/self.ts";
 import { printLine } from "./output.ts";
@@ -60,6 +74,7 @@ export interface UpOptions {
   switch?: boolean;
   socket?: string;
   logFile?: string;
+  group?: string;
   install?: boolean;
   upgrade?: boolean;
   managerImage?: string;
@@ -143,23 +158,74 @@ async function socketAnswers(path: string): Promise<boolean> {
   }
 }
 
-/** Starts a daemon in the background for this `up` (root only); resolves once it listens. */
-async function startDaemon(opts: UpOptions, socket: string): Promise<void> {
-  const gid = await resolveGid(groupName()).catch(() => 0);
-  const [program, ...lead] = selfCommand();
+/** How long a daemon `up` starts gets to listen. */
+const DAEMON_START_MS = 20_000;
+
+/** The last `n` non-empty lines of what was written to `f` after its read position. */
+function lastLines(f: Deno.FsFile, n: number): string[] {
+  const decoder = new TextDecoder();
+  const buf = new Uint8Array(64 * 1024);
+  let text = "";
+  for (let r = f.readSync(buf); r !== null && r > 0; r = f.readSync(buf)) {
+    text = (text + decoder.decode(buf.subarray(0, r), { stream: true })).slice(-256 * 1024);
+  }
+  return text.split("\n").map((l) => l.trimEnd()).filter((l) => l !== "").slice(-n);
+}
+
+/** The daemon's log file, created now and open at its end (see `createLogFile`). */
+function openDaemonLog(path: string): Deno.FsFile {
+  try {
+    return createLogFile(path);
+  } catch (err) {
+    throw new Error(
+      `Cannot create the kconnect daemon's log file ${path}: ${
+        (err as Error).message
+      } (pass --log-file with another path)`,
+    );
+  }
+}
+
+/**
+ * Starts a daemon in the background for this `up` (root only); resolves once it listens.
+ *
+ * Its stdout and stderr are appended to its log file (created here first, so the path exists
+ * whatever happens), so an error it prints before or after its logger is set up is kept; when
+ * it exits or does not listen in time, the error says why with its last lines and names the log.
+ */
+async function startDaemon(
+  opts: UpOptions,
+  socket: string,
+  group: NamedGroup | null,
+): Promise<void> {
   const logFile = logFilePath(opts.logFile);
-  const child = new Deno.Command(program, {
+  using out = openDaemonLog(logFile);
+  const sudo = sudoUid(Deno.env.toObject());
+  const [program, ...lead] = selfCommand();
+  const args = [
+    ...lead,
+    "daemon",
+    "--socket",
+    socket,
+    ...(group !== null
+      ? ["--group", group.group]
+      : sudo !== null
+      ? ["--allow-uid", `${sudo}`]
+      : []),
+    "--log-file",
+    logFile,
+    "--exit-when-idle",
+    ...(opts.stateDir ? ["--state-dir", opts.stateDir] : []),
+  ];
+  // sh only redirects (the daemon keeps its pid through exec): Deno cannot hand a file to a
+  // child as its stdout, and a pipe would break once this up exits.
+  const child = new Deno.Command("/bin/sh", {
     args: [
-      ...lead,
-      "daemon",
-      "--socket",
-      socket,
-      "--group",
-      String(gid),
-      "--log-file",
+      "-c",
+      'log=$1; shift; exec "$@" >>"$log" 2>&1',
+      "kconnect-daemon",
       logFile,
-      "--exit-when-idle",
-      ...(opts.stateDir ? ["--state-dir", opts.stateDir] : []),
+      program,
+      ...args,
     ],
     stdin: "null",
     stdout: "null",
@@ -167,20 +233,34 @@ async function startDaemon(opts: UpOptions, socket: string): Promise<void> {
     detached: true,
   }).spawn();
   child.unref();
-  let exited = false;
-  child.status.then(() => exited = true);
-  const until = Date.now() + 20_000;
-  while (Date.now() < until && !exited) {
+  let status: Deno.CommandStatus | null = null;
+  child.status.then((s) => status = s);
+  const until = Date.now() + DAEMON_START_MS;
+  while (Date.now() < until && status === null) {
     if (await socketAnswers(socket)) {
       log.info("started a kconnect daemon", { pid: child.pid, socket, logFile });
       return;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  let why: string;
+  if (status === null) {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* exited meanwhile */ }
+    await Promise.race([child.status, new Promise((r) => setTimeout(r, 2000))]);
+    why = `it did not listen on ${socket} within ${DAEMON_START_MS / 1000} s and was stopped`;
+  } else {
+    const s = status as Deno.CommandStatus;
+    why = s.signal ? `it was killed by ${s.signal}` : `it exited with status ${s.code}`;
+  }
+  const said = lastLines(out, 15);
   throw new Error(
-    `Cannot start the kconnect daemon (${
-      exited ? "it exited" : "it did not listen in 20 s"
-    }): see ${logFile}`,
+    `Cannot start the kconnect daemon (pid ${child.pid}): ${why}. ${
+      said.length
+        ? `Its last output:\n${said.map((l) => `  ${l}`).join("\n")}\n`
+        : "It printed nothing. "
+    }Its log: ${logFile}`,
   );
 }
 
@@ -188,6 +268,20 @@ async function runUpViaDaemon(opts: UpOptions, progress: Progress): Promise<void
   const flags = flagSettings(opts);
   const config = await userConfig(opts);
   const socket = socketPath(opts.socket);
+  const root = Deno.uid() === 0;
+  // A daemon this up may start: its group is checked before anything else happens.
+  const group = chooseGroup(opts.group, Deno.env.get("KCONNECT_GROUP"), config);
+  if (root && group !== null) await resolveGroup(group);
+  if (root && opts.logFile === "-") {
+    throw new UsageError(
+      "A daemon that up starts runs in the background: --log-file needs a path (kconnect daemon --log-file - logs to a terminal)",
+    );
+  }
+  if (!root && opts.group !== undefined) {
+    progress.warn(
+      "--group applies only to a daemon that sudo kconnect up starts; this up uses the running daemon as it is",
+    );
+  }
   const kubeconfig = (opts.kubeconfig ? opts.kubeconfig.split(":") : kubeconfigPaths())
     .filter((p) => p !== "").map(absolute).join(":");
   const body = {
@@ -203,17 +297,27 @@ async function runUpViaDaemon(opts: UpOptions, progress: Progress): Promise<void
   const call = () =>
     callDaemon(socket, body, { onProgress: (e) => showEvent(progress, e) }) as Promise<UpResult>;
   let result: UpResult;
+  let started = false;
   try {
     result = await call();
   } catch (err) {
     if (!(err instanceof DaemonUnavailableError) || err.reason !== "absent") throw err;
-    if (Deno.uid() !== 0) {
+    if (!root) {
       throw new Error(
         `No kconnect daemon is running (${socket}): run sudo kconnect up (it starts one), or install the service once with sudo kconnect service install`,
       );
     }
-    await startDaemon(opts, socket);
+    await startDaemon(opts, socket, group);
+    started = true;
     result = await call();
+  }
+  const access = result.status.daemon?.access;
+  if (root && !started && group !== null && access && access.group !== group.group) {
+    progress.warn(
+      `group "${group.group}" (from ${group.from}) was not applied: a kconnect daemon was already running, for ${
+        describeAccess(access)
+      }; the group applies to a daemon that up starts`,
+    );
   }
   printLine(
     `ready: connected to context "${result.context}" through the kconnect daemon (pid ${result.status.daemon?.pid}); kconnect down disconnects`,
@@ -331,6 +435,10 @@ export function registerUp(program: Command): void {
     .option(
       "--log-file <path>",
       "log file of a daemon that up starts (default /var/log/kconnect/daemon.log)",
+    )
+    .option(
+      "--group <name|gid>",
+      "members of this group may use a daemon that up starts (default: KCONNECT_GROUP, else the config file's group, else none: root and the user who ran sudo)",
     )
     .option(
       "--state-dir <dir>",

@@ -20,6 +20,10 @@
  * kconnect's built-in default ({@linkcode resolveSettings}). A bad file is an error that names
  * the file and the field.
  *
+ * At the top level, `"group": "<name or gid>"` names the group whose members may use a daemon
+ * that `sudo kconnect up` starts (`up --group` and `KCONNECT_GROUP` win over it; with none,
+ * root and the user who ran sudo may; see `src/daemon/access.ts`).
+ *
  * @module
  */
 import { DNS_MODES, type DnsMode } from "../resolver/select.ts";
@@ -45,6 +49,8 @@ export interface ConfigFile {
   path: string;
   defaults: FileSettings;
   contexts: Record<string, FileSettings>;
+  /** The group (name or gid) for a daemon `sudo kconnect up` starts, if the file names one. */
+  group?: string;
 }
 
 /** Everything a connection is set up with, after flags, file and defaults are merged. */
@@ -211,10 +217,15 @@ export function parseConfig(text: string, path: string): ConfigFile {
   }
   const top = o as Record<string, unknown>;
   for (const k of Object.keys(top)) {
-    if (k !== "defaults" && k !== "contexts" && k !== "$schema") {
-      throw new SettingsError(path, k, `unknown key (expected "defaults" and "contexts")`);
+    if (k !== "defaults" && k !== "contexts" && k !== "group" && k !== "$schema") {
+      throw new SettingsError(
+        path,
+        k,
+        `unknown key (expected "defaults", "contexts" and "group")`,
+      );
     }
   }
+  const group = checkGroup(path, top.group);
   const contexts: Record<string, FileSettings> = {};
   if (top.contexts !== undefined) {
     if (typeof top.contexts !== "object" || top.contexts === null || Array.isArray(top.contexts)) {
@@ -228,7 +239,16 @@ export function parseConfig(text: string, path: string): ConfigFile {
     path,
     defaults: top.defaults === undefined ? {} : checkEntry(path, "defaults", top.defaults),
     contexts,
+    ...(group === undefined ? {} : { group }),
   };
+}
+
+/** The top-level `group`: a group name or a gid (number or digits); undefined when absent. */
+function checkGroup(path: string, v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (Number.isInteger(v) && (v as number) >= 0) return String(v);
+  if (typeof v === "string" && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/.test(v)) return v;
+  throw new SettingsError(path, "group", `expected a group name or a gid, got ${show(v)}`);
 }
 
 /** Where the config file is: `flag`, else KCONNECT_CONFIG, else XDG_CONFIG_HOME or `<home>/.config`. */

@@ -16,7 +16,10 @@ import {
 } from "./protocol.ts";
 import { runDirOf } from "./paths.ts";
 
-/** No daemon could be reached: none runs (`absent`) or the socket is not ours to open (`denied`). */
+/**
+ * No daemon could be reached: none runs (`absent`), or this user may not use it (`denied`: the
+ * socket is not ours to open, or the daemon refused our uid).
+ */
 export class DaemonUnavailableError extends Error {
   /** Why. */
   readonly reason: "absent" | "denied";
@@ -134,8 +137,13 @@ export async function callDaemon(
     while (true) {
       const line = await reader.next();
       if (line === null) {
+        const where = hello.logFile
+          ? `its log, ${hello.logFile}`
+          : hello.logFile === null
+          ? "its output (it logs to stderr)"
+          : "its log";
         throw new Error(
-          "The kconnect daemon closed the connection without an answer (see its log)",
+          `The kconnect daemon (pid ${hello.pid}) closed the connection without an answer: see ${where}, or run kconnect gather-logs`,
         );
       }
       const m = JSON.parse(line) as
@@ -144,7 +152,10 @@ export async function callDaemon(
         | { type: "error"; code: ErrorCode; message: string };
       if (m.type === "progress") options.onProgress?.(m.event);
       else if (m.type === "result") return m.result;
-      else if (m.type === "error") throw new DaemonRequestError(m.code, m.message);
+      else if (m.type === "error") {
+        if (m.code === "forbidden") throw new DaemonUnavailableError("denied", m.message);
+        throw new DaemonRequestError(m.code, m.message);
+      }
     }
   } finally {
     try {

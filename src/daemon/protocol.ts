@@ -36,6 +36,8 @@ export interface Hello {
   /** The name of the file the client must create in `authDir` to prove its uid. */
   nonce: string;
   authDir: string;
+  /** The daemon's log file (null: its stderr); absent from daemons before it was added. */
+  logFile?: string | null;
 }
 
 interface RequestBase {
@@ -97,6 +99,7 @@ export interface DownResult {
 export type ErrorCode =
   | "bad-request"
   | "unauthorized"
+  | "forbidden"
   | "already-connected"
   | "not-connected"
   | "failed";

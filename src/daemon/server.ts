@@ -4,21 +4,25 @@
  *
  * Access control, outermost first:
  *
- * - the socket's directory is `0750 root:<group>` and the socket `0660 root:<group>`: only root
- *   and members of the allowed group (`kconnect` by default) can connect at all — the kernel
- *   checks this on `connect()`;
- * - each connection proves its uid with a file in the sticky `auth/` directory (see `auth.ts`);
+ * - with a group (`kconnect service install`, `--group`), the socket's directory is
+ *   `0750 root:<group>` and the socket `0660 root:<group>`: only root and the group's members can
+ *   connect at all — the kernel checks this on `connect()`; with no group (what
+ *   `sudo kconnect up` starts by default) anyone can connect, and only root and the uids the
+ *   daemon was started with (the user who ran sudo) get past the uid proof (`access.ts`);
+ * - each connection proves its uid with a file in the sticky `auth/` directory (see `auth.ts`),
+ *   and is refused, with how to get access, unless {@linkcode decideAccess} lets it in;
  * - a session for a non-root user gets its credentials by running `kconnect credentials` *as
  *   that user* (`as_user.ts`): the daemon never reads a user's kubeconfig or runs a user's exec
  *   plugin as root, and refreshes the token the same way before it expires or after a 401.
  *   Root's requests (`sudo kconnect up`) load the kubeconfig in-process, as the foreground `up`
  *   does (including `SUDO_USER`'s home).
  *
- * Membership of the group is a grant to change this machine's routes and resolver settings the way
- * `up` does (including `--also-proxy` prefixes and `--allow-route-conflicts`): treat it like
- * membership of a group that may run `sudo kconnect up`. Any member may disconnect or switch the
- * session, whoever started it; `status` shows the uid that did. One request per connection; `up`
- * and `down` run one at a time.
+ * Membership of the group (or being an allowed uid) is a grant to change this machine's routes
+ * and resolver settings the way `up` does (including `--also-proxy` prefixes and
+ * `--allow-route-conflicts`): treat it like membership of a group that may run
+ * `sudo kconnect up`. Anyone let in may disconnect or switch the session, whoever started it;
+ * `status` shows the uid that did. One request per connection; `up` and `down` run one at a
+ * time.
  *
  * @module
  */
@@ -35,6 +39,7 @@ import { VERSION } from "../version.ts";
 import { checkIdentity, newNonce, type Peer } from "./auth.ts";
 import { fetchMaterialAs } from "./as_user.ts";
 import { authDirOf, runDirOf } from "./paths.ts";
+import { type AccessPolicy, decideAccess, describeAccess, socketModes } from "./access.ts";
 import {
   type DownResult,
   encodeLine,
@@ -54,10 +59,10 @@ const log = logger("daemon");
 
 /** Options of {@linkcode Daemon.start}. */
 export interface DaemonOptions {
-  /** Socket path; its directory becomes the daemon's (0750 root:gid). */
+  /** Socket path; its directory becomes the daemon's (owners and modes: `socketModes()`). */
   socket: string;
-  /** The group allowed to connect. */
-  gid: number;
+  /** Who may use the daemon. */
+  access: AccessPolicy;
   /** Where the journal and pid file live. */
   stateDir: string;
   /** The log file (reported by status), or null for stderr. */
@@ -146,10 +151,11 @@ export class Daemon implements AsyncDisposable {
    * @throws {Error} when another daemon answers on the socket, or a path is unusable.
    */
   static async start(o: DaemonOptions): Promise<Daemon> {
+    const modes = socketModes(o.access);
     const runDir = runDirOf(o.socket);
-    await prepareDir(runDir, 0o750, o.gid, false);
+    await prepareDir(runDir, modes.runDir, modes.gid, false);
     const authDir = authDirOf(o.socket);
-    await prepareDir(authDir, 0o1730, o.gid, true);
+    await prepareDir(authDir, modes.authDir, modes.gid, true);
     for await (const e of Deno.readDir(authDir)) {
       await Deno.remove(`${authDir}/${e.name}`, { recursive: true }).catch(() => {});
     }
@@ -164,8 +170,8 @@ export class Daemon implements AsyncDisposable {
     }
     const listener = Deno.listen({ transport: "unix", path: o.socket });
     try {
-      await Deno.chown(o.socket, 0, o.gid);
-      await Deno.chmod(o.socket, 0o660);
+      await Deno.chown(o.socket, 0, modes.gid);
+      await Deno.chmod(o.socket, modes.socket);
     } catch (err) {
       listener.close();
       throw err;
@@ -177,7 +183,12 @@ export class Daemon implements AsyncDisposable {
     const sweeper = setInterval(() => sweepAuthDir(authDir, 60_000), 30_000);
     Deno.unrefTimer(sweeper);
     d.#sweeper = sweeper;
-    log.info("listening", { socket: o.socket, gid: o.gid, pid: Deno.pid, version: VERSION });
+    log.info("listening", {
+      socket: o.socket,
+      access: describeAccess(o.access),
+      pid: Deno.pid,
+      version: VERSION,
+    });
     return d;
   }
 
@@ -228,6 +239,7 @@ export class Daemon implements AsyncDisposable {
       pid: Deno.pid,
       nonce,
       authDir: this.#authDir,
+      logFile: this.#o.logFile,
     });
     const reader = new LineReader(conn.readable);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -258,6 +270,8 @@ export class Daemon implements AsyncDisposable {
           `cannot prove who you are: ${(err as Error).message}`,
         );
       }
+      const access = decideAccess(this.#o.access, peer.uid);
+      if (!access.allowed) throw new RequestError("forbidden", access.message);
       log.info(`request ${req.type}`, { uid: peer.uid, gid: peer.gid });
       let result: unknown;
       switch (req.type) {
@@ -409,6 +423,11 @@ export class Daemon implements AsyncDisposable {
       socket: this.#o.socket,
       logFile: this.#o.logFile,
       stateDir: this.#o.stateDir,
+      access: {
+        group: this.#o.access.group,
+        gid: this.#o.access.gid,
+        uids: [...this.#o.access.uids],
+      },
       startedAt: this.#startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),
     };
@@ -468,7 +487,9 @@ async function sweepAuthDir(dir: string, maxAgeMs: number): Promise<void> {
     for await (const e of Deno.readDir(dir)) {
       const path = `${dir}/${e.name}`;
       const st = await Deno.lstat(path).catch(() => null);
-      if (st?.mtime && Date.now() - st.mtime.getTime() > maxAgeMs) {
+      // ctime, which nobody can set (touch -d sets mtime and atime only).
+      const changed = st?.ctime ?? st?.mtime;
+      if (changed && Date.now() - changed.getTime() > maxAgeMs) {
         await Deno.remove(path, { recursive: true }).catch(() => {});
       }
     }

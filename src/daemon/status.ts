@@ -12,6 +12,7 @@
  * @module
  */
 import type { SessionStatus } from "../connect/session.ts";
+import { describeAccess } from "./access.ts";
 
 /** The schema version of {@linkcode StatusReport}; bumped when a field changes meaning. */
 export const STATUS_SCHEMA = 1;
@@ -26,6 +27,8 @@ export interface DaemonInfo {
   socket: string;
   logFile: string | null;
   stateDir: string;
+  /** Who may use the daemon: its group (name or gid as given, and gid), or root and `uids`. */
+  access?: { group: string | null; gid: number | null; uids: number[] };
   startedAt: string;
   uptimeSeconds: number;
 }
@@ -144,7 +147,9 @@ export function formatStatus(r: StatusReport): string {
   if (r.daemon) {
     row(
       "daemon",
-      `pid ${r.daemon.pid}, version ${r.daemon.version}, log ${r.daemon.logFile ?? "stderr"}`,
+      `pid ${r.daemon.pid}, version ${r.daemon.version}, log ${r.daemon.logFile ?? "stderr"}${
+        r.daemon.access ? `; for ${describeAccess(r.daemon.access)}` : ""
+      }`,
     );
   }
   return lines.join("\n") + "\n";
