@@ -2,9 +2,10 @@
  * Proving a client's uid to the daemon without SO_PEERCRED (Deno's Unix sockets do not expose
  * the peer's credentials).
  *
- * The daemon owns a directory `auth/` beside its socket, mode `1730 root:<group>`: members of
- * the group may create files in it but not list it, and the sticky bit stops them from removing
- * or renaming each other's files. For each connection:
+ * The daemon owns a directory `auth/` beside its socket, mode `1730 root:<group>` (or `1733
+ * root:root` for a daemon with no group, see `access.ts`): those who may connect may create
+ * files in it but not list it, and the sticky bit stops them from removing or renaming each
+ * other's files. For each connection:
  *
  * 1. the daemon sends a fresh 128-bit random nonce (`hello`);
  * 2. the client creates `auth/<nonce>` (O_CREAT|O_EXCL, mode 0600) and writes the nonce into
@@ -16,12 +17,16 @@
  *
  * Limits: this proves who created the file, not who holds the socket. A process that passes
  * its connection to another user's process (SCM_RIGHTS, or a shared fd) lends that user's
- * identity — the same trust as handing over a logged-in terminal. A hard link to another user's
- * file is refused (link count, and the content must be the fresh nonce); `fs.protected_hardlinks`
- * forbids it anyway. Only group members reach the socket at all (directory 0750, socket 0660),
- * so this decides *which* member asks, which matters for running the credentials command as
- * that user. Supplementary groups cannot be proven this way: the daemon takes them from the
- * user database (or none), never from the client.
+ * identity — the same trust as handing over a logged-in terminal. A hard link to someone else's
+ * file is refused by its link count only while the original still exists; where hard links to
+ * files one does not own are allowed (`fs.protected_hardlinks=0`, macOS), a user could link a
+ * file and remove the original. A root-owned proof must therefore also hold the nonce: no other
+ * user can write a root-owned file, nor (sticky directory) swap it for something else between
+ * the `lstat` and the read, so reading it is safe; the uid claimed this way — root's — is the
+ * one that matters most. With a group, only members reach the socket at all (directory 0750,
+ * socket 0660), so this decides *which* member asks; without one it decides whether the client
+ * is let in at all. Supplementary groups cannot be proven this way: the daemon takes them from
+ * the user database (or none), never from the client.
  *
  * @module
  */
@@ -80,12 +85,41 @@ export async function checkIdentity(authDir: string, nonce: string): Promise<Pee
     if (!st.isFile) throw new Error(`${path} is not a regular file`);
     if (st.nlink !== 1) throw new Error(`${path} has ${st.nlink} links`);
     if (st.uid === null || st.gid === null) throw new Error("no file ownership on this system");
-    // No open() and no read: root opening a path a group member controls would follow a symlink
-    // swapped in after lstat() (to a device, say) or block on a FIFO. The name is a fresh
-    // 128-bit nonce only this client was told, and lstat() gives the owner the kernel recorded,
-    // so the regular, singly linked file itself is the proof.
+    // No open() of a file another user owns: root opening a path that user controls would follow
+    // a symlink swapped in after lstat() (to a device, say) or block on a FIFO. The name is a
+    // fresh 128-bit nonce only this client was told, and lstat() gives the owner the kernel
+    // recorded, so the regular, singly linked file itself is the proof.
+    if (st.uid === 0 && !(await holdsNonce(path, nonce))) {
+      // A root-owned file that does not hold the nonce was linked in, not written by root.
+      throw new Error(`${path} does not hold the nonce`);
+    }
     return { uid: st.uid, gid: st.gid };
   } finally {
     await Deno.remove(path).catch(() => {});
+  }
+}
+
+/**
+ * Whether the root-owned regular file at `path` starts with `nonce` (reads at most 64 bytes).
+ * Only for root-owned entries of the sticky auth directory: nobody else can replace them.
+ */
+async function holdsNonce(path: string, nonce: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch {
+    return false;
+  }
+  try {
+    const buf = new Uint8Array(64);
+    let n = 0;
+    while (n < buf.length) {
+      const r = await f.read(buf.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    return new TextDecoder().decode(buf.subarray(0, n)) === nonce;
+  } finally {
+    f.close();
   }
 }

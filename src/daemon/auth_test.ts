@@ -59,3 +59,31 @@ Deno.test("proveIdentity() does not overwrite an existing file", async () => {
     await assert.rejects(() => proveIdentity(dir, n), Deno.errors.AlreadyExists);
   });
 });
+
+Deno.test({
+  name:
+    "checkIdentity() refuses a root-owned proof that does not hold the nonce (a root file linked in, its original removed)",
+  ignore: Deno.build.os !== "linux" || Deno.uid() !== 0,
+  fn: async () => {
+    await withDir(async (dir) => {
+      // What a user could do where hard links to others' files are allowed: link a root-owned
+      // file in under the nonce's name and remove the original, leaving one link.
+      const n = newNonce();
+      const original = `${dir}/root-file`;
+      await Deno.writeTextFile(original, "some root-owned file\n");
+      await Deno.link(original, `${dir}/${n}`);
+      await Deno.remove(original);
+      assert.equal((await Deno.lstat(`${dir}/${n}`)).nlink, 1);
+      await assert.rejects(() => checkIdentity(dir, n), /does not hold the nonce/);
+      await assert.rejects(() => Deno.lstat(`${dir}/${n}`), Deno.errors.NotFound, "removed");
+
+      // Root's own proof holds the nonce; another user's file is judged by its owner alone.
+      await proveIdentity(dir, n);
+      assert.equal((await checkIdentity(dir, n)).uid, 0);
+      const m = newNonce();
+      await Deno.writeTextFile(`${dir}/${m}`, "");
+      await Deno.chown(`${dir}/${m}`, 4001, 4001);
+      assert.deepEqual(await checkIdentity(dir, m), { uid: 4001, gid: 4001 });
+    });
+  },
+});
