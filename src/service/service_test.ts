@@ -9,14 +9,31 @@ import {
   unitExecStart,
 } from "./systemd.ts";
 
-function fakeHost(os: "linux" | "darwin", groups: string[] = []) {
+/** How the fake machine's daemons behave. */
+interface FakeDaemons {
+  /** A daemon that is not the service's listens before install. Default false. */
+  other?: boolean;
+  /** The service's daemon listens once started. Default true. */
+  starts?: boolean;
+  /** What `systemctl is-active` and `journalctl` print. */
+  output?: string;
+}
+
+function fakeHost(os: "linux" | "darwin", groups: string[] = [], d: FakeDaemons = {}) {
   const ran: string[][] = [];
   const files = new Map<string, string>();
+  const dirs: string[] = [];
+  let started = false;
   const host: ServiceHost = {
     os,
     run: (cmd) => {
       ran.push(cmd);
+      if (cmd.includes("--now") || cmd[1] === "bootstrap") started = true;
       return Promise.resolve();
+    },
+    output: (cmd) => {
+      ran.push(cmd);
+      return Promise.resolve(d.output ?? "");
     },
     groupExists: (name) => Promise.resolve(groups.includes(name)),
     writeFile: (p, t) => {
@@ -24,8 +41,14 @@ function fakeHost(os: "linux" | "darwin", groups: string[] = []) {
       return Promise.resolve();
     },
     removeFile: (p) => Promise.resolve(files.delete(p)),
+    makeDir: (p) => {
+      dirs.push(p);
+      return Promise.resolve();
+    },
+    listening: () => Promise.resolve((d.other ?? false) || (started && (d.starts ?? true))),
+    sleep: () => Promise.resolve(),
   };
-  return { host, ran, files };
+  return { host, ran, files, dirs };
 }
 
 Deno.test("systemd words survive quoting and splitting", () => {
@@ -117,10 +140,49 @@ Deno.test("uninstallService() stops, disables and removes the unit, and the grou
   assert.equal(files.size, 0);
 });
 
+Deno.test("installService() fails with the service's own output when its daemon does not listen", async () => {
+  const { host, ran } = fakeHost("linux", ["kconnect"], {
+    starts: false,
+    output: "kconnect: Cannot use /run/kconnect for the daemon: it is not a directory\n",
+  });
+  await assert.rejects(
+    () => installService(host, { unitDir: "/u", command: ["/bin/k"], startTimeoutMs: 1000 }),
+    (err: Error) => {
+      assert.match(
+        err.message,
+        /kconnect\.service was installed and started, but its daemon is not listening on \/run\/kconnect\/kconnect\.sock after 1 s/,
+      );
+      assert.match(
+        err.message,
+        /Its last output:\n {2}kconnect: Cannot use \/run\/kconnect for the daemon/,
+      );
+      assert.match(err.message, /journalctl -u kconnect\.service/);
+      return true;
+    },
+  );
+  assert.deepEqual(ran.at(-1), ["journalctl", "-u", "kconnect.service", "-n", "20", "--no-pager"]);
+});
+
+Deno.test("installService() refuses, before changing anything, while a daemon sudo kconnect up started holds the socket", async () => {
+  const { host, ran, files } = fakeHost("linux", [], { other: true, output: "inactive\n" });
+  await assert.rejects(
+    () => installService(host, { user: "alice", unitDir: "/u", command: ["/bin/k"] }),
+    /A kconnect daemon that is not the service already listens on \/run\/kconnect\/kconnect\.sock .*run sudo kconnect down first/,
+  );
+  assert.deepEqual(ran, [["systemctl", "is-active", "kconnect.service"]]);
+  assert.equal(files.size, 0);
+
+  // The service's own daemon (a second install) is no reason to stop.
+  const again = fakeHost("linux", ["kconnect"], { other: true, output: "active\n" });
+  await installService(again.host, { unitDir: "/u", command: ["/bin/k"] });
+  assert.ok(again.files.has("/u/kconnect.service"));
+});
+
 Deno.test("installService() on macOS writes the plist and bootstraps it into the system domain", async () => {
-  const { host, ran, files } = fakeHost("darwin");
+  const { host, ran, files, dirs } = fakeHost("darwin");
   await installService(host, { user: "bob", command: ["/usr/local/bin/kconnect"] });
   assert.ok(files.has("/Library/LaunchDaemons/dev.kconnect.daemon.plist"));
+  assert.deepEqual(dirs, ["/var/log/kconnect"], "launchd's output directory exists first");
   assert.deepEqual(ran, [
     ["dseditgroup", "-o", "create", "-r", "kconnect users", "kconnect"],
     ["dseditgroup", "-o", "edit", "-a", "bob", "-t", "user", "kconnect"],
