@@ -14,6 +14,7 @@ import { relay } from "./relay.ts";
 import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";
 import { type UdpFlow, type UdpFlowOptions, UdpFlows } from "./udp_flows.ts";
 import { equalAddr } from "./tuple_table.ts";
+import { LocalAddresses, type SourceFilter } from "./local_addresses.ts";
 import { logger } from "../log.ts";
 
 const log = logger("stack");
@@ -46,6 +47,12 @@ export interface FlowEngineOptions {
   batch?: number;
   /** Time source. Default the monotonic clock. */
   clock?: Clock;
+  /**
+   * Which source addresses may use the tunnel. Default: this host's own addresses
+   * ({@linkcode LocalAddresses}, with the TUN's addresses pinned), so packets forwarded from
+   * other hosts are dropped. The engine closes it.
+   */
+  sources?: SourceFilter;
 }
 
 /** Counters of the engine as a whole. */
@@ -58,6 +65,12 @@ export interface EngineStats {
   fragments: number;
   /** Other protocols (ICMP, …): dropped. */
   unsupported: number;
+  /**
+   * TCP/UDP packets whose source is not one of this host's addresses, i.e. forwarded from
+   * another host or a container behind this one: dropped, so only this machine's own traffic
+   * rides the tunnel.
+   */
+  notLocal: number;
   /** TCP connections open now (accepted and relaying). */
   activeTcp: number;
 }
@@ -86,6 +99,7 @@ export class FlowEngine implements AsyncDisposable {
     malformed: 0,
     fragments: 0,
     unsupported: 0,
+    notLocal: 0,
     activeTcp: 0,
   };
   readonly tcp: TcpNat;
@@ -93,6 +107,7 @@ export class FlowEngine implements AsyncDisposable {
   readonly #tun: TunDevice;
   readonly #dialer: Dialer;
   readonly #clock: Clock;
+  readonly #sources: SourceFilter;
   readonly #listeners: Deno.TcpListener[];
   readonly #peers: Uint8Array[];
   readonly #relayBufferSize: number;
@@ -111,6 +126,7 @@ export class FlowEngine implements AsyncDisposable {
     this.#tun = options.tun;
     this.#dialer = options.dialer;
     this.#clock = options.clock ?? systemClock;
+    this.#sources = options.sources ?? FlowEngine.#localSources(options);
     this.#listeners = listeners;
     this.#relayBufferSize = options.relayBufferSize ?? 65536;
     this.#batchSize = options.batch ?? 64;
@@ -124,6 +140,18 @@ export class FlowEngine implements AsyncDisposable {
       },
     }, options.tcp);
     this.udp = new UdpFlows({ open: (flow) => this.#openUdp(flow) }, options.udp);
+  }
+
+  static #localSources(options: FlowEngineOptions): SourceFilter {
+    let warned = false;
+    const local = new LocalAddresses({
+      onError: (err) => {
+        if (!warned) log.warn(`cannot list this host's addresses: ${(err as Error).message}`);
+        warned = true;
+      },
+    });
+    for (const a of [options.v4?.tun, options.v6?.tun]) if (a !== undefined) local.pin(a);
+    return local;
   }
 
   /**
@@ -221,12 +249,21 @@ export class FlowEngine implements AsyncDisposable {
       this.stats.fragments++;
       return;
     }
-    if (ip.protocol === IPPROTO_TCP) {
-      if (this.tcp.handle(ip, now, this.#emit)) this.#out.push(ip.bytes);
-    } else if (ip.protocol === IPPROTO_UDP) {
-      this.udp.handle(ip, now);
-    } else {
+    const tcp = ip.protocol === IPPROTO_TCP;
+    if (!tcp && ip.protocol !== IPPROTO_UDP) {
       this.stats.unsupported++;
+      return;
+    }
+    // Only this machine's own traffic rides the tunnel: a packet from another source was
+    // forwarded here (ip_forward on, a route via this host) and is dropped unanswered.
+    if (!this.#sources.allows(ip.src)) {
+      this.stats.notLocal++;
+      return;
+    }
+    if (tcp) {
+      if (this.tcp.handle(ip, now, this.#emit)) this.#out.push(ip.bytes);
+    } else {
+      this.udp.handle(ip, now);
     }
   }
 
@@ -297,6 +334,7 @@ export class FlowEngine implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweeper);
+    this.#sources.close();
     this.tcp.clear();
     this.udp.clear();
     for (const l of this.#listeners) {
