@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { Decoder } from "./decoder.ts";
 import { ProtocolError } from "./errors.ts";
 import { encodeFrame, Flag, FrameType } from "./frame.ts";
+import { YAMUX_CLIENT_VECTOR } from "./_test_util.ts";
+
+const enc = new TextEncoder();
 
 interface _Ref {
   type: number;
@@ -96,6 +99,39 @@ Deno.test("Decoder matches the reference decoder on random chunkings", () => {
     assert.equal(d.bufferedBytes, 0);
     assert.deepEqual(got, want, `seed ${seed}`);
   }
+});
+
+Deno.test("Decoder reads frames as hashicorp/yamux writes them; encodeFrame() writes the same", () => {
+  const expected: _Ref[] = [
+    { type: FrameType.WindowUpdate, flags: Flag.SYN, streamId: 1, length: 0, data: [] },
+    { type: FrameType.Data, flags: 0, streamId: 1, length: 5, data: [...enc.encode("hello")] },
+    { type: FrameType.Ping, flags: Flag.SYN, streamId: 0, length: 0x102, data: [] },
+    { type: FrameType.WindowUpdate, flags: Flag.FIN, streamId: 1, length: 0, data: [] },
+    { type: FrameType.GoAway, flags: 0, streamId: 0, length: 0, data: [] },
+  ];
+  const wire = YAMUX_CLIENT_VECTOR.flatMap((f) => f.bytes);
+  // Whole, and one byte at a time.
+  for (const chunk of [wire.length, 1]) {
+    const d = new Decoder();
+    const got: _Ref[] = [];
+    for (let off = 0; off < wire.length; off += chunk) {
+      d.push(new Uint8Array(wire.slice(off, off + chunk)));
+      for (const f of d) {
+        const { type, flags, streamId, length } = f;
+        got.push({ type, flags, streamId, length, data: [...f.data] });
+      }
+    }
+    assert.deepEqual(got, expected, `chunks of ${chunk}`);
+  }
+  expected.forEach((f, i) => {
+    const bytes = encodeFrame(
+      f.type as FrameType,
+      f.flags,
+      f.streamId,
+      f.type === FrameType.Data ? new Uint8Array(f.data) : f.length,
+    );
+    assert.deepEqual([...bytes], YAMUX_CLIENT_VECTOR[i].bytes, YAMUX_CLIENT_VECTOR[i].name);
+  });
 });
 
 Deno.test("Decoder yields many frames from one chunk and views when whole", () => {

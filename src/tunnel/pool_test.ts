@@ -1,17 +1,24 @@
 import assert from "node:assert/strict";
 import type { Conn } from "../stack/dialer.ts";
 import { SessionClosedError } from "./errors.ts";
-import { memoryPipe } from "./pipe.ts";
+import { memoryPipe, type MemoryPipeOptions } from "./pipe.ts";
 import { SessionPool } from "./pool.ts";
 import { Session, type SessionCloseInfo } from "./session.ts";
+import { waitFor } from "./_test_util.ts";
 
-/** A fake "traffic manager": every connect makes a pipe with a server session on the far end. */
-function serverFarm() {
+/**
+ * A fake "traffic manager": every connect makes a pipe with a server session on the far end.
+ * The n-th successful connect uses `pipes[n]` (default: no delay). `connectTimes` records when
+ * each connect was attempted (`performance.now()`), failed or not.
+ */
+function serverFarm(pipes: MemoryPipeOptions[] = []) {
   const servers: Session[] = [];
+  const connectTimes: number[] = [];
   let failNext = 0;
   let connects = 0;
   return {
     servers,
+    connectTimes,
     get connects() {
       return connects;
     },
@@ -20,11 +27,12 @@ function serverFarm() {
     },
     connect: (_signal: AbortSignal): Promise<Conn> => {
       connects++;
+      connectTimes.push(performance.now());
       if (failNext > 0) {
         failNext--;
         return Promise.reject(new Error("connect refused"));
       }
-      const [a, b] = memoryPipe();
+      const [a, b] = memoryPipe(pipes[servers.length] ?? {});
       servers.push(new Session(b, { client: false }));
       return Promise.resolve(a);
     },
@@ -35,13 +43,20 @@ function serverFarm() {
 }
 
 Deno.test("SessionPool.start() opens size sessions and open() spreads streams", async () => {
-  const farm = serverFarm();
+  // One-way delays 30, 5 and 60 ms: the fastest session's round trip is at least 10 ms.
+  const farm = serverFarm([{ delayMs: 30 }, { delayMs: 5 }, { delayMs: 60 }]);
   const pool = new SessionPool({ size: 3, connect: farm.connect, session: {} });
   await pool.start();
   assert.equal(pool.sessions.length, 3);
   const streams = await Promise.all(Array.from({ length: 9 }, () => pool.open()));
   assert.deepEqual(pool.sessions.map((s) => s.numStreams), [3, 3, 3]);
-  assert.ok((await pool.ping()) >= 0);
+  // ping() pings every session and answers with the smallest round trip: each session's last
+  // round trip is the one of this ping (its start-up ping was answered before).
+  const rtt = await pool.ping();
+  const each = pool.sessions.map((s) => s.stats.lastRttMs!);
+  assert.ok(rtt >= 9, `rtt ${rtt} is below the 5 ms pipe's two delays`);
+  assert.equal(rtt, Math.min(...each), `rtt ${rtt}, sessions ${each}`);
+  assert.ok(Math.max(...each) >= 119, `${each}`);
   for (const s of streams) s.reset();
   await pool.close();
   await farm.close();
@@ -59,32 +74,52 @@ Deno.test("SessionPool.start() rejects with the connect error when the first fai
 Deno.test("SessionPool replaces a session that died, with backoff", async () => {
   const farm = serverFarm();
   const closes: SessionCloseInfo[] = [];
+  let closedAt = 0;
+  const RETRY_MIN = 25;
   const pool = new SessionPool({
     size: 2,
     connect: farm.connect,
     session: {},
-    onSessionClosed: (info) => closes.push(info),
-    retryMinMs: 10,
+    onSessionClosed: (info) => {
+      closedAt = performance.now();
+      closes.push(info);
+    },
+    retryMinMs: RETRY_MIN,
   });
   await pool.start();
   const s = await pool.open();
   const dead = pool.sessions.find((x) => x.numStreams === 1)!;
+  const deadIndex = pool.sessions.indexOf(dead);
+  const survivor = pool.sessions[1 - deadIndex];
+  const survivorServer = farm.servers[1 - deadIndex];
   farm.failNext(2); // the first two reconnects fail
-  await farm.servers[pool.sessions.indexOf(dead)].close();
+  await farm.servers[deadIndex].close();
   await dead.closed;
   await assert.rejects(s.read(new Uint8Array(1)), SessionClosedError);
-  // New streams go to the survivor meanwhile.
+  // New streams go to the survivor meanwhile (no replacement can exist yet: the first attempt
+  // waits out a backoff), and the dead session is no longer offered.
+  assert.ok(!pool.sessions.includes(dead), "a closed session is still listed");
+  const before = survivor.numStreams;
   const t = await pool.open();
-  assert.ok(!dead.isClosed || pool.sessions.every((x) => x !== dead));
-  const deadline = Date.now() + 2000;
-  while (pool.sessions.length < 2 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  assert.equal(pool.sessions.length, 2);
+  assert.equal(survivor.numStreams, before + 1, "the new stream is not on the survivor");
+  await t.write(new Uint8Array([7]));
+  const onServer = (await survivorServer.accept())!;
+  assert.equal(onServer.id, t.id);
+  assert.equal(await onServer.read(new Uint8Array(1)), 1);
+  await waitFor(() => pool.sessions.length === 2, "the dead session is replaced");
   assert.equal(farm.connects, 2 + 3);
   assert.equal(closes.length, 1);
   assert.equal(closes[0].reason, "remote-goaway");
+  // Backoff, measured on the attempts (a lower bound only, which load cannot break): the
+  // session died within 2 s of opening, so even the first attempt waits 2 x retryMinMs; each
+  // failure then doubles the wait: 50 ms, 50 ms, 100 ms.
+  const [, , c3, c4, c5] = farm.connectTimes;
+  const gaps = [c3 - closedAt, c4 - c3, c5 - c4];
+  const want = [2 * RETRY_MIN, 2 * RETRY_MIN, 4 * RETRY_MIN];
+  // 1 ms of slack for timer and clock rounding.
+  assert.ok(gaps.every((g, i) => g >= want[i] - 1), `gaps ${gaps} ms, want at least ${want}`);
   t.reset();
+  onServer.close();
   await pool.close();
   assert.equal(pool.sessions.length, 0);
   await assert.rejects(pool.open(), SessionClosedError);

@@ -7,10 +7,15 @@ import { Session } from "./session.ts";
 import {
   pseudoRandom,
   readAll,
+  readExactly,
   readFramesUntil,
   relayedPair,
   sessionPair,
   sha256,
+  tappedSessionPair,
+  waitFor,
+  withDeadline,
+  YAMUX_CLIENT_VECTOR,
 } from "./_test_util.ts";
 
 const enc = new TextEncoder();
@@ -124,10 +129,12 @@ Deno.test("Session moves 64 MiB intact on one stream", async () => {
   s.close();
 });
 
-Deno.test("Session buffers no more than the window for a stream whose reader stopped", async () => {
-  await using p = sessionPair();
+Deno.test("Session buffers no more than the window for a stream whose reader stopped; credit returns after half a window is read", async () => {
+  const WINDOW = 256 * 1024; // the spec's initial window, the default
+  await using p = tappedSessionPair();
   const s = await p.client.open();
   let written = 0;
+  let writeError: unknown = null;
   const writer = (async () => {
     const chunk = new Uint8Array(64 * 1024);
     try {
@@ -136,29 +143,50 @@ Deno.test("Session buffers no more than the window for a stream whose reader sto
         written += chunk.length;
       }
     } catch (e) {
-      if (!(e instanceof StreamResetError)) throw e;
+      writeError = e; // checked at the end (a throw here would hide a failed assertion)
     }
   })();
   const t = (await p.server.accept())!;
-  await new Promise((r) => setTimeout(r, 200));
-  assert.equal(t.bufferedBytes, 256 * 1024);
-  assert.equal(p.server.stats.bufferedBytes, 256 * 1024);
-  assert.ok(written <= 256 * 1024, `writer got ahead: ${written}`);
+  // Credit (WindowUpdate without flags) the server sent for the stream, as the client read it.
+  const credits = () =>
+    p.toClient.filter((f) =>
+      f.type === FrameType.WindowUpdate && f.streamId === s.id && f.flags === 0
+    );
+  await waitFor(() => t.bufferedBytes >= WINDOW, "the writer fills the window");
+  // A round trip each way: anything still in flight has arrived.
+  await p.client.ping();
+  await p.server.ping();
+  assert.equal(t.bufferedBytes, WINDOW);
+  assert.equal(p.server.stats.bufferedBytes, WINDOW);
+  assert.equal(written, WINDOW, "the writer stopped at the window");
   assert.equal(s.sendWindow, 0);
+  assert.deepEqual(credits(), []);
   // Another stream on the same session still works.
   const s2 = await p.client.open();
   await s2.write(enc.encode("still alive"));
   const t2 = (await p.server.accept())!;
   const buf = new Uint8Array(32);
   assert.equal(dec.decode(buf.subarray(0, (await t2.read(buf))!)), "still alive");
-  // Reading a little (less than half a window) sends no credit yet; then drain a bit more.
-  const rbuf = new Uint8Array(200 * 1024);
-  let got = 0;
-  while (got < 200 * 1024) got += (await t.read(rbuf.subarray(0, 200 * 1024 - got)))!;
-  await new Promise((r) => setTimeout(r, 50));
+  // Reading less than half a window sends no credit yet. The ping is the barrier: a WindowUpdate
+  // queued by the read would leave before the ping's answer, so it would be in `credits()` now.
+  await readExactly(t, 100 * 1024);
+  await p.client.ping();
+  assert.deepEqual(credits(), [], "credit sent before half the window was read");
+  assert.equal(s.sendWindow, 0);
+  assert.equal(written, WINDOW);
+  // Reading past half a window returns at least what was read (more if the window grew) ...
+  await readExactly(t, 100 * 1024);
+  await p.client.ping();
+  const granted = credits();
+  assert.equal(granted.length, 1, "one WindowUpdate once half the window was read");
+  assert.ok(granted[0].length >= 200 * 1024, `credit ${granted[0].length}`);
+  // ... and the stalled writer moves on with it.
+  await waitFor(() => written > WINDOW, "the writer uses the credit");
+  await waitFor(() => t.bufferedBytes > WINDOW - 200 * 1024, "new data arrives");
   assert.ok(p.server.stats.bufferedBytes <= t.receiveWindow);
   t.reset();
   await writer;
+  assert.ok(writeError instanceof StreamResetError, `writer ended with ${writeError}`);
   s2.close();
   t2.close();
 });
@@ -188,7 +216,9 @@ Deno.test("Session grows the window so a 20 ms round trip does not cap throughpu
   const rate = got / seconds;
   const capped = (256 * 1024) / 0.02;
   assert.equal(got, size);
-  assert.ok(rate >= 4 * capped, `${(rate / 1e6).toFixed(1)} MB/s, window ${t.receiveWindow}`);
+  // Twice what a fixed 256 KiB window allows over this round trip: only a grown window gets
+  // there (the idle machine does about 15 times; the margin is for a busy one).
+  assert.ok(rate >= 2 * capped, `${(rate / 1e6).toFixed(1)} MB/s, window ${t.receiveWindow}`);
   assert.ok(t.receiveWindow > 256 * 1024);
   assert.ok(t.receiveWindow <= 16 * 1024 * 1024);
   s.close();
@@ -198,7 +228,9 @@ Deno.test("Session grows the window so a 20 ms round trip does not cap throughpu
 Deno.test("Session.ping() measures the round trip", async () => {
   await using p = sessionPair({}, { delayMs: 10 });
   const rtt = await p.client.ping();
-  assert.ok(rtt >= 19 && rtt < 80, `rtt ${rtt}`);
+  // At least the two 10 ms delays; the upper bound only catches a ping that waits on something
+  // else (a timer, a batch), with room for a busy machine.
+  assert.ok(rtt >= 19 && rtt < 500, `rtt ${rtt}`);
   assert.ok((await p.server.ping()) >= 19);
   assert.equal(p.client.stats.lastRttMs !== null, true);
   const ac = new AbortController();
@@ -216,7 +248,7 @@ Deno.test("Session.goAway() stops new streams both ways; old ones finish", async
   await assert.rejects(p.client.open(), SessionClosedError);
   assert.equal(await p.client.accept(), null);
   // Wait for the GoAway to arrive.
-  while (!p.server.isGoingAway) await new Promise((r) => setTimeout(r, 1));
+  await waitFor(() => p.server.isGoingAway, "the GoAway arrives");
   await assert.rejects(p.server.open(), SessionClosedError);
   assert.equal(await p.server.accept(), null);
   assert.ok(!p.client.isClosed && !p.server.isClosed);
@@ -334,19 +366,29 @@ Deno.test("Session detects a peer that stops answering within keepaliveTimeoutMs
     keepaliveIntervalMs: 50,
     keepaliveTimeoutMs: 200,
   });
-  const info = await s.closed;
+  // A session that never notices fails here instead of hanging the test.
+  const info = await withDeadline(s.closed, "keepalive timeout", 5000);
   const took = performance.now() - start;
   assert.equal(info.reason, "keepalive-timeout");
-  assert.ok(took >= 240 && took < 600, `took ${took} ms`);
+  // Ideally 50 + 200 ms: the first ping goes out after one interval, then the timeout runs.
+  // The upper bound leaves a busy machine a second of slack and still fails for a session that
+  // waits several timeouts (or intervals) before giving up.
+  assert.ok(took >= 240 && took < 1250, `took ${took} ms`);
   assert.ok(closed);
 });
 
 Deno.test("Session keepalive keeps a healthy session open", async () => {
-  await using p = sessionPair({ client: { keepaliveIntervalMs: 20, keepaliveTimeoutMs: 100 } }, {
-    delayMs: 5,
-  });
-  await new Promise((r) => setTimeout(r, 300));
-  assert.ok(!p.client.isClosed);
+  const TIMEOUT = 500;
+  await using p = tappedSessionPair({
+    client: { keepaliveIntervalMs: 20, keepaliveTimeoutMs: TIMEOUT },
+  }, { delayMs: 5 });
+  const answered = () =>
+    p.toClient.filter((f) => f.type === FrameType.Ping && f.flags === Flag.ACK).length;
+  // Keepalive pings really go out and get answered: 40 answers (the start-up ping is one) take
+  // at least 39 intervals, 780 ms, longer than the timeout, so the session also shows it stays
+  // open across answered pings. Counted, not slept: a slow machine only takes longer.
+  await waitFor(() => answered() >= 40 || p.client.isClosed, "40 keepalive pings answered");
+  assert.ok(!p.client.isClosed, `closed after ${answered()} answered pings`);
   assert.ok(p.client.stats.lastRttMs! >= 9);
 });
 
@@ -395,8 +437,10 @@ Deno.test("Session keeps data that ended with FIN readable after the session end
   await s.write(enc.encode("complete"));
   await s.closeWrite();
   const t = (await p.server.accept())!;
-  while (t.bufferedBytes < 8) await new Promise((r) => setTimeout(r, 1));
-  await new Promise((r) => setTimeout(r, 5));
+  // The data and the FIN were written before the client answers this ping: once it is
+  // answered, the server has them.
+  await p.server.ping();
+  assert.equal(t.bufferedBytes, 8);
   await p.client.close();
   await p.server.closed;
   assert.equal(dec.decode(await readAll(t)), "complete");
@@ -410,19 +454,36 @@ Deno.test("Session reports transport-eof when the transport ends without GoAway"
 });
 
 Deno.test("Session sends control frames and small writes ahead of a bulk stream", async () => {
-  await using p = sessionPair({}, { bytesPerSecond: 50e6, bufferBytes: 128 * 1024 });
+  const RATE = 20e6; // bytes per second, each way
+  const BULK = 64 * 1024 * 1024;
+  // The receiver grants the whole bulk write at once, so it all sits queued in the session.
+  await using p = sessionPair(
+    { server: { initialWindow: BULK, maxWindow: BULK } },
+    { bytesPerSecond: RATE, bufferBytes: 128 * 1024 },
+  );
   const bulk = await p.client.open();
-  const bulkDone = (async () => {
-    const chunk = new Uint8Array(1024 * 1024);
+  let bulkDone = false;
+  let bulkError: unknown = null;
+  const bulkWriting = bulk.write(new Uint8Array(BULK)).then(
+    () => bulkDone = true,
+    (e) => bulkError = e,
+  );
+  const bulkPeer = (await p.server.accept())!;
+  let received = 0;
+  let drainError: unknown = null;
+  const draining = (async () => {
+    const buf = new Uint8Array(256 * 1024);
     try {
-      for (let i = 0; i < 40; i++) await bulk.write(chunk);
-    } catch {
-      // reset at the end
+      for (let n; (n = await bulkPeer.read(buf)) !== null;) received += n;
+    } catch (e) {
+      drainError = e;
     }
   })();
-  const bulkPeer = (await p.server.accept())!;
-  const draining = readAll(bulkPeer).catch(() => {});
-  await new Promise((r) => setTimeout(r, 100));
+  // Bulk bytes handed to the session and not yet framed (internal, read for the check only).
+  const queued = () => bulk._out.reduce((n, c) => n + c.data.length - c.off, 0);
+  await waitFor(() => queued() >= BULK / 2 && received > 0, "bulk data queued and flowing");
+  const queuedAtPing = queued();
+  const receivedAtPing = received;
   const start = performance.now();
   const rtt = await p.client.ping();
   const small = await p.client.open();
@@ -431,14 +492,29 @@ Deno.test("Session sends control frames and small writes ahead of a bulk stream"
   const buf = new Uint8Array(2);
   assert.equal(await smallPeer.read(buf), 2);
   const took = performance.now() - start;
-  // Bulk data is queued for 16 MiB / 50 MB/s ≈ 300 ms; the ping and the small write are not.
-  assert.ok(rtt < 60, `ping took ${rtt} ms behind bulk data`);
-  assert.ok(took < 120, `small stream took ${took} ms behind bulk data`);
+  const overtaken = received - receivedAtPing;
+  // The ping and the small stream overtook the queued bulk data: of the bytes queued ahead of
+  // them, at most half reached the peer first (in order it would be all of them). That is what
+  // is in the batch being written and the pipe, plus what the link carries meanwhile.
+  assert.ok(
+    overtaken < queuedAtPing / 2,
+    `${overtaken} of ${queuedAtPing} queued bulk bytes went before the ping and the small write`,
+  );
+  // The same in time: well under what the queued data takes at the link's rate.
+  const drainMs = (queuedAtPing / RATE) * 1000;
+  assert.ok(rtt < drainMs / 2, `ping took ${rtt} ms behind bulk data (drain ${drainMs} ms)`);
+  assert.ok(took < drainMs / 2, `small stream took ${took} ms behind bulk data`);
+  // The bulk stream was busy the whole time: still writing, no error on either end.
+  assert.equal(bulkDone, false, "the bulk write finished before the ping");
+  assert.equal(bulkError, null);
+  assert.equal(drainError, null);
   bulk.reset();
   small.close();
   smallPeer.close();
-  await bulkDone;
+  await bulkWriting;
   await draining;
+  const ended = bulkError as unknown; // (narrowed to null by the assertion above)
+  assert.ok(ended instanceof StreamResetError, `bulk write ended with ${ended}`);
 });
 
 Deno.test("Session streams work as an async iterator of accepted streams", async () => {
@@ -451,4 +527,45 @@ Deno.test("Session streams work as an async iterator of accepted streams", async
     if (ids.length === 2) break;
   }
   assert.deepEqual(ids, [1, 3]);
+});
+
+/** Where `needle` starts in `hay`, or -1. */
+function indexOfBytes(hay: Uint8Array, needle: number[]): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let k = 0; k < needle.length; k++) if (hay[i + k] !== needle[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+Deno.test("Session serves a hashicorp/yamux client's frames and answers in its layout", async () => {
+  const [peer, ours] = memoryPipe();
+  const server = new Session(ours, { client: false });
+  const frames = YAMUX_CLIENT_VECTOR.map((f) => new Uint8Array(f.bytes));
+  // Open stream 1, "hello", ping 0x102, FIN.
+  for (const f of frames.slice(0, 4)) await peer.write(f);
+  const t = (await withDeadline(server.accept(), "accept stream 1"))!;
+  assert.equal(t.id, 1);
+  assert.equal(dec.decode(await withDeadline(readAll(t), "data, then the FIN")), "hello");
+  t.close();
+  // What the server wrote, raw, until its ACK, its answer to the ping and its FIN are there.
+  let wire = new Uint8Array(0);
+  // Expected headers, written by hand (same spec as the vector):
+  const ack = [0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0]; // Window Update, ACK, stream 1, delta 0
+  const pong = [0, 2, 0, 2, 0, 0, 0, 0, 0, 0, 1, 2]; // Ping, ACK, stream 0, opaque 0x102
+  const fin = [0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0]; // Data, FIN, stream 1, no payload
+  const buf = new Uint8Array(4096);
+  while ([ack, pong, fin].some((h) => indexOfBytes(wire, h) < 0)) {
+    const n = await withDeadline(peer.read(buf), "the ACK, the ping answer and the FIN");
+    assert.ok(n !== null, "the session ended the transport early");
+    wire = new Uint8Array([...wire, ...buf.subarray(0, n)]);
+  }
+  assert.ok(indexOfBytes(wire, ack) < indexOfBytes(wire, fin), "ACK before FIN");
+  // The client's Go Away ends the session as a remote go-away.
+  await peer.write(frames[4]);
+  assert.deepEqual(await withDeadline(server.closed, "session end"), {
+    reason: "remote-goaway",
+    goAwayCode: 0,
+  });
+  peer.close();
 });
