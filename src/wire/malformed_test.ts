@@ -15,13 +15,31 @@ import { UdpDatagram } from "./udp.ts";
 const V4 = new Uint8Array(4);
 const V6 = new Uint8Array(16);
 
-/** Reads every accessor of every view that accepts `buf`; returns how many views did. */
-function touchAll(buf: Uint8Array): number {
-  let views = 0;
+/** How many views of each kind accepted the buffers given to {@linkcode touchAll}. */
+interface Accepted {
+  ipv4: number;
+  ipv6: number;
+  tcp: number;
+  udp: number;
+  icmpv4: number;
+  icmpv6: number;
+}
+
+function noneAccepted(): Accepted {
+  return { ipv4: 0, ipv6: 0, tcp: 0, udp: 0, icmpv4: 0, icmpv6: 0 };
+}
+
+/**
+ * Reads every accessor of every view that accepts `buf`; counts the views that did in `seen`.
+ * Transport views are tried on the IP payload (when an IP view accepted `buf`) and on `buf`
+ * itself; only the first are counted as tcp/udp, so the counts show how much of the corrupted
+ * input really reached the transport layer through an IP header.
+ */
+function touchAll(buf: Uint8Array, seen: Accepted = noneAccepted()): Accepted {
   const sink: unknown[] = [];
   const p4 = Ipv4Packet.view(buf);
   if (p4 !== null) {
-    views++;
+    seen.ipv4++;
     sink.push(
       p4.headerLength,
       p4.totalLength,
@@ -43,11 +61,11 @@ function touchAll(buf: Uint8Array): number {
       parseIpv4(p4),
     );
     assert.ok(p4.payload.length === p4.totalLength - p4.headerLength);
-    views += touchUpper(p4.payload, p4.src, p4.dst);
+    touchUpper(p4.payload, p4.src, p4.dst, seen);
   }
   const p6 = Ipv6Packet.view(buf);
   if (p6 !== null) {
-    views++;
+    seen.ipv6++;
     sink.push(
       p6.trafficClass,
       p6.flowLabel,
@@ -62,20 +80,28 @@ function touchAll(buf: Uint8Array): number {
     const ul = p6.upperLayer();
     if (ul !== null) {
       assert.ok(ul.offset <= p6.bytes.length);
-      views += touchUpper(p6.bytes.subarray(ul.offset), p6.src, p6.dst);
+      touchUpper(p6.bytes.subarray(ul.offset), p6.src, p6.dst, seen);
     }
   }
-  views += touchUpper(buf, V4, V4) + touchUpper(buf, V6, V6);
-  return views + (sink.length > 0 ? 0 : 0);
+  touchUpper(buf, V4, V4);
+  touchUpper(buf, V6, V6);
+  return seen;
 }
 
-/** Reads every accessor of every transport view that accepts `buf`. */
-function touchUpper(buf: Uint8Array, src: Uint8Array, dst: Uint8Array): number {
-  let views = 0;
+/**
+ * Reads every accessor of every transport view that accepts `buf`; counts them in `seen` when
+ * given.
+ */
+function touchUpper(
+  buf: Uint8Array,
+  src: Uint8Array,
+  dst: Uint8Array,
+  seen: Accepted = noneAccepted(),
+): void {
   const sink: unknown[] = [];
   const t = TcpSegment.view(buf);
   if (t !== null) {
-    views++;
+    seen.tcp++;
     sink.push(
       t.srcPort,
       t.dstPort,
@@ -100,23 +126,22 @@ function touchUpper(buf: Uint8Array, src: Uint8Array, dst: Uint8Array): number {
   }
   const u = UdpDatagram.view(buf);
   if (u !== null) {
-    views++;
+    seen.udp++;
     sink.push(u.srcPort, u.dstPort, u.length, u.checksum, u.payload, u.verifyChecksum(src, dst));
     assert.equal(u.bytes.length, u.length);
   }
   const m4 = Icmpv4Message.view(buf);
   if (m4 !== null) {
-    views++;
+    seen.icmpv4++;
     sink.push(m4.type, m4.code, m4.checksum, m4.identifier, m4.sequence, m4.body);
     sink.push(m4.verifyChecksum(), parseIcmpv4Echo(m4));
   }
   const m6 = Icmpv6Message.view(buf);
   if (m6 !== null) {
-    views++;
+    seen.icmpv6++;
     sink.push(m6.type, m6.code, m6.checksum, m6.identifier, m6.sequence, m6.body);
     sink.push(m6.verifyChecksum(src, dst), parseIcmpv6Echo(m6));
   }
-  return views;
 }
 
 /** Reference option walker: the offsets where a well-formed option list may end. */
@@ -179,7 +204,7 @@ Deno.test("view() returns null for every truncation of every scapy vector", () =
 
 Deno.test("view() and accessors never throw on randomly corrupted packets", () => {
   const next = prng(0xbad);
-  let accepted = 0;
+  const seen = noneAccepted();
   for (let i = 0; i < 20000; i++) {
     const v = vectors[next() % vectors.length];
     const buf = fromHex(v.hex);
@@ -190,9 +215,18 @@ Deno.test("view() and accessors never throw on randomly corrupted packets", () =
       buf[at] = next() & 0xff;
     }
     const len = (next() & 3) === 0 ? next() % (buf.length + 1) : buf.length;
-    accepted += touchAll(buf.slice(0, len));
+    touchAll(buf.slice(0, len), seen);
   }
-  assert.ok(accepted > 20000);
+  // The check is only worth something if the corrupted packets get past the views' length and
+  // version checks often enough for the accessors to run on them. The input is deterministic
+  // (seeded); today's counts are ipv4 7957, ipv6 5503, tcp 6572, udp 1824 (transport views
+  // counted on IP payloads only). The bounds are about half of that: a view that turns stricter
+  // passes, one that rejects (nearly) everything fails.
+  const want = { ipv4: 4000, ipv6: 2500, tcp: 3000, udp: 800 };
+  for (const [kind, least] of Object.entries(want)) {
+    const got = seen[kind as keyof Accepted];
+    assert.ok(got >= least, `${kind}: ${got} accepted views, want at least ${least}`);
+  }
 });
 
 /** A valid 20-byte IPv4 header + 20-byte TCP header, as a starting point for corruption. */
