@@ -87,7 +87,10 @@ Deno.test("DnsServer answers short and full cluster names under the name asked",
 
 Deno.test("DnsServer returns every pod IP of a headless service and NXDOMAIN with the SOA", async () => {
   const t = setup();
-  assert.deepEqual((await t.ask("db.default.svc.cluster.local")).data.length, 2);
+  assert.deepEqual((await t.ask("db.default.svc.cluster.local")).data.sort(), [
+    "db.default.svc.cluster.local 10.244.0.20",
+    "db.default.svc.cluster.local 10.244.0.21",
+  ]);
   const nx = await t.ask("nope.default.svc.cluster.local");
   assert.equal(nx.rcode, 3);
   assert.equal(nx.m.authorities?.[0].type, "SOA");
@@ -136,12 +139,44 @@ Deno.test("DnsServer answers FORMERR to malformed queries and never throws", asy
   const long = `${"a".repeat(63)}.`.repeat(5) + "cluster.local";
   const tooLong = await t.server.handle(query(long), "udp");
   assert.equal(tooLong![3] & 15, 1);
+  assert.equal(t.server.stats.malformed, 3, "garbage, no header, name too long");
+  // Random junk shaped so that FORMERR is due for every one: a standard query (QR 0, opcode
+  // 0) whose question count is not 1, so it is malformed whether or not it parses. Every other
+  // one has small record counts (no question, or two), so that part of it parses and is refused
+  // for its questions rather than by the parser.
+  let seed = 0x5eed;
+  const random = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed & 0xff;
+  };
+  let answered = 0;
+  let parsed = 0;
   for (let i = 0; i < 2000; i++) {
-    const junk = crypto.getRandomValues(new Uint8Array(1 + (i % 300)));
-    junk[2] &= 0x7f; // a query, so an error answer is due
-    await t.server.handle(junk, "udp");
+    const junk = Uint8Array.from({ length: 1 + (i % 300) }, random);
+    if (junk.length > 2) junk[2] &= 0x07; // QR 0, opcode 0; AA, TC, RD random
+    if (junk.length > 5 && junk[4] === 0 && junk[5] === 1) junk[5] = 2;
+    if (i % 2 === 1 && junk.length >= 12) junk.set([0, i % 4 === 1 ? 0 : 2, 0, 0, 0, 0, 0, 0], 4);
+    if (decode(junk) !== null) parsed++;
+    const r = await t.server.handle(junk, "udp");
+    if (junk.length < 12) {
+      assert.equal(r, null, `${junk.length}-byte junk has no header to answer`);
+      continue;
+    }
+    assert.ok(r !== null, `no answer to junk #${i}`);
+    assert.deepEqual(
+      [r[0], r[1], r[2] >> 7, r[3] & 15],
+      [junk[0], junk[1], 1, 1],
+      `junk #${i}: same ID, a response, FORMERR`,
+    );
+    answered++;
   }
-  assert.ok(t.server.stats.malformed > 0);
+  assert.equal(answered, 2000 - 7 * 11, "lengths 1-11 come up 7 times each");
+  // Both paths to FORMERR were taken: the parser's and the question check's (479 parse today).
+  assert.ok(parsed >= 400 && parsed < answered, `${parsed} of the junk queries parse`);
+  assert.equal(t.server.stats.malformed, 3 + 2000, "every junk query counted as malformed");
+  assert.equal(t.log.length, 0, "junk never reaches the cluster");
 });
 
 Deno.test("DnsServer truncates UDP answers over the client's limit so it retries over TCP", async () => {

@@ -85,8 +85,66 @@ Deno.test({
     );
     assert.equal(denied?.reason, "forbidden");
     assert.match(denied!.message, /169\.254\.0\.0\/16/);
+    // A destination that never answers the SYN. The client's own signal is long, so a
+    // "timeout" can only be the manager's connect timeout coming back as the reply.
+    await using hole = await blackHole();
+    const start = performance.now();
+    const timedOut = await errOf(
+      t.dialer.dialTcp({ address: "127.0.0.1", port: hole.port }, {
+        signal: AbortSignal.timeout(30_000),
+        timeoutMs: 300,
+      }),
+    );
+    const took = performance.now() - start;
+    assert.equal(timedOut?.reason, "timeout", `${timedOut}`);
+    assert.match(timedOut!.message, /timed out/);
+    assert.ok(took >= 290, `gave up after ${took} ms, before the 300 ms connect timeout`);
   },
 });
+
+/**
+ * A local port whose connects hang: a listener that never accepts, with its accept queue
+ * filled, so Linux drops further SYNs (the client retries for seconds). Found by connecting
+ * until a connect does not complete within 200 ms.
+ */
+async function blackHole(): Promise<{ port: number } & AsyncDisposable> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  const held: Deno.Conn[] = [];
+  const stuck: Promise<unknown>[] = [];
+  for (let i = 0; stuck.length === 0; i++) {
+    if (i > 70_000) throw new Error("black hole: the accept queue never filled");
+    const connecting = Deno.connect({ hostname: "127.0.0.1", port });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([
+      connecting,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 200)),
+    ]);
+    clearTimeout(timer);
+    if (r !== null) {
+      held.push(r);
+      continue;
+    }
+    // Slow, or really stuck? A connect to a listener with room completes in well under a
+    // millisecond; give it another half second before believing it is dropped.
+    const settled = connecting.then((c) => c, () => null);
+    const again = await Promise.race([
+      settled,
+      new Promise<"pending">((resolve) => timer = setTimeout(() => resolve("pending"), 500)),
+    ]);
+    clearTimeout(timer);
+    if (again === "pending") stuck.push(settled.then((c) => c?.close()));
+    else if (again !== null) held.push(again);
+  }
+  return {
+    port,
+    async [Symbol.asyncDispose]() {
+      for (const c of held) c.close();
+      listener.close(); // the hanging connect's next SYN retry gets a reset
+      await Promise.all(stuck);
+    },
+  };
+}
 
 Deno.test({
   name: "TrafficManager relays UDP datagrams both ways",
