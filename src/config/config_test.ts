@@ -21,11 +21,27 @@ Deno.test("resolveSettings() takes flags over the context's entry over defaults 
   assert.equal(prod.dns, "off");
   assert.deepEqual(prod.alsoProxy, ["192.0.2.0/24"]);
   assert.deepEqual(prod.neverProxy, ["10.0.0.0/8"]);
-  assert.equal(prod.mtu, DEFAULT_SETTINGS.mtu);
+  assert.equal(prod.mtu, 1500);
   const dev = resolveSettings({}, file, "dev");
   assert.equal(dev.transports, 4);
   assert.equal(dev.namespace, null);
-  assert.deepEqual(resolveSettings({}, null, "x"), DEFAULT_SETTINGS);
+  // The built-in defaults, written out (README: transports 2, TUN kconnect0 with mtu 1500, ...).
+  assert.deepEqual(resolveSettings({}, null, "x"), {
+    namespace: null,
+    alsoProxy: [],
+    neverProxy: [],
+    dns: "auto",
+    managerNamespace: "kconnect",
+    transports: 2,
+    mtu: 1500,
+    allowRouteConflicts: false,
+    tunName: "kconnect0",
+    tunNet4: "198.18.0.0/29",
+    tunNet6: "fd00:6b63::/125",
+    installManager: false,
+    upgradeManager: true,
+    managerImage: null,
+  });
 });
 
 Deno.test("parseConfig() names the file and the field that is wrong", () => {

@@ -2,9 +2,21 @@ import assert from "node:assert/strict";
 import { DEFAULT_SESSION_OPTIONS, resolveSessionOptions } from "./config.ts";
 
 Deno.test("resolveSessionOptions() fills defaults", () => {
+  // The defaults the option docs state, written out.
   assert.deepEqual(resolveSessionOptions({ client: false }), {
-    ...DEFAULT_SESSION_OPTIONS,
     client: false,
+    initialWindow: 256 * 1024, // the yamux spec's initial window
+    maxWindow: 16 * 1024 * 1024,
+    maxStreams: 4096,
+    maxFrameSize: 1024 * 1024,
+    acceptBacklog: 256,
+    keepaliveIntervalMs: 0,
+    keepaliveTimeoutMs: 10_000,
+    writeTimeoutMs: 30_000,
+  });
+  assert.deepEqual(resolveSessionOptions({ client: true }), {
+    ...DEFAULT_SESSION_OPTIONS,
+    client: true,
   });
   assert.equal(resolveSessionOptions({ client: true, maxStreams: 5 }).maxStreams, 5);
   assert.equal(resolveSessionOptions({ client: true, maxStreams: undefined }).maxStreams, 4096);

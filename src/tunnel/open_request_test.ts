@@ -33,6 +33,64 @@ Deno.test("encodeOpenRequest() and decodeOpenRequest() round-trip", () => {
   }
 });
 
+/** ASCII text as byte values (for the literal vectors below). */
+const ascii = (t: string) => Array.from(t, (c) => c.charCodeAt(0));
+
+// Byte vectors written by hand from the format in open_request.ts's module comment (version u8,
+// kind u8, body length u16, body; tcp body: port u16, timeoutMs u32, host length u8, host;
+// udp body: port u16, host length u8, host; all big-endian), not produced by the encoder.
+const requestVectors: [OpenRequest, number[]][] = [
+  [
+    { kind: "tcp", host: "10.96.0.1", port: 443, timeoutMs: 5000 },
+    // v1, tcp, body 16 | port 0x01bb | timeout 0x00001388 | host length 9 | "10.96.0.1"
+    [1, 1, 0, 16, 0x01, 0xbb, 0x00, 0x00, 0x13, 0x88, 9, ...ascii("10.96.0.1")],
+  ],
+  [
+    // Every byte of port and timeout distinct, so any byte-order slip shows.
+    { kind: "tcp", host: "a", port: 0x1234, timeoutMs: 0x0a0b0c0d },
+    [1, 1, 0, 8, 0x12, 0x34, 0x0a, 0x0b, 0x0c, 0x0d, 1, 0x61],
+  ],
+  [
+    { kind: "udp", host: "10.96.0.10", port: 53 },
+    // v1, udp, body 13 | port 0x0035 | host length 10 | "10.96.0.10"
+    [1, 2, 0, 13, 0x00, 0x35, 10, ...ascii("10.96.0.10")],
+  ],
+  [{ kind: "dns" }, [1, 3, 0, 0]],
+  [{ kind: "control" }, [1, 4, 0, 0]],
+];
+
+// Replies: version u8, status u8, message length u16, message. Status codes are the order of
+// the OpenStatus list in open_request.ts: ok 0, refused 1, unreachable 2, timeout 3,
+// forbidden 4, error 5.
+const replyVectors: [OpenReply, number[]][] = [
+  [{ status: "ok" }, [1, 0, 0, 0]],
+  [{ status: "refused", message: "nope" }, [1, 1, 0, 4, ...ascii("nope")]],
+  [{ status: "unreachable", message: "ü" }, [1, 2, 0, 2, 0xc3, 0xbc]], // U+00FC in UTF-8
+  [{ status: "timeout" }, [1, 3, 0, 0]],
+  [{ status: "forbidden", message: "x" }, [1, 4, 0, 1, 0x78]],
+  // 300 = 0x012c: the length's high byte comes first.
+  [{ status: "error", message: "y".repeat(300) }, [1, 5, 0x01, 0x2c, ...ascii("y".repeat(300))]],
+];
+
+Deno.test("open requests and replies have the documented byte layout", () => {
+  for (const [r, bytes] of requestVectors) {
+    assert.deepEqual([...encodeOpenRequest(r)], bytes, `encode ${JSON.stringify(r)}`);
+    assert.deepEqual(
+      decodeOpenRequest(new Uint8Array(bytes)),
+      { request: r, consumed: bytes.length },
+      `decode ${JSON.stringify(r)}`,
+    );
+  }
+  for (const [r, bytes] of replyVectors) {
+    assert.deepEqual([...encodeOpenReply(r)], bytes, `encode ${r.status}`);
+    assert.deepEqual(
+      decodeOpenReply(new Uint8Array(bytes)),
+      { reply: r, consumed: bytes.length },
+      `decode ${r.status}`,
+    );
+  }
+});
+
 Deno.test("encodeOpenRequest() rejects out-of-range fields with RangeError", () => {
   const bad = [
     { kind: "tcp", host: "h", port: 0, timeoutMs: 1 },
