@@ -21,9 +21,16 @@ interface GatherOptions {
   logFile?: string;
 }
 
+/** Key names whose values are secrets, wherever the word sits (`GITHUB_TOKEN`, `X-Api-Key`). */
+const SECRET_KEY =
+  "[-\\w.]*(?:token|secret|passw(?:or)?d|key|credential|auth|cookie|pem|[-_]data)[-\\w.]*";
+
 /**
- * Removes secrets from text: bearer tokens, `token`/`password`/`secret` values in JSON and YAML,
- * PEM blocks (keys and certificates), base64 kubeconfig data fields and JWTs.
+ * Removes secrets from text: bearer tokens, PEM blocks (keys and certificates), JWTs, well-known
+ * token formats (EKS `k8s-aws-v1.…`, GCP `ya29.…`, GitHub, GitLab, Slack, Kubernetes bootstrap
+ * tokens, AWS access key ids), and the value of every key whose name contains token, secret,
+ * password, key, credential, auth, cookie, pem or -data, in JSON (`"GITHUB_TOKEN": "…"`), YAML and
+ * INI (`aws_secret_access_key = …`), headers (`X-Api-Key: …`) and `NAME=value` pairs.
  *
  * @example
  * ```ts
@@ -41,14 +48,34 @@ export function redact(text: string): string {
     .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, "$1 [REDACTED]")
     .replace(/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, "[REDACTED-JWT]")
     .replace(
-      /("(?:[A-Za-z]*(?:[Tt]oken|[Pp]assword|[Ss]ecret)|(?:client|private)[Kk]ey(?:Pem|Data)?|clientCertPem|caPem)"\s*:\s*)"(?:[^"\\]|\\.)*"/g,
+      /\b(?:k8s-aws-v1\.[A-Za-z0-9_-]+|ya29\.[A-Za-z0-9_.-]+|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}|xox[abposr]-[\w-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16}|[a-z0-9]{6}\.[a-z0-9]{16})\b/g,
+      "[REDACTED]",
+    )
+    // JSON: "…key…": "value" (or a bare number or word).
+    .replace(
+      new RegExp(
+        `("${SECRET_KEY}"\\s*:\\s*)(?:"(?:[^"\\\\]|\\\\.)*"|(?!(?:null|true|false)\\b)[\\w.+-]+)`,
+        "gi",
+      ),
       '$1"[REDACTED]"',
     )
+    // YAML, INI and headers at the start of a line: key: value, key = value.
     .replace(
-      /^(\s*[-\w]*(?:token|password|secret|-data)\s*[:=]\s*)\S.*$/gim,
+      new RegExp(
+        `^(\\s*(?:- )?${SECRET_KEY}\\s*[:=]\\s*)(?![{[|>]\\s*$|(?:Bearer|Basic) \\[REDACTED\\])\\S.*$`,
+        "gim",
+      ),
       "$1[REDACTED]",
     )
-    .replace(/\b([A-Za-z_]*(?:TOKEN|SECRET|PASSWORD|KEY))=\S+/g, "$1=[REDACTED]");
+    // Headers and key=value pairs inside a line (log fields, environment dumps).
+    .replace(
+      /\b((?:Proxy-)?Authorization|Cookie|Set-Cookie|X-[-\w]*(?:Token|Key|Secret|Auth)[-\w]*)(\s*:\s*)(?!(?:Bearer|Basic) \[REDACTED\])[^\s,;"][^,;"\n]*/gi,
+      "$1$2[REDACTED]",
+    )
+    .replace(
+      /\b([\w.-]*(?:token|secret|passw(?:or)?d|credential|api_?key|access_?key|private_?key)[\w.-]*|[A-Z_]*(?:KEY|AUTH))=(?!\[REDACTED)\S+/gi,
+      "$1=[REDACTED]",
+    );
 }
 
 async function capture(cmd: string[]): Promise<string> {
@@ -73,6 +100,16 @@ async function readOr(path: string): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Writes `data` to `path` readable by its owner only (0600), also when the file existed: the
+ * archive holds logs that are 0640 on disk, so it must not get the umask's 0644.
+ */
+async function writePrivate(path: string, data: Uint8Array): Promise<void> {
+  using file = await Deno.open(path, { write: true, create: true, truncate: true, mode: 0o600 });
+  await Deno.chmod(path, 0o600); // an existing file keeps its mode: fix it before any byte lands
+  for (let off = 0; off < data.length;) off += await file.write(data.subarray(off));
 }
 
 /** Runs `kconnect gather-logs`; returns the archive's path. */
@@ -115,13 +152,14 @@ export async function gatherLogs(opts: GatherOptions): Promise<string> {
     await put("resolvectl-status.txt", await capture(["resolvectl", "status"]));
     if (notes.length) await put("NOTES.txt", notes.join("\n") + "\n");
     const tar = await new Deno.Command("tar", {
-      args: ["-czf", output.startsWith("/") ? output : `${Deno.cwd()}/${output}`, "-C", tmp, top],
-      stdout: "null",
+      args: ["-czf", "-", "-C", tmp, top],
+      stdout: "piped",
       stderr: "piped",
     }).output();
     if (!tar.success) {
       throw new Error(`tar failed: ${new TextDecoder().decode(tar.stderr).trim()}`);
     }
+    await writePrivate(output.startsWith("/") ? output : `${Deno.cwd()}/${output}`, tar.stdout);
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
