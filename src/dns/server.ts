@@ -22,7 +22,8 @@ import {
   truncated,
   udpLimit,
 } from "./message.ts";
-import { type DnsScope, routeName } from "./names.ts";
+import { type DnsScope, reverseZones, routeName } from "./names.ts";
+import type { Cidr } from "../wire/address.ts";
 import { logger } from "../log.ts";
 
 const log = logger("dns");
@@ -56,10 +57,62 @@ export interface DnsStats {
   dropped: number;
   failures: number;
   probes: number;
+  /** Records the cluster sent that were off the question's CNAME chain or outside its zones: dropped. */
+  offChain: number;
 }
 
 function bare(name: string): string {
   return name.toLowerCase().replace(/\.$/, "");
+}
+
+/** Whether `name` is `zone` or below it (both bare). */
+function inZone(name: string, zone: string): boolean {
+  return zone === "" || name === zone || name.endsWith(`.${zone}`);
+}
+
+const zonesOf = new WeakMap<readonly Cidr[], string[]>();
+
+/** Whether the cluster may speak for `name`: the cluster domain, or a reverse zone of its CIDRs. */
+function clusterOwns(name: string, scope: DnsScope): boolean {
+  const n = bare(name);
+  if (inZone(n, bare(scope.clusterDomain))) return true;
+  if (!n.endsWith(".arpa")) return false;
+  let zones = zonesOf.get(scope.cidrs);
+  if (zones === undefined) {
+    zones = scope.cidrs.flatMap((c) => reverseZones(c));
+    zonesOf.set(scope.cidrs, zones);
+  }
+  return zones.some((z) => inZone(n, z));
+}
+
+/**
+ * The records of `answers` on the CNAME chain that starts at `start` (the question), while
+ * `allowed` says each next name may be answered by this source; `outside` is the first name the
+ * chain leaves to (a CNAME to an Internet name, e.g. an ExternalName service), if any.
+ */
+function followChain(
+  answers: DnsRecord[],
+  start: string,
+  allowed: (name: string) => boolean,
+): { kept: DnsRecord[]; outside: string | null } {
+  const on = new Set([bare(start)]);
+  let current = bare(start);
+  let outside: string | null = null;
+  for (let hop = 0; hop < 16; hop++) {
+    const cname = answers.find((r) => r.type === "CNAME" && bare(r.name) === current) as
+      | { data?: unknown }
+      | undefined;
+    if (typeof cname?.data !== "string") break;
+    const next = bare(cname.data);
+    if (on.has(next)) break;
+    if (!allowed(next)) {
+      outside = next;
+      break;
+    }
+    on.add(next);
+    current = next;
+  }
+  return { kept: answers.filter((r) => on.has(bare(r.name))), outside };
 }
 
 function validName(name: string): boolean {
@@ -79,6 +132,7 @@ export class DnsServer {
     dropped: 0,
     failures: 0,
     probes: 0,
+    offChain: 0,
   };
   readonly cache = new DnsCache();
   readonly #o: DnsServerOptions;
@@ -165,15 +219,68 @@ export class DnsServer {
         ) {
           return await this.#upstream(raw, m);
         }
+        // Only what the cluster may speak for goes back: the records on the question's CNAME
+        // chain, inside the cluster domain or its reverse zones (no www.bank.example riding
+        // along for the stub's cache).
+        const scope = this.#o.scope();
+        const chain = followChain(a.answers, route.fqdn, (n) => clusterOwns(n, scope));
+        const authorities = a.authorities.filter((r) => clusterOwns(r.name, scope));
+        this.stats.offChain += a.answers.length - chain.kept.length +
+          a.authorities.length - authorities.length;
+        let answers = chain.kept;
+        let rcode = a.rcode;
+        if (chain.outside !== null && q.type !== "CNAME") {
+          // A CNAME out of the cluster (an ExternalName service): its target is resolved where
+          // this machine resolves Internet names, not taken from the cluster.
+          const more = await this.#chase(chain.outside, q.type, q.class ?? "IN");
+          if (more !== null) {
+            answers = [...answers, ...more.answers];
+            rcode = more.rcode;
+          }
+        }
         const from = bare(route.fqdn);
         const rename = (
           r: DnsRecord,
         ) => (bare(r.name) === from ? { ...r, name: q.name } as DnsRecord : r);
-        return respond(m, a.rcode, {
-          answers: a.answers.map(rename),
-          authorities: a.authorities,
-        });
+        return respond(m, rcode, { answers: answers.map(rename), authorities });
       }
+    }
+  }
+
+  /**
+   * Resolves `name`, where a CNAME from the cluster led, through the upstream resolvers; null
+   * when there are none (split DNS: the system resolver follows the CNAME itself), when the
+   * name is not an upstream one, or on failure.
+   */
+  async #chase(
+    name: string,
+    type: string,
+    klass: string,
+  ): Promise<{ rcode: number; answers: DnsRecord[] } | null> {
+    if (this.#o.upstream === null || routeName(name, this.#o.scope()).kind !== "upstream") {
+      return null;
+    }
+    this.stats.upstream++;
+    try {
+      const raw = await this.#o.upstream(encode({
+        id: crypto.getRandomValues(new Uint16Array(1))[0],
+        type: "query",
+        flags: 1 << 8, // RD
+        questions: [{ name, type: type as DnsRecord["type"], class: klass as "IN" }],
+      } as Message));
+      const resp = decode(raw);
+      const q = resp?.questions?.[0];
+      if (resp === null || resp.type !== "response" || q === undefined || bare(q.name) !== name) {
+        return null;
+      }
+      const answers = (resp.answers ?? []) as DnsRecord[];
+      return {
+        rcode: (resp.flags ?? 0) & 0x0f,
+        answers: followChain(answers, name, () => true).kept,
+      };
+    } catch {
+      this.stats.failures++;
+      return null;
     }
   }
 
