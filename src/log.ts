@@ -3,7 +3,11 @@
  * `--log-level` (or `setLogLevel()`) asks for more. Every line goes to stderr, so stdout stays
  * free for a command's own output (see `src/cli/output.ts`).
  *
- * A line looks like `2025-01-02T03:04:05.678Z WARN  tun: queue full dropped=3`.
+ * A line looks like `2025-01-02T03:04:05.678Z WARN  tun: queue full dropped=3`. Messages and
+ * values may carry text from outside (a manager's warnings, an exec plugin's stderr), so control
+ * characters in them are escaped ({@linkcode escapeControls}), and a message's own newlines
+ * (a multi-line error, a stack trace) continue the line indented by two spaces: every record
+ * starts with its timestamp and nothing logged can move a terminal's cursor or forge a record.
  *
  * @example Log from a module
  * ```ts
@@ -137,15 +141,49 @@ export function setLogWriter(next: (line: string) => void): (line: string) => vo
   return previous;
 }
 
+// C0 controls but tab and newline, DEL, C1 controls, bidirectional overrides and isolates, and
+// the Unicode line and paragraph separators.
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const CONTROLS_ALL =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SHORT: Record<string, string> = { "\n": "\\n", "\r": "\\r" };
+
+function escapeOne(c: string): string {
+  return SHORT[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * Replaces the control characters in untrusted `text` with visible escapes (`\u001b`, `\n`):
+ * C0 and C1 controls, DEL, bidirectional overrides and the Unicode line separators. Tabs stay,
+ * and newlines too when `keepNewlines` is set. The escapes are JSON's, so inside a JSON string
+ * they mean the same characters.
+ *
+ * @example
+ * ```ts
+ * import { escapeControls } from "./log.ts";
+ * escapeControls("\x1b]0;owned\x07ok"); // "\\u001b]0;owned\\u0007ok"
+ * escapeControls("a\nb"); // "a\\nb"
+ * escapeControls("a\nb", { keepNewlines: true }); // "a\nb"
+ * ```
+ */
+export function escapeControls(text: string, options: { keepNewlines?: boolean } = {}): string {
+  return text.replace(options.keepNewlines ? CONTROLS : CONTROLS_ALL, escapeOne);
+}
+
 function formatValue(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.message);
-  if (typeof value === "string") return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  if (value instanceof Error) return escapeControls(JSON.stringify(value.message));
+  if (typeof value === "string") {
+    const plain = /^[^\s"=]+$/.test(value) && escapeControls(value) === value;
+    return plain ? value : escapeControls(JSON.stringify(value));
+  }
   if (typeof value === "bigint") return value.toString();
   if (value === undefined) return "undefined";
   try {
-    return JSON.stringify(value) ?? String(value);
+    return escapeControls(JSON.stringify(value) ?? String(value));
   } catch {
-    return String(value);
+    return escapeControls(String(value));
   }
 }
 
@@ -166,7 +204,9 @@ export function formatLogLine(
   message: string,
   fields?: LogFields,
 ): string {
-  let line = `${time.toISOString()} ${level.toUpperCase().padEnd(5)} ${scope}: ${message}`;
+  const text = escapeControls(message.replace(/\n+$/, ""), { keepNewlines: true })
+    .replaceAll("\n", "\n  ");
+  let line = `${time.toISOString()} ${level.toUpperCase().padEnd(5)} ${scope}: ${text}`;
   if (fields) {
     for (const [key, value] of Object.entries(fields)) line += ` ${key}=${formatValue(value)}`;
   }

@@ -4,19 +4,28 @@
  * the logger in `src/log.ts` instead. Writes are synchronous so that output and an immediate
  * `Deno.exit()` cannot race.
  *
+ * What is printed often holds text from outside: the traffic manager's warnings, cluster domain
+ * and namespaces, an exec plugin's stderr, another member's error in `status`. So every write
+ * here escapes control characters ({@linkcode escapeControls}: C0 but tab and newline, DEL, C1,
+ * bidirectional overrides) — nobody can send ANSI or OSC sequences to a user's terminal through
+ * kconnect. kconnect's own output has none; JSON output keeps its meaning, as the escapes are
+ * JSON's.
+ *
  * @module
  */
+import { escapeControls } from "../log.ts";
 
 const encoder = new TextEncoder();
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
-  const bytes = encoder.encode(text);
+  const bytes = encoder.encode(escapeControls(text, { keepNewlines: true }));
   let off = 0;
   while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
 }
 
 /**
- * Writes `text` to stdout as given (add the newline yourself, or use {@linkcode printLine}).
+ * Writes `text` to stdout as given but for control characters (add the newline yourself, or use
+ * {@linkcode printLine}).
  *
  * @example
  * ```ts
@@ -42,7 +51,7 @@ export function printLine(text = ""): void {
 }
 
 /**
- * Writes `text` to stderr as given.
+ * Writes `text` to stderr as given but for control characters.
  *
  * @example
  * ```ts
