@@ -1,10 +1,12 @@
 /**
  * The client end of the control stream: the traffic manager's session info, first and on every
- * change.
+ * change. The manager is not trusted: each info is checked here, at the boundary
+ * ({@linkcode parseInfo}), and what is invalid is left out and listed in `refused`.
  *
  * @module
  */
 import type { SessionInfo } from "../manager/session_info.ts";
+import { checkInfo, type TrustPolicy } from "./trust.ts";
 import { FrameReader } from "../tunnel/framing.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { StreamOpener } from "../dial/tunnel.ts";
@@ -18,12 +20,29 @@ export interface Control {
   close(): void;
 }
 
-function parseInfo(bytes: Uint8Array): SessionInfo {
-  const v = JSON.parse(new TextDecoder().decode(bytes));
-  if (v?.type !== "info" || !Array.isArray(v.serviceCidrs) || !Array.isArray(v.podCidrs)) {
+/**
+ * Parses one session info and checks every entry (see `trust.ts`): a cluster domain that is not
+ * a DNS name is replaced, namespaces that are not DNS labels and prefixes that do not parse are
+ * dropped, text is cleaned; each is listed in `refused` with the reason. With `policy` the
+ * domain and prefix policy applies too (the session applies it with the user's settings).
+ *
+ * @throws {TypeError} when it is not session info at all.
+ */
+export function parseInfo(bytes: Uint8Array, policy?: TrustPolicy): SessionInfo {
+  let v;
+  try {
+    v = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    v = null;
+  }
+  if (
+    typeof v !== "object" || v === null || v.type !== "info" || !Array.isArray(v.serviceCidrs) ||
+    !Array.isArray(v.podCidrs)
+  ) {
     throw new TypeError("the traffic manager sent session info kconnect does not understand");
   }
-  return v as SessionInfo;
+  const { info, refused } = checkInfo(v as SessionInfo, policy);
+  return { ...info, refused };
 }
 
 /** Opens the control stream and waits for the first info; `onUpdate` gets later ones. */

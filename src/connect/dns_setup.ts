@@ -23,12 +23,19 @@ export class DnsSetup {
   readonly #namespace: string;
   readonly #addresses: string[];
   #info: () => SessionInfo;
+  #routed: () => ReadonlySet<string> | undefined;
   #resolver: ResolverConfigurator | null = null;
   #link = "";
   #plan: DnsPlan | null = null;
 
   constructor(o: {
+    /** The session info in force (already checked, see `trust.ts`). */
     info: () => SessionInfo;
+    /**
+     * The namespaces that may be routing domains (and `<svc>.<ns>` names); the others resolve
+     * only under `.svc`. Undefined: all of `info().namespaces`.
+     */
+    routedNamespaces?: () => ReadonlySet<string>;
     namespace: string;
     /** The DNS addresses inside the TUN's prefixes (IPv4 first). */
     addresses: string[];
@@ -36,6 +43,7 @@ export class DnsSetup {
     cluster: (query: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>;
   }) {
     this.#info = o.info;
+    this.#routed = o.routedNamespaces ?? (() => undefined);
     this.#namespace = o.namespace;
     this.#addresses = o.addresses;
     this.server = new DnsServer({
@@ -44,6 +52,7 @@ export class DnsSetup {
         return {
           clusterDomain: i.clusterDomain,
           namespaces: new Set(i.namespaces),
+          routedNamespaces: this.#routed(),
           namespace: this.#namespace,
           cidrs: cidrsOf(i),
         };
@@ -76,6 +85,7 @@ export class DnsSetup {
       clusterDomain: i.clusterDomain,
       namespace: this.#namespace,
       namespaces: i.namespaces,
+      routedNamespaces: this.#routed(),
       cidrs: cidrsOf(i),
     });
   }
@@ -110,8 +120,8 @@ export class DnsSetup {
       progress.warn(
         `DNS: namespaces ${
           plan.skippedNamespaces.join(", ")
-        } are also Internet top-level domains, so ` +
-          `<name>.<namespace> is left to the Internet for them; use <name>.<namespace>.svc`,
+        } are also top-level domains (of the Internet or of local networks), so ` +
+          `<name>.<namespace> is left to them; use <name>.<namespace>.svc`,
       );
     }
     progress.done(

@@ -10,7 +10,7 @@
  * @module
  */
 import { type Cidr, parseAddress } from "../wire/address.ts";
-import { isPublicTld } from "./tld.ts";
+import { sharesTopLevel } from "./tld.ts";
 
 /** What the server knows about the cluster's names. */
 export interface DnsScope {
@@ -18,6 +18,12 @@ export interface DnsScope {
   clusterDomain: string;
   /** Namespaces that exist; empty means unknown (then no namespace is ruled out). */
   namespaces: ReadonlySet<string>;
+  /**
+   * Namespaces whose `<svc>.<ns>` names kconnect answers (those that are routing domains); when
+   * absent, all of `namespaces`. A namespace that appeared after `up` is not among them: names
+   * under `.svc` are the cluster's already, `<svc>.<ns>` would widen what goes to it.
+   */
+  routedNamespaces?: ReadonlySet<string>;
   /** The connected namespace, for single-label names. */
   namespace: string;
   /** The cluster's CIDRs, for reverse lookups. */
@@ -96,9 +102,13 @@ export function routeName(name: string, scope: DnsScope): DnsRoute {
   if (labels.at(-1) === "svc" && labels.length >= 3) {
     return underDomain(labels, fqdnOf([...labels, ...domain]), scope);
   }
-  // <svc>.<ns> for a namespace that exists, unless the namespace is also a public top-level
-  // domain: `go.dev` stays the Internet's (the namespace's services are `<svc>.dev.svc`).
-  if (labels.length === 2 && scope.namespaces.has(labels[1]) && !isPublicTld(labels[1])) {
+  // <svc>.<ns> for a namespace that exists, unless the namespace is also a top-level domain,
+  // public or local-use: `go.dev` stays the Internet's (the namespace's services are
+  // `<svc>.dev.svc`), `printer.local` mDNS's.
+  if (
+    labels.length === 2 && scope.namespaces.has(labels[1]) &&
+    (scope.routedNamespaces?.has(labels[1]) ?? true) && !sharesTopLevel(labels[1])
+  ) {
     return { kind: "cluster-first", fqdn: fqdnOf([labels[0], labels[1], "svc", ...domain]) };
   }
   // <svc> in the connected namespace

@@ -12,6 +12,16 @@ export interface CidrInfo {
   source: string;
 }
 
+/** Something the client refused from the session info, and why (see `src/connect/trust.ts`). */
+export interface Refusal {
+  /** What was refused, e.g. `pod CIDR 0.0.0.0/1`, `namespace "../x"`. */
+  item: string;
+  /** Where it came from, e.g. `the traffic manager`. */
+  from: string;
+  /** Why, and how to allow it where that is possible. */
+  reason: string;
+}
+
 /** The manager's view of the cluster network. */
 export interface SessionInfo {
   type: "info";
@@ -26,6 +36,12 @@ export interface SessionInfo {
   namespaces: string[];
   /** Things that went wrong during discovery, for `status` and the progress output. */
   warnings: string[];
+  /**
+   * Client side only: what the client's checks left out of this info and why (`parseInfo` in
+   * `src/connect/control.ts` sets it; the manager never sends it, and a value it sends is
+   * replaced).
+   */
+  refused?: Refusal[];
 }
 
 /** Whether two infos differ in anything a client acts on. */

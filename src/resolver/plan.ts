@@ -6,9 +6,10 @@
  */
 import type { Cidr } from "../wire/address.ts";
 import { reverseZones } from "../dns/names.ts";
-import { isPublicTld } from "../dns/tld.ts";
+import { isPublicTld, sharesTopLevel } from "../dns/tld.ts";
+import { isDnsLabel, normalizeDnsName } from "../connect/trust.ts";
 
-export { isPublicTld };
+export { isPublicTld, sharesTopLevel };
 
 /** The resolver configuration kconnect wants while connected. */
 export interface DnsPlan {
@@ -21,25 +22,53 @@ export interface DnsPlan {
   /** Search domains, most specific first (`default.svc.cluster.local`, …). */
   searchDomains: string[];
   /**
-   * Namespaces left out of the routing domains because they are also public top-level domains:
-   * routing `~dev` to the cluster would take every `*.dev` name away from the Internet.
+   * Namespaces left out of the routing domains because they are also top-level domains, public
+   * or local-use (`dev`, `com.`, `local`, …): routing `~dev` to the cluster would take every
+   * `*.dev` name away from the Internet.
    */
   skippedNamespaces: string[];
+  /** Namespaces left out because they are not DNS labels (they never should reach here). */
+  invalidNamespaces: string[];
 }
 
-/** Builds the plan for a cluster domain, the connected namespace, namespaces and CIDRs. */
+/**
+ * Builds the plan for a cluster domain, the connected namespace, namespaces and CIDRs. Names
+ * are compared in normal form (lower case, no trailing dot), so `com.` is the TLD `com`.
+ * `routedNamespaces`, when given, limits which namespaces become routing domains (the others
+ * still resolve as `<svc>.<ns>.svc`).
+ *
+ * @throws {TypeError} when the cluster domain is not a DNS name or the connected namespace not a
+ * DNS label: nothing from them may reach a resolver file.
+ */
 export function dnsPlan(o: {
   server: string;
   link: string;
   clusterDomain: string;
   namespace: string;
   namespaces: readonly string[];
+  routedNamespaces?: ReadonlySet<string>;
   cidrs: readonly Cidr[];
 }): DnsPlan {
-  const d = o.clusterDomain.replace(/\.$/, "");
-  const all = [...new Set([...o.namespaces, o.namespace])];
-  const skipped = all.filter(isPublicTld);
-  const routing = new Set<string>([d, "svc", ...all.filter((n) => !isPublicTld(n))]);
+  const dn = normalizeDnsName(o.clusterDomain);
+  if ("problem" in dn) {
+    throw new TypeError(`Cluster domain ${JSON.stringify(o.clusterDomain)}: ${dn.problem}`);
+  }
+  const d = dn.name;
+  if (!isDnsLabel(o.namespace)) {
+    throw new TypeError(`Namespace ${JSON.stringify(o.namespace)} is not a DNS label`);
+  }
+  const routed = o.routedNamespaces;
+  const invalid: string[] = [];
+  const all: string[] = [];
+  for (const raw of [...o.namespaces, o.namespace]) {
+    const n = typeof raw === "string" ? raw.toLowerCase().replace(/\.+$/, "") : "";
+    if (!isDnsLabel(n)) invalid.push(String(raw));
+    else if (!all.includes(n) && (routed === undefined || routed.has(n) || n === o.namespace)) {
+      all.push(n);
+    }
+  }
+  const skipped = all.filter(sharesTopLevel);
+  const routing = new Set<string>([d, "svc", ...all.filter((n) => !sharesTopLevel(n))]);
   for (const c of o.cidrs) for (const z of reverseZones(c)) routing.add(z);
   return {
     server: o.server,
@@ -47,6 +76,7 @@ export function dnsPlan(o: {
     routingDomains: [...routing],
     searchDomains: [`${o.namespace}.svc.${d}`, `svc.${d}`, d],
     skippedNamespaces: skipped,
+    invalidNamespaces: invalid,
   };
 }
 

@@ -10,6 +10,8 @@ import type { Journal } from "../journal/journal.ts";
 import { parseResolvConf } from "../manager/resolv_conf.ts";
 import type { DnsPlan, ResolverConfigurator } from "./plan.ts";
 import { decodeBase64, encodeBase64, sha256Hex } from "./_bytes.ts";
+import { isDnsName } from "../connect/trust.ts";
+import { parseAddress } from "../wire/address.ts";
 
 /** The journal kind of this change. */
 export const RESOLV_CONF_KIND = "resolv.conf";
@@ -29,15 +31,35 @@ export interface ResolvConfRecord extends Record<string, unknown> {
   alsoWritten?: string;
 }
 
-/** Builds the content kconnect writes. */
+/** A token of the original file that is safe to write back: printable, no spaces. */
+const TOKEN = /^[\x21-\x7e]{1,253}$/;
+
+/**
+ * Builds the content kconnect writes. Nothing in `plan` can add a line: the server must be an IP
+ * address and each search domain a DNS name (else this throws); of the original, only
+ * nameserver addresses, printable search tokens and its own `options` lines are kept.
+ */
 export function kconnectResolvConf(original: string, plan: DnsPlan): string {
+  if (parseAddress(plan.server) === null) {
+    throw new TypeError(`kconnect's DNS server ${JSON.stringify(plan.server)} is not an address`);
+  }
+  for (const d of plan.searchDomains) {
+    if (!isDnsName(d)) {
+      throw new TypeError(`Search domain ${JSON.stringify(d)} is not a DNS name; not writing it`);
+    }
+  }
   const conf = parseResolvConf(original);
-  const servers = [plan.server, ...conf.nameservers.filter((s) => s !== plan.server)].slice(0, 3);
+  const servers = [
+    plan.server,
+    ...conf.nameservers.filter((s) => s !== plan.server && parseAddress(s.replace(/%.*$/, ""))),
+  ].slice(0, 3);
   const search = [
     ...plan.searchDomains,
-    ...conf.search.filter((s) => !plan.searchDomains.includes(s)),
+    ...conf.search.filter((s) => !plan.searchDomains.includes(s) && TOKEN.test(s)),
   ];
-  const options = original.split("\n").filter((l) => /^\s*options\s/.test(l));
+  const options = original.split(/\r?\n/).filter((l) => /^\s*options\s/.test(l))
+    // deno-lint-ignore no-control-regex
+    .filter((l) => !/[\u0000-\u0008\u000a-\u001f\u007f]/.test(l));
   return [
     "# Written by kconnect while connected to a cluster; the original comes back on disconnect",
     "# (kconnect down restores it after a crash).",

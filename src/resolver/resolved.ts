@@ -9,6 +9,21 @@
  */
 import type { Journal } from "../journal/journal.ts";
 import type { DnsPlan, ResolverConfigurator } from "./plan.ts";
+import { isDnsName, TUN_NAME } from "../connect/trust.ts";
+import { parseAddress } from "../wire/address.ts";
+
+/** Refuses a plan whose link, server or domains `resolvectl` could read as something else. */
+function checkPlan(plan: DnsPlan): void {
+  if (!TUN_NAME.test(plan.link)) {
+    throw new TypeError(`Interface name ${JSON.stringify(plan.link)} is not one kconnect uses`);
+  }
+  if (parseAddress(plan.server) === null) {
+    throw new TypeError(`kconnect's DNS server ${JSON.stringify(plan.server)} is not an address`);
+  }
+  for (const d of [...plan.routingDomains, ...plan.searchDomains]) {
+    if (!isDnsName(d)) throw new TypeError(`Domain ${JSON.stringify(d)} is not a DNS name`);
+  }
+}
 
 /** The journal kind of this change. */
 export const RESOLVED_KIND = "resolved-link";
@@ -46,6 +61,10 @@ export async function resolvedAvailable(): Promise<boolean> {
 
 /** Undoes the link configuration (the link may be gone already: then there is nothing to do). */
 export async function undoResolvedLink(link: string): Promise<string> {
+  // From the journal, which only root writes; still, never hand resolvectl an option.
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/.test(link)) {
+    return `${JSON.stringify(link)} is not an interface name; its DNS settings were left alone`;
+  }
   try {
     await resolvectl(["revert", link]);
     return `DNS settings of ${link} reverted`;
@@ -73,6 +92,7 @@ export class ResolvedConfigurator implements ResolverConfigurator {
   }
 
   async apply(plan: DnsPlan): Promise<void> {
+    checkPlan(plan);
     this.#link = plan.link;
     this.#id = await this.#journal.add(RESOLVED_KIND, { link: plan.link });
     await resolvectl(["dns", plan.link, plan.server]);
@@ -83,6 +103,7 @@ export class ResolvedConfigurator implements ResolverConfigurator {
   }
 
   async update(plan: DnsPlan): Promise<void> {
+    checkPlan(plan);
     await resolvectl([
       "domain",
       plan.link,

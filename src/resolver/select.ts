@@ -15,11 +15,26 @@ export const DNS_MODES = ["auto", "resolved", "resolv.conf", "macos", "off"] as 
 /** One of {@linkcode DNS_MODES}. */
 export type DnsMode = typeof DNS_MODES[number];
 
-/** The configurator for `mode`, or null for `off`. */
+/** Why `mode` cannot be used on `os`, or null when it can (`macos` is for macOS only). */
+export function dnsModeProblem(mode: DnsMode, os: string = Deno.build.os): string | null {
+  if (mode === "macos" && os !== "darwin") {
+    return `"macos" (files in /etc/resolver) works on macOS only; this is ${os}`;
+  }
+  return null;
+}
+
+/**
+ * The configurator for `mode`, or null for `off`.
+ *
+ * @throws {Error} for `macos` anywhere but macOS.
+ */
 export async function selectResolver(
   mode: DnsMode,
   journal: Journal,
+  os: string = Deno.build.os,
 ): Promise<ResolverConfigurator | null> {
+  const problem = dnsModeProblem(mode, os);
+  if (problem !== null) throw new Error(`--dns ${mode}: ${problem}`);
   switch (mode) {
     case "off":
       return null;
@@ -30,8 +45,8 @@ export async function selectResolver(
     case "macos":
       return new MacosResolverConfigurator(journal);
     case "auto":
-      if (Deno.build.os === "darwin") return new MacosResolverConfigurator(journal);
-      if (Deno.build.os !== "linux") return null;
+      if (os === "darwin") return new MacosResolverConfigurator(journal);
+      if (os !== "linux") return null;
       return (await resolvedAvailable())
         ? new ResolvedConfigurator(journal)
         : new ResolvConfConfigurator(journal);
