@@ -15,7 +15,10 @@
  * ```
  *
  * Each of `defaults` and `contexts.<name>` may set `namespace`, `alsoProxy`, `neverProxy`,
- * `dns`, `managerNamespace`, `transports`, `mtu` and `allowRouteConflicts`. A setting comes from
+ * `dns`, `managerNamespace`, `transports`, `mtu`, `allowRouteConflicts` and `clusterDomain` (the
+ * cluster's DNS domain when it ends in a public top-level domain, e.g. `k8s.example.com`:
+ * kconnect accepts such a domain from the traffic manager only when the user named it here; see
+ * `src/connect/trust.ts`). A setting comes from
  * the command line if given there, else from the context's entry, else from `defaults`, else
  * kconnect's built-in default ({@linkcode resolveSettings}). A bad file is an error that names
  * the file and the field.
@@ -26,8 +29,9 @@
  *
  * @module
  */
-import { DNS_MODES, type DnsMode } from "../resolver/select.ts";
+import { DNS_MODES, type DnsMode, dnsModeProblem } from "../resolver/select.ts";
 import { Cidr } from "../wire/address.ts";
+import { dnsLabelProblem, normalizeDnsName, quote, TUN_NAME, within } from "../connect/trust.ts";
 import { DEFAULT_TUN_NET4, DEFAULT_TUN_NET6 } from "../stack/tun_addresses.ts";
 import { MANAGER_NAMESPACE } from "../connect/find_manager.ts";
 
@@ -41,6 +45,8 @@ export interface FileSettings {
   transports?: number;
   mtu?: number;
   allowRouteConflicts?: boolean;
+  /** The cluster's DNS domain, accepted from the traffic manager even under a public TLD. */
+  clusterDomain?: string;
 }
 
 /** The config file. */
@@ -73,6 +79,8 @@ export interface UpSettings {
   upgradeManager: boolean;
   /** Image for an install or upgrade (`--manager-image`); null for the default. */
   managerImage: string | null;
+  /** The cluster domain the user named (config file); absent when none. */
+  clusterDomain?: string;
 }
 
 /** The built-in defaults. */
@@ -97,11 +105,18 @@ export const DEFAULT_SETTINGS: UpSettings = {
 export class SettingsError extends Error {
   /** The field, e.g. `contexts.prod.transports` or `--mtu`. */
   readonly field: string;
-  /** Creates the error; `where` is the file path or "command line". */
+  /**
+   * Creates the error; `where` is the file path, "command line", "request" or a phrase that
+   * starts with "kubeconfig" (e.g. `kubeconfig context "prod"`).
+   */
   constructor(where: string, field: string, problem: string) {
     super(
       `Invalid ${
-        where === "command line" ? "option" : `config file ${where}:`
+        where === "command line"
+          ? "option"
+          : where === "request" || where.startsWith("kubeconfig")
+          ? `${where}:`
+          : `config file ${where}:`
       } ${field}: ${problem}`,
     );
     this.name = "SettingsError";
@@ -118,6 +133,7 @@ const KEYS = [
   "transports",
   "mtu",
   "allowRouteConflicts",
+  "clusterDomain",
 ] as const;
 
 /** Checks one value; returns it normalised or throws with `field` named. */
@@ -133,10 +149,17 @@ function checkValue(
   switch (key) {
     case "namespace":
     case "managerNamespace":
-      if (typeof v !== "string" || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) {
+      if (dnsLabelProblem(v) !== null) {
         fail(`expected a namespace name (lower-case letters, digits and "-"), got ${show(v)}`);
       }
       return v;
+    case "clusterDomain": {
+      const n = normalizeDnsName(v);
+      if ("problem" in n) {
+        fail(`expected a DNS domain like cluster.local: ${show(v)} is ${n.problem}`);
+      }
+      return (n as { name: string }).name;
+    }
     case "alsoProxy":
     case "neverProxy":
       if (!Array.isArray(v)) fail(`expected a list of CIDRs, got ${show(v)}`);
@@ -172,7 +195,7 @@ function checkValue(
 }
 
 function show(v: unknown): string {
-  return v === undefined ? "nothing" : JSON.stringify(v);
+  return quote(v);
 }
 
 function checkEntry(where: string, prefix: string, o: unknown): FileSettings {
@@ -307,31 +330,153 @@ export function resolveSettings(
   } as UpSettings;
 }
 
+/** Where the TUN's own prefixes may lie, and how big they may be (M3 of the security review). */
+const TUN_NETS = {
+  tunNet4: { range: Cidr.parse("198.18.0.0/15")!, min: 24, max: 29 },
+  tunNet6: { range: Cidr.parse("fd00::/8")!, min: 64, max: 125 },
+} as const;
+
+/** Why `v` may not be the TUN prefix `key`, or null. */
+function tunNetProblem(key: keyof typeof TUN_NETS, v: unknown): string | null {
+  const { range, min, max } = TUN_NETS[key];
+  const c = typeof v === "string" ? Cidr.parse(v) : null;
+  if (c === null || !v || !(v as string).includes("/")) {
+    return `expected a prefix like ${DEFAULT_SETTINGS[key]}, got ${show(v)}`;
+  }
+  if (!within(c, range) || c.prefixLength < min || c.prefixLength > max) {
+    return `expected a prefix inside ${range} from /${min} to /${max}, got ${show(v)}` +
+      " (a wider one would route traffic past kconnect's checks)";
+  }
+  return null;
+}
+
+/** The settings a request may carry: those of {@linkcode UpSettings}, nothing else. */
+export const SETTINGS_KEYS: readonly (keyof UpSettings)[] = [
+  ...Object.keys(DEFAULT_SETTINGS) as (keyof UpSettings)[],
+  "clusterDomain",
+];
+
 /**
- * Checks settings that arrive from elsewhere (a request to the daemon), so a bad value is
- * refused with the field named instead of failing deep inside.
+ * Checks settings that arrive from elsewhere (a request to the daemon, or flags, file and
+ * defaults merged for a foreground `up`), so a bad value is refused with the field named
+ * instead of failing deep inside. Unknown keys are refused too. `os` is the platform `dns` is
+ * checked for (`macos` works on macOS only).
  *
  * @throws {SettingsError}
  */
-export function checkSettings(s: UpSettings, where = "command line"): UpSettings {
+export function checkSettings(
+  s: UpSettings,
+  where = "command line",
+  os: string = Deno.build.os,
+): UpSettings {
+  if (typeof s !== "object" || s === null) throw new SettingsError(where, "(settings)", "missing");
+  for (const k of Object.keys(s)) {
+    if (!(SETTINGS_KEYS as readonly string[]).includes(k)) {
+      throw new SettingsError(where, k, `unknown setting (known: ${SETTINGS_KEYS.join(", ")})`);
+    }
+  }
   for (const k of KEYS) {
     const v = s[k];
     if (k === "namespace" && v === null) continue;
+    if (k === "clusterDomain" && v === undefined) continue;
     checkValue(where, k, k, v);
   }
-  for (const k of ["tunName", "tunNet4", "tunNet6"] as const) {
-    if (typeof s[k] !== "string" || s[k] === "") throw new SettingsError(where, k, "expected text");
+  const dns = dnsModeProblem(s.dns, os);
+  if (dns !== null) throw new SettingsError(where, "dns", dns);
+  if (typeof s.tunName !== "string" || !TUN_NAME.test(s.tunName)) {
+    throw new SettingsError(
+      where,
+      "tunName",
+      `${
+        show(s.tunName)
+      } is not an interface name kconnect may use (a lower-case letter, then up to 14 lower-case letters, digits or "_")`,
+    );
   }
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s.tunName)) {
-    throw new SettingsError(where, "tunName", `"${s.tunName}" is not an interface name`);
+  for (const k of ["tunNet4", "tunNet6"] as const) {
+    const problem = tunNetProblem(k, s[k]);
+    if (problem !== null) throw new SettingsError(where, k, problem);
   }
   for (const k of ["installManager", "upgradeManager"] as const) {
     if (typeof s[k] !== "boolean") throw new SettingsError(where, k, "expected true or false");
   }
   if (
-    s.managerImage !== null && (typeof s.managerImage !== "string" || !/^\S+$/.test(s.managerImage))
+    s.managerImage !== null &&
+    (typeof s.managerImage !== "string" || !/^[\x21-\x7e]{1,512}$/.test(s.managerImage) ||
+      s.managerImage.startsWith("-"))
   ) {
     throw new SettingsError(where, "managerImage", "expected an image reference");
   }
   return s;
+}
+
+/**
+ * Checks the `flags` of a daemon request: an object holding only keys of
+ * {@linkcode UpSettings}, each with a value of the right kind (the merged result is checked
+ * again by {@linkcode checkSettings}).
+ *
+ * @throws {SettingsError} naming the flag.
+ */
+export function checkFlags(o: unknown, where = "request"): Partial<UpSettings> {
+  if (typeof o !== "object" || o === null || Array.isArray(o)) {
+    throw new SettingsError(where, "flags", `expected an object, got ${show(o)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (!(SETTINGS_KEYS as readonly string[]).includes(k)) {
+      throw new SettingsError(where, `flags.${k}`, "unknown setting");
+    }
+    if (v === undefined) continue;
+    if ((KEYS as readonly string[]).includes(k)) {
+      if (!(k === "namespace" && v === null)) {
+        out[k] = checkValue(where, `flags.${k}`, k as typeof KEYS[number], v);
+        continue;
+      }
+    }
+    out[k] = v;
+  }
+  // The rest (tunName, tunNet4/6, booleans, managerImage) through the full check.
+  checkSettings({ ...DEFAULT_SETTINGS, ...out } as UpSettings, where);
+  return out as Partial<UpSettings>;
+}
+
+/**
+ * Checks a config file that arrives as an object (in a daemon request: the client read it) as
+ * strictly as {@linkcode parseConfig} checks the file.
+ *
+ * @throws {SettingsError}
+ */
+export function checkConfigObject(o: unknown, where = "request"): ConfigFile | null {
+  if (o === null || o === undefined) return null;
+  if (typeof o !== "object" || Array.isArray(o)) {
+    throw new SettingsError(where, "config", `expected an object, got ${show(o)}`);
+  }
+  const { path, ...rest } = o as Record<string, unknown>;
+  if (typeof path !== "string") throw new SettingsError(where, "config.path", "expected text");
+  return parseConfig(JSON.stringify(rest), path);
+}
+
+/**
+ * The namespace short names resolve in: the one given (already checked), else the kubeconfig
+ * context's, which is checked here since it comes from the user's kubeconfig (or from material
+ * another user's process printed).
+ *
+ * @throws {SettingsError} naming the context.
+ */
+export function sessionNamespace(
+  given: string | null,
+  context: string,
+  contextNs: unknown,
+): string {
+  if (given !== null) return given;
+  const problem = dnsLabelProblem(contextNs);
+  if (problem !== null) {
+    throw new SettingsError(
+      `kubeconfig context ${quote(context)}`,
+      "namespace",
+      `${
+        quote(contextNs)
+      } is not a namespace name (${problem}); fix the context or pass --namespace`,
+    );
+  }
+  return contextNs as string;
 }

@@ -1,18 +1,35 @@
 /**
  * Which prefixes `kconnect up` routes into its TUN: the cluster's CIDRs plus `--also-proxy`,
- * minus `--never-proxy` and the API server's own address, checked against the routes the machine
- * already has. No I/O: the caller passes the machine's routes in.
+ * minus `--never-proxy`, the API server's own address, the machine's DNS servers and the
+ * gateways of its routes, checked against the routes the machine already has. A cluster prefix
+ * wider than the policy allows (`MIN_CLUSTER_PREFIX` in `trust.ts`) also collides with the
+ * default route, unless the user routes it with `--also-proxy`. No I/O: the caller passes the
+ * machine's routes in.
  *
  * @module
  */
-import { Cidr } from "../wire/address.ts";
+import { Cidr, parseAddress } from "../wire/address.ts";
 import type { RouteEntry } from "../routes/linux.ts";
+import { MIN_CLUSTER_PREFIX, within } from "./trust.ts";
 
 /** A prefix to route and why. */
 export interface PlannedRoute {
   cidr: Cidr;
   /** E.g. `service CIDR (ServiceCIDR kubernetes)`, `--also-proxy`. */
   why: string;
+  /** Announced by the traffic manager (set by {@linkcode planRoutes} for `cluster`). */
+  fromCluster?: boolean;
+}
+
+/** A machine route, with its family when the caller knows it (`ip -4`/`-6`). */
+export type ExistingRoute = RouteEntry & { family?: 4 | 6 };
+
+/** A part of a planned prefix that stays outside the tunnel. */
+export interface CutOut {
+  hole: Cidr;
+  from: PlannedRoute;
+  /** Why, e.g. `the API server, which carries the tunnel`. */
+  label: string;
 }
 
 /** A planned prefix that overlaps a route the machine already has. */
@@ -28,6 +45,8 @@ export interface RoutePlan {
   /** Notes for the progress output (prefixes cut out, and why). */
   notes: string[];
   conflicts: RouteConflict[];
+  /** Parts of planned prefixes kept out of the tunnel (API server, DNS servers, gateways). */
+  cutOut: CutOut[];
 }
 
 /** `cidr` minus `hole`: the prefixes that cover the rest (empty if `hole` covers `cidr`). */
@@ -69,15 +88,27 @@ export function routeCidr(r: RouteEntry): Cidr | null {
   return Cidr.parse(r.dst);
 }
 
+const ANY: Record<4 | 6, Cidr> = { 4: Cidr.parse("0.0.0.0/0")!, 6: Cidr.parse("::/0")! };
+
+/** The families a default route is for: its own, its gateway's, or (unknown) both. */
+function defaultFamilies(r: ExistingRoute): (4 | 6)[] {
+  if (r.family !== undefined) return [r.family];
+  if (r.gateway) return [r.gateway.includes(":") ? 6 : 4];
+  return [4, 6];
+}
+
 /** Inputs of {@linkcode planRoutes}. */
 export interface PlanInput {
   cluster: PlannedRoute[];
   alsoProxy: Cidr[];
   neverProxy: Cidr[];
-  /** Addresses that must not go into the TUN (the API server's), with a label. */
+  /**
+   * Addresses that must not go into the TUN (the API server's, the machine's DNS servers'), with
+   * a label. The gateways of `existing` routes are kept out as well.
+   */
   keepOut: { address: Cidr; label: string }[];
   /** The machine's routes (both families). */
-  existing: RouteEntry[];
+  existing: ExistingRoute[];
   /** Our own TUN device, whose routes never conflict. */
   ownDev: string;
 }
@@ -85,8 +116,9 @@ export interface PlanInput {
 /** Builds the route plan. */
 export function planRoutes(input: PlanInput): RoutePlan {
   const notes: string[] = [];
+  const cutOut: CutOut[] = [];
   let routes: PlannedRoute[] = [
-    ...input.cluster,
+    ...input.cluster.map((r) => ({ ...r, fromCluster: true })),
     ...input.alsoProxy.map((cidr) => ({ cidr, why: "--also-proxy" })),
   ];
   // Drop duplicates and prefixes inside another planned prefix.
@@ -97,18 +129,44 @@ export function planRoutes(input: PlanInput): RoutePlan {
         (o.cidr.prefixLength === r.cidr.prefixLength && j < i))
     )
   );
+  const conflicts: RouteConflict[] = [];
+  // A wide prefix from the manager takes traffic that now follows the default route (0.0.0.0/1
+  // misses every specific route): that is a collision too, unless the user routes it anyway.
+  for (const existing of input.existing) {
+    if (existing.dst !== "default" || existing.dev === input.ownDev) continue;
+    if (existing.table === "local" || existing.table === "255") continue;
+    for (const family of defaultFamilies(existing)) {
+      for (const planned of routes) {
+        if (!planned.fromCluster || planned.cidr.family !== family) continue;
+        if (planned.cidr.prefixLength >= MIN_CLUSTER_PREFIX[family]) continue;
+        if (input.alsoProxy.some((a) => within(planned.cidr, a))) continue;
+        conflicts.push({ planned, existing, existingCidr: ANY[family] });
+      }
+    }
+  }
+  // Next hops of the machine's routes must stay reachable outside the tunnel.
+  const gateways = new Map<string, Cidr>();
+  for (const r of input.existing) {
+    const a = r.gateway ? parseAddress(r.gateway) : null;
+    if (a !== null && r.dev !== input.ownDev) gateways.set(r.gateway!, Cidr.from(a, a.length * 8)!);
+  }
   const holes = [
-    ...input.neverProxy.map((c) => ({ hole: c, label: `--never-proxy ${c}` })),
-    ...input.keepOut.map((k) => ({ hole: k.address, label: k.label })),
+    ...input.neverProxy.map((c) => ({ hole: c, label: `--never-proxy ${c}`, cut: false })),
+    ...input.keepOut.map((k) => ({ hole: k.address, label: k.label, cut: true })),
+    ...[...gateways].map(([g, c]) => ({
+      hole: c,
+      label: `${g}, a gateway of this machine's routes`,
+      cut: true,
+    })),
   ];
-  for (const { hole, label } of holes) {
+  for (const { hole, label, cut } of holes) {
     routes = routes.flatMap((r) => {
       if (!r.cidr.overlaps(hole)) return [r];
       notes.push(`${hole} left out of ${r.cidr} (${label})`);
-      return subtract(r.cidr, hole).map((cidr) => ({ cidr, why: r.why }));
+      if (cut) cutOut.push({ hole, from: r, label });
+      return subtract(r.cidr, hole).map((cidr) => ({ ...r, cidr }));
     });
   }
-  const conflicts: RouteConflict[] = [];
   for (const existing of input.existing) {
     if (!relevant(existing, input.ownDev)) continue;
     const existingCidr = routeCidr(existing);
@@ -117,7 +175,7 @@ export function planRoutes(input: PlanInput): RoutePlan {
       if (planned.cidr.overlaps(existingCidr)) conflicts.push({ planned, existing, existingCidr });
     }
   }
-  return { routes, notes, conflicts };
+  return { routes, notes, conflicts, cutOut };
 }
 
 /** One line per conflict, naming both sides and the ways out. */
@@ -128,7 +186,8 @@ export function describeConflicts(conflicts: RouteConflict[]): string {
       existing.gateway ? `via ${existing.gateway}` : "",
       existing.protocol ? `proto ${existing.protocol}` : "",
     ].filter((s) => s).join(" ");
-    return `  ${planned.cidr} (${planned.why}) overlaps this machine's route ${existingCidr} ${via}`;
+    const dst = existing.dst === "default" ? `default (${existingCidr})` : `${existingCidr}`;
+    return `  ${planned.cidr} (${planned.why}) overlaps this machine's route ${dst} ${via}`;
   });
   return `The cluster's networks collide with routes this machine already has:\n${
     lines.join("\n")

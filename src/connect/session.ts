@@ -7,10 +7,10 @@
  */
 import type { ClusterAccess } from "../k8s/access.ts";
 import type { Journal } from "../journal/journal.ts";
-import type { UpSettings } from "../config/config.ts";
+import { checkSettings, sessionNamespace, type UpSettings } from "../config/config.ts";
 import { LocalServicesDialer } from "../dial/local.ts";
 import { logger } from "../log.ts";
-import type { SessionInfo } from "../manager/session_info.ts";
+import type { Refusal, SessionInfo } from "../manager/session_info.ts";
 import type { Progress } from "../cli/progress.ts";
 import { type DnsMode, selectResolver } from "../resolver/select.ts";
 import { addRoute, deleteRoute, listRoutes } from "../routes/linux.ts";
@@ -21,7 +21,9 @@ import type { TunDevice } from "../tun/device.ts";
 import { Cidr, parseAddress } from "../wire/address.ts";
 import { type ClusterConnection, connectCluster } from "./connection.ts";
 import { DnsSetup } from "./dns_setup.ts";
-import { describeConflicts, type PlannedRoute, planRoutes } from "./route_plan.ts";
+import { describeConflicts, type PlannedRoute, planRoutes, type RoutePlan } from "./route_plan.ts";
+import { describeRefusal, FROM_MANAGER, InfoGate } from "./trust.ts";
+import { systemDnsServers } from "../resolver/system_servers.ts";
 import { VERSION } from "../version.ts";
 import { ROUTE_KIND, TUN_KIND } from "../journal/undo.ts";
 
@@ -42,6 +44,8 @@ export interface SessionOptions {
   tunNet6: string;
   /** The namespace short names resolve in. */
   namespace: string;
+  /** Cluster domains the user named (config file `clusterDomain`), accepted from the manager. */
+  clusterDomains: string[];
   dns: DnsMode;
   /** Install the traffic manager when none is found. */
   installManager: boolean;
@@ -51,12 +55,19 @@ export interface SessionOptions {
   managerImage: string | null;
 }
 
-/** Session options from merged settings (flags, config file, defaults). */
+/**
+ * Session options from merged settings (flags, config file, defaults), checked here once more
+ * (the foreground `up` and the daemon both come through), with the kubeconfig context's
+ * namespace checked when no namespace was given.
+ *
+ * @throws {SettingsError} naming what is wrong.
+ */
 export function sessionOptions(
   settings: UpSettings,
   access: ClusterAccess,
   journal: Journal,
 ): SessionOptions {
+  checkSettings(settings);
   const cidrs = (list: string[]) => list.map((t) => Cidr.parse(t)!);
   return {
     access,
@@ -70,7 +81,8 @@ export function sessionOptions(
     transports: settings.transports,
     tunNet4: settings.tunNet4,
     tunNet6: settings.tunNet6,
-    namespace: settings.namespace ?? access.namespace,
+    namespace: sessionNamespace(settings.namespace, access.context, access.namespace),
+    clusterDomains: settings.clusterDomain ? [settings.clusterDomain] : [],
     dns: settings.dns,
     installManager: settings.installManager,
     upgradeManager: settings.upgradeManager,
@@ -107,6 +119,41 @@ export interface SessionStatus {
   uptimeSeconds: number;
   lastError: string | null;
   warnings: string[];
+  /**
+   * What kconnect refused from the traffic manager (or kept out of its prefixes) and why, e.g.
+   * `pod CIDR 0.0.0.0/1` from `the traffic manager`: `outside private ranges; …`. Oldest first.
+   */
+  refused: Refusal[];
+}
+
+/** How many refusals a session keeps for `status`. */
+const MAX_REFUSED = 64;
+
+/** Whether `/sys/class/net/<name>` exists (Linux): the name is taken. */
+async function linkExists(name: string): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    await Deno.lstat(`/sys/class/net/${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses a TUN name that an existing interface has (a VPN's persistent TUN, `eth0`): kconnect
+ * would re-address it and, after a crash, delete it. A TUN of kconnect's that is just going
+ * away (a switch) gets two seconds.
+ */
+async function checkTunNameFree(name: string): Promise<void> {
+  for (let i = 0; i < 20 && await linkExists(name); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (await linkExists(name)) {
+    throw new Error(
+      `A network interface named ${name} already exists; kconnect creates its own TUN device: choose another name with --tun-name`,
+    );
+  }
 }
 
 /** The API server's addresses, which must never be routed into the tunnel they carry. */
@@ -124,6 +171,15 @@ async function apiServerAddresses(server: string): Promise<Cidr[]> {
     } catch { /* no such records */ }
   }
   return out;
+}
+
+/** Refusals for the parts of the manager's prefixes the plan kept out of the tunnel. */
+function cutOutRefusals(plan: RoutePlan): Refusal[] {
+  return plan.cutOut.filter((c) => c.from.fromCluster).map((c) => ({
+    item: `${c.hole} inside ${c.from.why.replace(/,.*$/, "")} ${c.from.cidr}`,
+    from: FROM_MANAGER,
+    reason: `${c.label}; it stays outside the tunnel`,
+  }));
 }
 
 function clusterRoutes(info: SessionInfo): PlannedRoute[] {
@@ -146,6 +202,9 @@ export class ClusterSession implements AsyncDisposable {
   readonly #routed = new Map<string, { cidr: Cidr; journalId: string }>();
   readonly #startedAt = new Date();
   readonly #warnings: string[] = [];
+  readonly #refused: Refusal[] = [];
+  /** The session info in force: the manager's, as far as it was accepted (see `trust.ts`). */
+  #info: SessionInfo;
   #lastError: string | null = null;
   #closed: Promise<void> | null = null;
   #closing = false;
@@ -160,7 +219,11 @@ export class ClusterSession implements AsyncDisposable {
     engine: FlowEngine,
     dns: DnsSetup,
     tunJournal: string,
+    info: SessionInfo,
+    refused: Refusal[],
   ) {
+    this.#info = info;
+    this.#refuse(refused);
     this.#tunJournal = tunJournal;
     this.#o = o;
     this.#conn = conn;
@@ -189,7 +252,12 @@ export class ClusterSession implements AsyncDisposable {
     let engine: FlowEngine | null = null;
     let session: ClusterSession | null = null;
     try {
-      const info = conn.info;
+      // The manager's info, as far as kconnect accepts it: checked at the control stream
+      // (syntax), then against the policy and the user's allowances; later infos only narrow.
+      const gate = new InfoGate({ clusterDomains: o.clusterDomains, alsoProxy: o.alsoProxy });
+      const checked = gate.first(conn.info);
+      const info = checked.info;
+      const refused = [...(conn.info.refused ?? []), ...checked.refused];
       progress.done(
         "cluster networks",
         `domain ${info.clusterDomain}, traffic manager ${info.managerVersion}`,
@@ -198,36 +266,52 @@ export class ClusterSession implements AsyncDisposable {
       for (const c of info.podCidrs) progress.detail(`pod CIDR ${c.cidr} (${c.source})`);
       for (const w of info.warnings) progress.warn(w);
 
-      const keepOut = (await apiServerAddresses(o.access.server)).map((address) => ({
+      const v4 = tunAddresses(o.tunNet4);
+      const v6 = tunAddresses(o.tunNet6);
+      const apiServer = (await apiServerAddresses(o.access.server)).map((address) => ({
         address,
         label: "the API server, which carries the tunnel",
       }));
-      const plan = async (i: SessionInfo) =>
-        planRoutes({
+      const plan = async (i: SessionInfo) => {
+        // The machine's DNS servers now (DHCP may change them): never routed into the tunnel.
+        const resolvers = (await systemDnsServers(undefined, [v4.dns, v6.dns])).flatMap((a) => {
+          const c = Cidr.parse(a);
+          return c ? [{ address: c, label: `${a}, a DNS server of this machine` }] : [];
+        });
+        return planRoutes({
           cluster: clusterRoutes(i),
           alsoProxy: o.alsoProxy,
           neverProxy: o.neverProxy,
-          keepOut,
-          existing: [...await listRoutes(4), ...await listRoutes(6)],
+          keepOut: [...apiServer, ...resolvers],
+          existing: [
+            ...(await listRoutes(4)).map((r) => ({ ...r, family: 4 as const })),
+            ...(await listRoutes(6)).map((r) => ({ ...r, family: 6 as const })),
+          ],
           ownDev: o.tunName,
         });
+      };
       const first = await plan(info);
+      refused.push(...cutOutRefusals(first));
+      for (const r of refused) progress.warn(describeRefusal(r));
       if (first.conflicts.length > 0 && !o.allowRouteConflicts) {
         throw new Error(describeConflicts(first.conflicts));
       }
       if (first.routes.length === 0) {
         throw new Error(
-          "The traffic manager reported no cluster CIDRs and none were given with --also-proxy: nothing to route",
+          `The traffic manager reported no cluster CIDRs kconnect accepts${
+            refused.length ? ` (${refused.length} refused, see above)` : ""
+          } and none were given with --also-proxy: nothing to route`,
         );
       }
-      const v4 = tunAddresses(o.tunNet4);
-      const v6 = tunAddresses(o.tunNet6);
+      let current = info;
       const dns = new DnsSetup({
-        info: () => conn.info,
+        info: () => current,
+        routedNamespaces: () => gate.routedNamespaces(),
         namespace: o.namespace,
         addresses: [v4.dns, v6.dns],
         cluster: (q, signal) => conn.dialer.queryDns(q, signal),
       });
+      await checkTunNameFree(o.tunName);
       tunJournal = await o.journal.add(TUN_KIND, { name: o.tunName });
       tun = await openTun({
         name: o.tunName,
@@ -240,7 +324,7 @@ export class ClusterSession implements AsyncDisposable {
       const dialer = new LocalServicesDialer(conn.dialer, dns.services());
       engine = await FlowEngine.start({ tun, dialer, v4, v6 });
       progress.done("TUN", `${tun.name} up, mtu ${tun.mtu}`);
-      session = new ClusterSession(o, conn, tun, engine, dns, tunJournal);
+      session = new ClusterSession(o, conn, tun, engine, dns, tunJournal, info, refused);
       for (const n of first.notes) progress.detail(n);
       await session.#applyRoutes(first.routes);
       progress.done("routes", `${[...session.#routed.keys()].join(", ")} via ${tun.name}`);
@@ -248,23 +332,28 @@ export class ClusterSession implements AsyncDisposable {
       if (resolver === null) progress.warn("DNS: not configured (--dns off)");
       else await dns.configure(resolver, tun.name, progress);
       const s = session;
-      onInfo = (next) => {
+      onInfo = (raw) => {
         // One update at a time, and none once closing has begun.
-        s.#updates = s.#updates.then(() =>
-          s.#closing ? undefined : plan(next).then(async (rp) => {
-            if (rp.conflicts.length > 0 && !o.allowRouteConflicts) {
-              s.#warn(
-                `new cluster networks collide with this machine's routes; keeping the old ones: ${
-                  describeConflicts(rp.conflicts)
-                }`,
-              );
-              return;
-            }
-            await s.#applyRoutes(rp.routes);
-            await dns.update();
-            log.info(`routes now ${[...s.#routed.keys()].join(", ")}`);
-          })
-        ).catch((e) => s.#warn(`updating routes: ${e.message}`));
+        s.#updates = s.#updates.then(async () => {
+          if (s.#closing) return;
+          // Only narrowing is automatic: what would widen the session is refused and reported.
+          const next = gate.update(raw);
+          const rp = await plan(next.info);
+          s.#refuse([...(raw.refused ?? []), ...next.refused, ...cutOutRefusals(rp)]);
+          if (rp.conflicts.length > 0 && !o.allowRouteConflicts) {
+            s.#warn(
+              `new cluster networks collide with this machine's routes; keeping the old ones: ${
+                describeConflicts(rp.conflicts)
+              }`,
+            );
+            return;
+          }
+          current = next.info;
+          s.#info = next.info;
+          await s.#applyRoutes(rp.routes);
+          await dns.update();
+          log.info(`routes now ${[...s.#routed.keys()].join(", ")}`);
+        }).catch((e) => s.#warn(`updating routes: ${e.message}`));
       };
       return session;
     } catch (err) {
@@ -282,6 +371,19 @@ export class ClusterSession implements AsyncDisposable {
   #warn(message: string): void {
     log.warn(message);
     this.#lastError = message;
+  }
+
+  /** Records refusals for `status` (each once; the newest {@linkcode MAX_REFUSED}). */
+  #refuse(list: Refusal[]): void {
+    for (const r of list) {
+      const known = this.#refused.findIndex((x) =>
+        x.item === r.item && x.from === r.from && x.reason === r.reason
+      );
+      if (known >= 0) continue;
+      log.warn(describeRefusal(r));
+      this.#refused.push(r);
+      if (this.#refused.length > MAX_REFUSED) this.#refused.shift();
+    }
   }
 
   async #applyRoutes(routes: PlannedRoute[]): Promise<void> {
@@ -320,12 +422,12 @@ export class ClusterSession implements AsyncDisposable {
       manager: {
         namespace: c.manager.namespace,
         pod: c.manager.name,
-        version: c.info.managerVersion,
+        version: this.#info.managerVersion,
       },
-      clusterDomain: c.info.clusterDomain,
+      clusterDomain: this.#info.clusterDomain,
       namespace: this.#o.namespace,
-      serviceCidrs: c.info.serviceCidrs,
-      podCidrs: c.info.podCidrs,
+      serviceCidrs: this.#info.serviceCidrs,
+      podCidrs: this.#info.podCidrs,
       routes: [...this.#routed.keys()],
       tun: { name: this.#tun.name, mtu: this.#tun.mtu },
       dns: {
@@ -346,7 +448,8 @@ export class ClusterSession implements AsyncDisposable {
       startedAt: this.#startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),
       lastError: this.#lastError ?? c.lastError,
-      warnings: [...c.info.warnings, ...this.#warnings],
+      warnings: [...this.#info.warnings, ...this.#warnings],
+      refused: [...this.#refused],
     };
   }
 

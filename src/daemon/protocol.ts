@@ -13,11 +13,18 @@
  * Every message carries `v` ({@linkcode PROTOCOL_VERSION}) or is answered by a daemon that
  * announced it in `hello`; a client that sees another version says which versions differ.
  * Lines are at most {@linkcode MAX_LINE} bytes. Requests are checked field by field by
- * {@linkcode parseRequest}, since the other side is another user's process.
+ * {@linkcode parseRequest}, since the other side is another user's process: against an
+ * allow-list, so an unknown key anywhere (the request, `flags`, `config`) is refused, and each
+ * setting's value is checked as the config file's are.
  *
  * @module
  */
-import type { ConfigFile, UpSettings } from "../config/config.ts";
+import {
+  checkConfigObject,
+  checkFlags,
+  type ConfigFile,
+  type UpSettings,
+} from "../config/config.ts";
 import type { StatusReport } from "./status.ts";
 
 /** The protocol version both sides speak. */
@@ -172,6 +179,13 @@ function fail(message: string): never {
   throw new TypeError(`Bad request: ${message}`);
 }
 
+/** The keys each request type may have. */
+const REQUEST_KEYS: Record<string, readonly string[]> = {
+  status: ["v", "auth", "type"],
+  down: ["v", "auth", "type"],
+  up: ["v", "auth", "type", "kubeconfig", "context", "env", "cwd", "switch", "flags", "config"],
+};
+
 function strOrNull(o: Record<string, unknown>, k: string): string | null {
   const v = o[k];
   if (v === null || v === undefined) return null;
@@ -180,8 +194,8 @@ function strOrNull(o: Record<string, unknown>, k: string): string | null {
 }
 
 /**
- * Parses a request line and checks its shape (not its settings' values: the daemon checks
- * those with `checkSettings`).
+ * Parses a request line and checks it: its shape, no unknown keys, and each setting in `flags`
+ * and `config` (the daemon checks the merged settings again with `checkSettings`).
  *
  * @throws {TypeError} saying what is wrong.
  *
@@ -203,6 +217,12 @@ export function parseRequest(line: string): Request {
     fail(`protocol version ${JSON.stringify(o.v)}, this daemon speaks ${PROTOCOL_VERSION}`);
   }
   if (typeof o.auth !== "string") fail(`"auth" must be a string`);
+  const known = REQUEST_KEYS[String(o.type)];
+  if (known !== undefined) {
+    for (const k of Object.keys(o)) {
+      if (!known.includes(k)) fail(`unknown key ${JSON.stringify(k)} in a ${o.type} request`);
+    }
+  }
   const base = { v: PROTOCOL_VERSION, auth: o.auth };
   switch (o.type) {
     case "status":
@@ -222,6 +242,17 @@ export function parseRequest(line: string): Request {
       if (o.config !== null && (typeof o.config !== "object" || Array.isArray(o.config))) {
         fail(`"config" must be an object or null`);
       }
+      if (o.switch !== undefined && typeof o.switch !== "boolean") {
+        fail(`"switch" must be true or false`);
+      }
+      let flags: Partial<UpSettings>;
+      let config: ConfigFile | null;
+      try {
+        flags = checkFlags(o.flags);
+        config = checkConfigObject(o.config);
+      } catch (err) {
+        fail((err as Error).message);
+      }
       return {
         ...base,
         type: "up",
@@ -230,8 +261,8 @@ export function parseRequest(line: string): Request {
         env,
         cwd: o.cwd,
         switch: o.switch === true,
-        flags: o.flags as Partial<UpSettings>,
-        config: (o.config ?? null) as ConfigFile | null,
+        flags,
+        config,
       };
     }
     default:

@@ -6,13 +6,16 @@
  * DNS stay), `connecting` (an `up` is in progress) or `disconnected`. `session` holds the
  * connection's details ({@linkcode SessionStatus}: context, server and its version, user,
  * client and manager versions, CIDRs with their sources, routes, TUN, DNS, transports with
- * round-trip times, bytes, flows, uptime, last error, warnings) and is null when disconnected;
- * `daemon` is null when no daemon answered.
+ * round-trip times, bytes, flows, uptime, last error, warnings, and `refused`: each item of the
+ * traffic manager's session info that kconnect did not accept, or kept out of the tunnel, with
+ * the reason and how to allow it) and is null when disconnected; `daemon` is null when no daemon
+ * answered.
  *
  * @module
  */
 import type { SessionStatus } from "../connect/session.ts";
 import { describeAccess } from "./access.ts";
+import { describeRefusal } from "../connect/trust.ts";
 
 /** The schema version of {@linkcode StatusReport}; bumped when a field changes meaning. */
 export const STATUS_SCHEMA = 1;
@@ -142,6 +145,8 @@ export function formatStatus(r: StatusReport): string {
     row("uptime", `${duration(s.uptimeSeconds)} (since ${s.startedAt})`);
     if (s.lastError) row("last error", s.lastError);
     for (const w of s.warnings) row("warning", w);
+    // Absent from the reports of daemons before it was added.
+    for (const x of s.refused ?? []) row("refused", describeRefusal(x).replace(/^refused /, ""));
   }
   if (r.lastError && s === null) row("last error", r.lastError);
   if (r.daemon) {
