@@ -361,3 +361,41 @@ async function processExists(pid: number): Promise<boolean> {
     return false;
   }
 }
+
+/** Something that runs commands in a network namespace (a {@linkcode Netns}, or an env in one). */
+export interface Runner {
+  exec(cmd: string[], options?: ExecOptions): Promise<ExecResult>;
+}
+
+/**
+ * Whether link `name` exists in `ns`: true when `ip link show` finds it, false when it says the
+ * device does not exist. Any other failure (no `ip`, a wrong namespace) throws, so a negative
+ * answer never comes from a command that could not run.
+ */
+export async function linkExists(ns: Runner, name: string): Promise<boolean> {
+  const r = await ns.exec(["ip", "link", "show", name], { check: false });
+  if (r.code === 0) return true;
+  if (/does not exist/.test(r.stderr)) return false;
+  throw new Error(`ip link show ${name} failed (${r.code}) for another reason: ${r.stderr.trim()}`);
+}
+
+/**
+ * Whether `child` still runs: its status has not settled and `/proc` shows it alive (not a
+ * zombie). Use it where "the process survived" is the claim; a pid alone proves nothing.
+ */
+export async function stillRunning(child: Deno.ChildProcess): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    child.status.then(() => true, () => true),
+    new Promise<false>((r) => timer = setTimeout(() => r(false), 100)),
+  ]);
+  clearTimeout(timer);
+  if (settled) return false;
+  try {
+    const stat = await Deno.readTextFile(`/proc/${child.pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}

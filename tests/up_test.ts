@@ -6,7 +6,8 @@ import { httpStatus } from "./_http.ts";
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
-import { isRoot, Netns } from "./_netns.ts";
+import { LineWatcher } from "./_lines.ts";
+import { isRoot, linkExists, Netns, stillRunning } from "./_netns.ts";
 import { failUp, startUp } from "./_up.ts";
 
 const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
@@ -29,6 +30,10 @@ async function sha256File(path: string): Promise<string> {
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * A Python client's `connect()` to `host:port`: prints `CONNECTED 0`, `TIMEOUT <s>` (its own
+ * timeout ran out) or the errno's name and the seconds it took.
+ */
 const CONNECT_PY = (host: string, port: number, timeout: number) =>
   `import socket,errno,time
 t=time.monotonic()
@@ -46,12 +51,18 @@ Deno.test({
   fn: async (t) => {
     await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
     const laptop = cluster.laptop;
-    const before = await laptop.exec(["curl", "-sS", "-m", "2", "http://10.96.0.20/"], {
+    const before = await laptop.exec(["curl", "-sS", "-m", "10", "http://10.96.0.20/"], {
       check: false,
     });
-    assert.notEqual(before.code, 0, "the service is not reachable before up");
+    // curl exit 7: could not connect (no route to the cluster's networks), not some other failure.
+    assert.equal(before.code, 7, `the service is not reachable before up: ${before.stderr}`);
 
-    await using up = await startUp(laptop, ["--kubeconfig", cluster.kubeconfig]);
+    await using up = await startUp(laptop, [
+      "--kubeconfig",
+      cluster.kubeconfig,
+      "--log-level",
+      "info",
+    ]);
     const progress = up.out.text();
     assert.match(progress, /cluster reached: https:\/\/100\.64\.0\.1:6443 \(Kubernetes v1\.33/);
     assert.match(progress, /traffic manager found: kconnect\/traffic-manager-/);
@@ -112,18 +123,22 @@ Deno.test({
       await Deno.remove(file);
     });
 
-    await t.step("a closed port on a pod is refused at once", async () => {
-      const r = await laptop.exec(["python3", "-c", CONNECT_PY("10.244.0.10", 9, 10)]);
-      const [what, secs] = r.stdout.trim().split(" ");
+    // kconnect's dial timeout is 10 s and a dial that times out is answered with silence, so
+    // the clients wait far longer (60 s) than kconnect may take: a TIMEOUT means kconnect never
+    // answered (a hang), and the error's name says which answer it gave. No durations are
+    // asserted (a busy CI machine may be slow); connect latency is in bench/cluster.ts.
+    await t.step("a closed port on a pod is refused (ECONNREFUSED, not a timeout)", async () => {
+      const r = await laptop.exec(["python3", "-c", CONNECT_PY("10.244.0.10", 9, 60)]);
+      const [what] = r.stdout.trim().split(" ");
       assert.equal(what, "ECONNREFUSED", r.stdout);
-      assert.ok(Number(secs) < 5, `took ${secs}s`);
     });
 
     await t.step("a connect to an unused pod address fails instead of hanging", async () => {
-      const r = await laptop.exec(["python3", "-c", CONNECT_PY("10.244.0.99", 80, 20)]);
-      const [what, secs] = r.stdout.trim().split(" ");
-      assert.ok(["TIMEOUT", "EHOSTUNREACH", "ECONNREFUSED"].includes(what), r.stdout);
-      assert.ok(Number(secs) <= 21, `took ${secs}s`);
+      // The cluster has no host at 10.244.0.99: the manager's dial fails (no ARP answer), and
+      // kconnect answers the SYN with ICMP host unreachable.
+      const r = await laptop.exec(["python3", "-c", CONNECT_PY("10.244.0.99", 80, 60)]);
+      const [what] = r.stdout.trim().split(" ");
+      assert.equal(what, "EHOSTUNREACH", `kconnect reported the failure: ${r.stdout}`);
     });
 
     await t.step("a second laptop connects to the same manager and both work", async () => {
@@ -144,23 +159,57 @@ Deno.test({
     await t.step(
       "garbage sent to the manager ends that session only; others keep working",
       async () => {
-        const r = await cluster.clusterNs.exec([
-          "sh",
-          "-c",
-          "head -c 4096 /dev/urandom | socat -t 2 - TCP:127.0.0.1:8081 > /dev/null; echo done",
-        ]);
-        assert.match(r.stdout, /done/);
-        await cluster.managerErrors.waitFor(/session closed: protocol-error/, 10_000);
-        assert.equal(await httpStatus(laptop, "http://10.96.0.20/"), "200");
-        assert.ok(cluster.managerProcess !== null, "the manager is still running");
+        // A flow opened before the garbage, on one of the laptop's sessions: a subscriber
+        // waiting for messages (redis-cli prints "subscribe", the channel, "1" once it is in).
+        const sub = laptop.spawn(["redis-cli", "-h", "10.96.0.21", "SUBSCRIBE", "survivor"], {
+          stdout: "piped",
+          stderr: "piped",
+        });
+        const subOut = new LineWatcher(sub.stdout);
+        const subErr = new LineWatcher(sub.stderr);
+        try {
+          await subOut.waitFor(/^1$/, 30_000);
+          const mark = up.err.lines.length;
+          const r = await cluster.clusterNs.exec([
+            "sh",
+            "-c",
+            "head -c 4096 /dev/urandom | socat -t 2 - TCP:127.0.0.1:8081 > /dev/null; echo done",
+          ]);
+          assert.match(r.stdout, /done/);
+          await cluster.managerErrors.waitFor(/session closed: protocol-error/, 30_000);
+          assert.ok(await stillRunning(cluster.managerProcess!), "the manager is still running");
+          // The laptop's sessions were not touched: the flow opened before still carries data
+          // (a reset session would have ended it, and redis would count no subscriber)…
+          const pub = await laptop.exec([
+            "redis-cli",
+            "-h",
+            "10.96.0.21",
+            "PUBLISH",
+            "survivor",
+            "still here",
+          ]);
+          assert.equal(pub.stdout.trim(), "1", "the subscriber opened before is still connected");
+          await subOut.waitFor(/^still here$/, 30_000);
+          assert.ok(await stillRunning(sub), `the flow is still open: ${subErr.text()}`);
+          // …new connections work…
+          assert.equal(await httpStatus(laptop, "http://10.96.0.20/"), "200");
+          // …and kconnect never lost a transport meanwhile.
+          const closed = up.err.lines.slice(mark).filter((l) => /tunnel transport closed/.test(l));
+          assert.deepEqual(closed, [], "no tunnel transport of the laptop closed");
+        } finally {
+          try {
+            sub.kill("SIGTERM");
+          } catch { /* ended */ }
+          await sub.status;
+          await Promise.all([subOut.done, subErr.done]);
+        }
       },
     );
 
     await t.step("SIGTERM disconnects and removes the TUN and its routes", async () => {
       assert.equal(await up.stop("SIGTERM"), 0, up.err.text());
       assert.match(up.out.text(), /disconnected/);
-      const link = await laptop.exec(["ip", "link", "show", "kconnect0"], { check: false });
-      assert.notEqual(link.code, 0, "the TUN is gone");
+      assert.equal(await linkExists(laptop, "kconnect0"), false, "the TUN is gone");
       const routes = await laptop.exec(["ip", "route", "show"]);
       assert.doesNotMatch(routes.stdout, /10\.96\.|10\.244\./);
     });
@@ -270,8 +319,7 @@ Deno.test({
     await t.step("no traffic manager", async () => {
       const r = await failUp(laptop, ["--kubeconfig", cluster.kubeconfig]);
       assert.match(r.stderr, /No traffic manager found in namespace "kconnect"/);
-      const link = await laptop.exec(["ip", "link", "show", "kconnect0"], { check: false });
-      assert.notEqual(link.code, 0, "nothing was set up");
+      assert.equal(await linkExists(laptop, "kconnect0"), false, "nothing was set up");
     });
   },
 });
