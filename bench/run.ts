@@ -4,14 +4,15 @@
  * TUN packet I/O (bench/tun_io.ts), iperf3 through the whole data path against loopback
  * (bench/dataplane.ts), and laptop → pod through `kconnect up` on the test cluster against a
  * direct route, also with 20 ms to the API server (bench/cluster.ts), and DNS through kconnect
- * against the cluster's DNS and the laptop's resolver before and during `up` (bench/dns.ts).
- * Extra arguments pick benchmarks by name: `deno task bench dataplane`.
+ * against the cluster's DNS and the laptop's resolver before and during `up` (bench/dns.ts),
+ * and how long reconnecting takes after an API server restart and a black hole
+ * (bench/reconnect.ts). Extra arguments pick benchmarks by name: `deno task bench dataplane`.
  *
  * @module
  */
 import { DENO_RUN } from "../tests/_dataplane.ts";
 
-const all = ["tun_io", "dataplane", "cluster", "dns"];
+const all = ["tun_io", "dataplane", "cluster", "dns", "reconnect"];
 const picked = Deno.args.length > 0 ? all.filter((b) => Deno.args.includes(b)) : all;
 let failed = 0;
 for (const name of picked) {

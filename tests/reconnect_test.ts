@@ -1,14 +1,22 @@
 /**
  * Living through a broken path: the API server restarting, and a silently black-holed transport.
- * kconnect keeps TUN, routes and DNS, notices, reconnects, and new connections work again within
- * seconds; flows that were open end instead of hanging. Root only.
+ * kconnect keeps TUN, routes and DNS, notices, reconnects, and new connections work again; flows
+ * that were open end instead of hanging. Root only.
+ *
+ * Durations are liveness bounds, generous for a busy 2-core machine (the nominal figures, about
+ * 9 s to notice a black hole and a few seconds to reconnect, are measured by
+ * bench/reconnect.ts): each test fails when something never happens, not when it is slow.
  */
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
-import { isRoot, type Netns } from "./_netns.ts";
+import { LineWatcher } from "./_lines.ts";
+import { isRoot, linkExists, type Netns, stillRunning } from "./_netns.ts";
 import { startUp } from "./_up.ts";
 
 const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+
+/** How long anything here may take before it counts as never happening, in seconds. */
+const LIVENESS_S = 45;
 
 async function ping(ns: Netns): Promise<boolean> {
   const r = await ns.exec(["timeout", "3", "redis-cli", "-h", "10.96.0.21", "PING"], {
@@ -31,19 +39,32 @@ async function secondsUntil(
   throw new Error(`${what} did not happen within ${limit} s`);
 }
 
-/** Starts a long-lived TCP flow through the tunnel; resolves when it ends, with seconds taken. */
-function longFlow(ns: Netns): { ended: Promise<number>; started: number } {
-  const started = performance.now();
-  // redis-cli waits for messages on a channel nobody publishes to: it only ends when the
-  // connection does.
-  const ended = ns.exec(["redis-cli", "-h", "10.96.0.21", "SUBSCRIBE", "nothing"], { check: false })
-    .then(() => (performance.now() - started) / 1000);
-  return { ended, started };
+/** A long-lived TCP flow through the tunnel, established: redis confirmed the subscription. */
+interface Flow {
+  child: Deno.ChildProcess;
+  out: LineWatcher;
+  err: LineWatcher;
+}
+
+/**
+ * Opens a flow that only ends when its connection does (redis-cli waits for messages on a
+ * channel nobody publishes to) and waits until redis has confirmed the subscription, so the flow
+ * is known to be open through the tunnel.
+ */
+async function longFlow(ns: Netns): Promise<Flow> {
+  const child = ns.spawn(["redis-cli", "-h", "10.96.0.21", "SUBSCRIBE", "nothing"], {
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const flow = { child, out: new LineWatcher(child.stdout), err: new LineWatcher(child.stderr) };
+  // redis-cli prints "subscribe", the channel and the count of subscriptions.
+  await flow.out.waitFor(/^1$/, 30_000);
+  assert.deepEqual(flow.out.lines.slice(0, 3), ["subscribe", "nothing", "1"], flow.err.text());
+  return flow;
 }
 
 Deno.test({
-  name:
-    "kconnect reconnects after the API server restarts; open flows end, new ones work within seconds",
+  name: "kconnect reconnects after the API server restarts; open flows end, new ones work again",
   ...opts,
   fn: async () => {
     await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
@@ -55,37 +76,27 @@ Deno.test({
       "info",
     ]);
     assert.ok(await ping(laptop));
-    const flow = longFlow(laptop);
-    await new Promise((r) => setTimeout(r, 500));
+    const flow = await longFlow(laptop);
+    assert.ok(await stillRunning(flow.child), "the flow is open when the API server stops");
 
     await cluster.stopApiServer();
-    const stoppedAt = performance.now();
-    const flowSeconds = await Promise.race([
-      flow.ended.then(() => (performance.now() - stoppedAt) / 1000),
-      new Promise<number>((r) => setTimeout(() => r(Infinity), 15_000)),
+    const ended = await Promise.race([
+      flow.child.status.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), LIVENESS_S * 1000)),
     ]);
-    assert.ok(
-      flowSeconds < 12,
-      `the open flow ended ${flowSeconds} s after the API server went away`,
-    );
+    assert.ok(ended, `the open flow did not end within ${LIVENESS_S} s of the API server going`);
     assert.equal(await ping(laptop), false, "no tunnel while the API server is down");
-    const link = await laptop.exec(["ip", "link", "show", "kconnect0"], { check: false });
-    assert.equal(link.code, 0, "the TUN stays while reconnecting");
+    assert.equal(await linkExists(laptop, "kconnect0"), true, "the TUN stays while reconnecting");
 
     await cluster.startApiServer();
-    const back = await secondsUntil(
-      () => ping(laptop),
-      15,
-      "a request after the API server returned",
-    );
-    assert.ok(back < 10, `new requests worked ${back.toFixed(1)} s after the API server returned`);
+    await secondsUntil(() => ping(laptop), LIVENESS_S, "a request after the API server returned");
     assert.match(up.err.text(), /tunnel transport closed/);
-    assert.equal(up.child.pid > 0, true);
+    assert.ok(await stillRunning(up.child), "kconnect up is still running");
   },
 });
 
 Deno.test({
-  name: "a silently black-holed transport is detected within about 10 s and replaced",
+  name: "a silently black-holed transport is noticed by the keepalive and replaced",
   ...opts,
   fn: async () => {
     await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
@@ -103,24 +114,23 @@ Deno.test({
     ];
     const mark = up.err.lines.length;
     for (const r of rules) await laptop.exec(["iptables", "-A", ...r]);
-    const blackholed = performance.now();
     try {
-      const detected = await secondsUntil(
+      // Nothing closes the connection: only kconnect's keepalive can notice (TCP itself would
+      // retransmit for many minutes).
+      await secondsUntil(
         () =>
           Promise.resolve(
             up.err.lines.slice(mark).some((l) =>
               /tunnel transport closed \(keepalive-timeout\)/.test(l)
             ),
           ),
-        20,
+        LIVENESS_S,
         "noticing the black hole",
       );
-      assert.ok(detected < 12, `noticed after ${detected.toFixed(1)} s`);
     } finally {
       for (const r of rules) await laptop.exec(["iptables", "-D", ...r], { check: false });
     }
-    const back = await secondsUntil(() => ping(laptop), 20, "a request after the path came back");
-    assert.ok(back < 10, `requests worked ${back.toFixed(1)} s after the path came back`);
-    void blackholed;
+    await secondsUntil(() => ping(laptop), LIVENESS_S, "a request after the path came back");
+    assert.ok(await stillRunning(up.child), "kconnect up is still running");
   },
 });
