@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { ResolvedEnv } from "./resolved/env.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
-import { isRoot, type Netns } from "./_netns.ts";
+import { isRoot, linkExists, type Netns } from "./_netns.ts";
 import { startUp, testStateDir } from "./_up.ts";
 
 const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
@@ -23,10 +23,10 @@ async function getent(
 }
 
 async function dig(ns: Netns, args: string[]) {
-  const r = await ns.exec(["dig", "+time=3", "+tries=1", ...args], { check: false });
+  const r = await ns.exec(["dig", "+time=10", "+tries=1", ...args], { check: false });
   return {
     status: /status: (\w+)/.exec(r.stdout)?.[1] ?? "none",
-    ms: Number(/Query time: (\d+) msec/.exec(r.stdout)?.[1] ?? NaN),
+    server: /SERVER: (\S+)/.exec(r.stdout)?.[1] ?? "none",
     answers: r.stdout,
   };
 }
@@ -92,10 +92,11 @@ Deno.test({
       ]);
     });
 
-    await t.step("a name that does not exist is NXDOMAIN, quickly", async () => {
+    // An answer, not a timeout (dig waits 10 s); how long it takes is bench/dns.ts's business.
+    await t.step("a name that does not exist is NXDOMAIN, answered by kconnect", async () => {
       const r = await dig(laptop, ["nosuch.default.svc.cluster.local"]);
-      assert.equal(r.status, "NXDOMAIN");
-      assert.ok(r.ms < 1000, `${r.ms} ms`);
+      assert.equal(r.status, "NXDOMAIN", r.answers);
+      assert.equal(r.server, "198.18.0.3#53(198.18.0.3)", r.answers);
       const g = await laptop.exec(["getent", "hosts", "nosuch.default.svc.cluster.local"], {
         check: false,
       });
@@ -129,9 +130,20 @@ Deno.test({
       "search-list expansion of outside names sends no lookups through the tunnel",
       async () => {
         const mark = up.err.lines.length;
-        await getent(laptop, "www.example.com");
-        await laptop.exec(["getent", "hosts", "nosuch.example.com"], { check: false });
-        const lookups = up.err.lines.slice(mark).filter((l) => /cluster lookup/.test(l));
+        assert.deepEqual(await getent(laptop, "www.example.com"), ["192.0.2.10"]);
+        const missing = await laptop.exec(["getent", "hosts", "nosuch.example.com"], {
+          check: false,
+        });
+        assert.equal(missing.code, 2, "getent: not found");
+        // Positive control and flush barrier: a fresh cluster name does cost a lookup, and its
+        // log line comes after any the names above caused.
+        const control = `control-${crypto.randomUUID().slice(0, 8)}.default.svc.cluster.local`;
+        await laptop.exec(["getent", "hosts", control], { check: false });
+        const re = new RegExp(`cluster lookup ${control.replaceAll(".", "\\.")}`);
+        await up.err.waitFor(re, 30_000);
+        const window = up.err.lines.slice(mark);
+        const lookups = window.slice(0, window.findIndex((l) => re.test(l)))
+          .filter((l) => /cluster lookup/.test(l));
         assert.deepEqual(lookups, [], "no cluster lookups for ordinary names");
       },
     );
@@ -213,6 +225,8 @@ Deno.test({
       Number(/VmRSS:\s+(\d+)/.exec(await Deno.readTextFile(`/proc/${up.child.pid}/status`))![1]);
     const before = await rss();
     let peak = before;
+    // A fixed number of queries per flood, however long sending them takes on this machine.
+    const FLOOD = 20000;
     for (let i = 0; i < 3; i++) {
       const r = await laptop.exec([
         ...DENO_RUN,
@@ -220,15 +234,22 @@ Deno.test({
         "--unstable-net",
         `${ROOT}tests/fixtures/dns_abuse.ts`,
         "198.18.0.3",
+        String(FLOOD),
       ]);
       const report = JSON.parse(r.stdout.trim().split("\n").pop()!);
       assert.equal(report.formerrForLongName, true, JSON.stringify(report));
-      assert.ok(report.floodSent >= 20000, JSON.stringify(report));
+      assert.equal(report.floodSent, FLOOD, JSON.stringify(report));
+      assert.ok(
+        report.floodAnswered > 0,
+        `the server kept answering during the flood: ${JSON.stringify(report)}`,
+      );
       peak = Math.max(peak, await rss());
     }
-    // Each flood is up to 50000 queries for random names, far more than get answered.
+    // Load is shed: queries past the in-flight limit are dropped (dnsDropped), not queued. The
+    // memory bounds are generous (a busy machine must not fail them); without shedding, the
+    // lookups kept in flight through the tunnel took kconnect's RSS to about 460 MiB.
+    const stats = await up.err.waitFor(/DEBUG up: stats .*dnsDropped=[1-9]/, 30_000);
     assert.ok(peak - before < 256 * 1024, `RSS grew by ${peak - before} KiB`);
-    const stats = await up.err.waitFor(/DEBUG up: stats .*dnsDropped=[1-9]/, 10_000);
     const heap = Number(/heapMiB=([\d.]+)/.exec(stats)![1]);
     assert.ok(heap < 256, `heap ${heap} MiB`);
     assert.equal(
@@ -339,8 +360,7 @@ Deno.test({
       "after SIGTERM the link's settings are gone and the global ones untouched",
       async () => {
         assert.equal(await up.stop(), 0, up.err.text());
-        const gone = await env.exec(["ip", "link", "show", "kconnect0"], { check: false });
-        assert.notEqual(gone.code, 0, "the TUN is gone");
+        assert.equal(await linkExists(env, "kconnect0"), false, "the TUN is gone");
         assert.doesNotMatch(await env.resolvectl("status"), /kconnect0|198\.18\.0\.3/);
         assert.equal(await env.resolvectl("dns"), globalBefore);
         assert.deepEqual(await getent(env, "web.default.svc.cluster.local"), []);
