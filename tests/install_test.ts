@@ -102,9 +102,20 @@ async function redisPing(laptop: Netns): Promise<string> {
   return r.stdout.trim();
 }
 
-async function listening(cluster: TestCluster, addr: string): Promise<boolean> {
-  const r = await cluster.clusterNs.exec(["ss", "-Hltn"], { check: false });
-  return r.stdout.includes(addr);
+/** Whether something in the cluster namespace listens on TCP `port` (`ss` must succeed). */
+async function listening(cluster: TestCluster, port: number): Promise<boolean> {
+  const r = await cluster.clusterNs.exec(["ss", "-Hltn"]);
+  // Columns: state, recv-q, send-q, local address:port, peer address:port.
+  return r.stdout.split("\n").some((l) => l.trim().split(/\s+/)[3]?.endsWith(`:${port}`));
+}
+
+/** The time of the first line of a kconnect log (ISO timestamps) matching `re`, in ms. */
+function loggedAt(log: string, re: RegExp): number {
+  const line = log.split("\n").find((l) => re.test(l));
+  assert.ok(line, `no line matching ${re} in:\n${log}`);
+  const at = Date.parse(line.split(" ")[0]);
+  assert.ok(Number.isFinite(at), `no timestamp on: ${line}`);
+  return at;
 }
 
 Deno.test({
@@ -133,8 +144,9 @@ Deno.test({
           }, version ${VERSION} \\(created\\)$`,
         ),
       );
+      // The first state seen depends on how fast the kubelet starts the pod (a busy machine).
       has(
-        /^ {4}waiting for the pod kconnect\/kconnect-traffic-manager-[a-z0-9]+-[a-z0-9]{5} to be ready: Pending/,
+        /^ {4}waiting for the pod kconnect\/kconnect-traffic-manager-[a-z0-9]+-[a-z0-9]{5} to be ready: (Pending|Running, not ready)/,
       );
       has(
         /^✓ traffic manager ready: kconnect\/kconnect-traffic-manager-\S+ \(10\.244\.0\.\d+\), version /,
@@ -211,6 +223,7 @@ Deno.test({
       async () => {
         const before = await kconnectObjects(cluster);
         assert.ok(before.length >= 10, before.join("\n"));
+        assert.equal(await listening(cluster, 8081), true, "the manager listens");
         const r = await kconnect(laptop, ["uninstall", ...kc]);
         assert.equal(r.code, 0, r.err + r.out);
         for (
@@ -229,7 +242,7 @@ Deno.test({
         }
         assert.match(r.out, /^uninstalled: deleted 8 objects$/m);
         assert.deepEqual(await kconnectObjects(cluster), []);
-        assert.equal(await listening(cluster, ":8081"), false, "the manager's process is gone");
+        assert.equal(await listening(cluster, 8081), false, "the manager's process is gone");
         const again = await kconnect(laptop, ["uninstall", ...kc]);
         assert.equal(again.code, 0, again.err);
         assert.match(again.out, /^nothing to uninstall/m);
@@ -288,11 +301,37 @@ Deno.test({
     const pods = await managerPods(cluster);
     assert.deepEqual(pods.map((p) => p.metadata.name), [newPod], "the old pod is gone");
     assert.equal(pods[0].metadata.labels?.["app.kubernetes.io/version"], VERSION);
+    // Rolling: the Deployment asks for the new pod before the old one goes…
+    const d = (await api<Obj>(
+      cluster,
+      "/apis/apps/v1/namespaces/kconnect/deployments/kconnect-traffic-manager",
+    )).body;
+    assert.deepEqual(d.spec?.strategy, {
+      type: "RollingUpdate",
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
+    // …and the old manager was stopped only after the new pod had started and was Ready. The
+    // old pod's SIGTERM is in its log (millisecond timestamps); the new pod's container start is
+    // when the kubelet created its log file (birth time, milliseconds); its Ready condition's
+    // time has whole seconds, as the API has it. An upgrade that stops the old pod first (delete
+    // and re-create) has the SIGTERM before the new container even starts.
     const oldLog = await Deno.readTextFile(cluster.podLogFile("kconnect", oldPod));
-    assert.match(
-      oldLog,
-      /stopping on SIGTERM/,
-      "the old manager was stopped after the new one was ready",
+    const stopped = loggedAt(oldLog, /stopping on SIGTERM/);
+    const started = (await Deno.stat(cluster.podLogFile("kconnect", newPod))).birthtime;
+    assert.ok(started, "the file system records birth times");
+    assert.ok(
+      started.getTime() < stopped,
+      `the new pod started (${started.toISOString()}) before the old manager was stopped ` +
+        `(${new Date(stopped).toISOString()})`,
+    );
+    const ready =
+      (pods[0].status as { conditions?: { type: string; lastTransitionTime: string }[] })
+        .conditions?.find((c) => c.type === "Ready");
+    assert.ok(ready, JSON.stringify(pods[0].status));
+    assert.ok(
+      Date.parse(ready.lastTransitionTime) <= stopped,
+      `the new pod was Ready (${ready.lastTransitionTime}) before the old manager was stopped ` +
+        `(${new Date(stopped).toISOString()})`,
     );
   },
 });
