@@ -14,8 +14,9 @@ PACKAGES=(
 DENO_NPM_PACKAGE="deno@2"
 # systemd-resolved for tests/resolved/env.ts is NOT installed (its postinst would replace
 # /etc/resolv.conf with a symlink and enable the service): its .deb, with the libsystemd-shared
-# .deb of the same version, is unpacked into this directory instead. Keep in step with
-# RESOLVED_DIR in tests/resolved/env.ts.
+# and systemd .debs of the same version (systemd for busctl, which a fresh Debian image lacks),
+# is unpacked into this directory instead. Keep in step with RESOLVED_DIR in
+# tests/resolved/env.ts.
 RESOLVED_DIR="${KCONNECT_RESOLVED_DIR:-/var/cache/kconnect-test/systemd-resolved}"
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -42,13 +43,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
 fi
 
-# Unpacks systemd-resolved and libsystemd-shared (same version: the installed
+# Unpacks systemd-resolved, libsystemd-shared and systemd (same version: the installed
 # libsystemd-shared's when apt still offers it, else apt's candidate) into $RESOLVED_DIR/root,
-# writing $RESOLVED_DIR/VERSION last; does nothing when that is in place.
+# writing $RESOLVED_DIR/VERSION last; does nothing when that is in place (resolved, resolvectl
+# and busctl), and replaces a directory that lacks any of them.
 fetch_resolved() {
   local root="$RESOLVED_DIR/root"
   if [ -s "$RESOLVED_DIR/VERSION" ] && [ -x "$root/lib/systemd/systemd-resolved" ] &&
-    [ -x "$root/usr/bin/resolvectl" ]; then
+    [ -x "$root/usr/bin/resolvectl" ] && [ -x "$root/usr/bin/busctl" ]; then
     return 0
   fi
   local offered installed version
@@ -67,13 +69,19 @@ fetch_resolved() {
     echo "setup: apt offers no systemd-resolved package to unpack" >&2
     exit 1
   fi
-  echo "setup: unpacking systemd-resolved $version into $RESOLVED_DIR (not installed)"
+  echo "setup: unpacking systemd-resolved, libsystemd-shared and systemd $version into $RESOLVED_DIR (not installed)"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root \
-    "systemd-resolved=$version" "libsystemd-shared=$version")
+    "systemd-resolved=$version" "libsystemd-shared=$version" "systemd=$version")
   mkdir -p "$tmp/root"
   for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
+  for f in lib/systemd/systemd-resolved usr/bin/resolvectl usr/bin/busctl; do
+    if [ ! -x "$tmp/root/$f" ]; then
+      echo "setup: $f is not in the unpacked packages" >&2
+      exit 1
+    fi
+  done
   echo "$version" >"$tmp/VERSION"
   mkdir -p "$(dirname "$RESOLVED_DIR")"
   rm -rf "$RESOLVED_DIR"

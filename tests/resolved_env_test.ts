@@ -14,8 +14,20 @@ import { LAPTOP_SEARCH_DOMAIN } from "./cluster/topology.ts";
 import { LinkDns } from "./resolved/link_dns.ts";
 import { pidsInMountNamespace, RESOLVED_DIR, ResolvedEnv } from "./resolved/env.ts";
 import { DENO_RUN } from "./_dataplane.ts";
+import { LineWatcher } from "./_lines.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+
+/**
+ * Attaches to the TUN named by argv[1] (TUNSETIFF, IFF_TUN | IFF_NO_PI) and holds it open,
+ * as kconnect does, until stdin closes.
+ */
+const TUN_READER = `import fcntl, os, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH22x", sys.argv[1].encode(), 0x0001 | 0x1000))
+print("attached", flush=True)
+sys.stdin.read()
+os.close(fd)`;
 const ignore = Deno.build.os !== "linux" || Deno.uid() !== 0;
 
 async function exists(path: string): Promise<boolean> {
@@ -186,11 +198,16 @@ Deno.test({
         assert.match(st, /~example\.internal/);
       });
 
-      const noBusctl = !await exists("/usr/bin/busctl");
       await t.step({
         name: "the same through D-Bus with busctl",
-        ignore: noBusctl,
         fn: async () => {
+          // The env's busctl (unpacked from the systemd .deb by setup.sh), never the host's.
+          const which = await env.exec(["sh", "-c", "command -v busctl"], { check: false });
+          assert.equal(which.stdout.trim(), `${env.binDir}/busctl`, which.stderr);
+          assert.ok(
+            await exists(`${RESOLVED_DIR}/root/usr/bin/busctl`),
+            `${RESOLVED_DIR}/root/usr/bin/busctl is missing: run \`sudo bash scripts/setup.sh\``,
+          );
           const ifindex = (await env.readFile(`/sys/class/net/${dns.link}/ifindex`)).trim();
           const call = (member: string, sig: string, ...args: string[]) =>
             env.exec([
@@ -231,20 +248,57 @@ Deno.test({
       });
     });
 
-    await t.step("a TUN link is used only with a reader attached and an address", async () => {
+    await t.step("a TUN link with an address is used only while a reader holds it", async () => {
+      const scopes = async () =>
+        /Current Scopes: (.*)/.exec(await env.resolvectl("status", "kc-tun0"))?.[1].trim();
+      /** Polls until the link's scopes are `want` (resolved follows netlink events). */
+      const until = async (want: string, what: string) => {
+        const deadline = Date.now() + 30_000;
+        let got = await scopes();
+        while (got !== want && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          got = await scopes();
+        }
+        assert.equal(got, want, what);
+      };
       await cluster.laptop.exec(["ip", "tuntap", "add", "mode", "tun", "name", "kc-tun0"]);
+      let reader: Deno.ChildProcess | null = null;
       try {
         await cluster.laptop.exec(["ip", "link", "set", "kc-tun0", "up"]);
-        await cluster.laptop.exec(["ip", "addr", "add", "198.18.8.1/29", "dev", "kc-tun0"]);
         await env.resolvectl("dns", "kc-tun0", "198.18.8.3");
         await env.resolvectl("domain", "kc-tun0", "~tun.example");
-        const st = await env.resolvectl("status", "kc-tun0");
+        assert.match(await env.resolvectl("status", "kc-tun0"), /DNS Servers: 198\.18\.8\.3/);
         // No process holds the TUN open: NO-CARRIER, so resolved does not use the link and
         // names of its routing domains would go to the global servers.
-        assert.match(st, /Current Scopes: none/);
-        assert.match(st, /DNS Servers: 198\.18\.8\.3/);
+        await cluster.laptop.exec(["ip", "addr", "add", "198.18.8.1/29", "dev", "kc-tun0"]);
+        await until("none", "an address but no reader: not used");
+        // A reader attaches (as kconnect's process does): carrier, and the link is used.
+        reader = cluster.laptop.spawn(["python3", "-c", TUN_READER, "kc-tun0"], {
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        });
+        const out = new LineWatcher(reader.stdout);
+        const err = new LineWatcher(reader.stderr);
+        await out.waitFor(/^attached$/, 30_000).catch((e) => {
+          throw new Error(`${(e as Error).message}\n${err.text()}`);
+        });
+        const carrier = await cluster.laptop.exec(["ip", "link", "show", "kc-tun0"]);
+        assert.doesNotMatch(carrier.stdout, /NO-CARRIER/, "the reader gave the link carrier");
+        await until("DNS", "a reader and an address: used for DNS");
+        // The reader goes: no carrier, not used.
+        await reader.stdin.close();
+        assert.equal((await reader.status).code, 0, err.text());
+        reader = null;
+        await until("none", "the reader gone: not used");
         await env.resolvectl("revert", "kc-tun0");
       } finally {
+        if (reader !== null) {
+          try {
+            reader.kill("SIGKILL");
+          } catch { /* gone */ }
+          await reader.status;
+        }
         await cluster.laptop.exec(["ip", "link", "del", "kc-tun0"], { check: false });
       }
     });

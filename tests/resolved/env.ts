@@ -30,12 +30,13 @@
  *   clients running as root pass resolved's privilege checks by their capabilities
  *   (CAP_NET_ADMIN), as `resolvectl` run by root does on a real system.
  *
- * The package is not installed: `scripts/setup.sh` unpacks the systemd-resolved and
- * libsystemd-shared .debs (same version, the installed libsystemd-shared's when apt has it)
- * into {@linkcode RESOLVED_DIR} (`$KCONNECT_RESOLVED_DIR`, default
- * `/var/cache/kconnect-test/systemd-resolved`). `resolvectl` is reached through a wrapper in
+ * The package is not installed: `scripts/setup.sh` unpacks the systemd-resolved,
+ * libsystemd-shared and systemd .debs (same version, the installed libsystemd-shared's when apt
+ * has it) into {@linkcode RESOLVED_DIR} (`$KCONNECT_RESOLVED_DIR`, default
+ * `/var/cache/kconnect-test/systemd-resolved`). `resolvectl` and `busctl` (from the systemd
+ * .deb: a fresh Debian image has none) are reached through wrappers in
  * {@linkcode ResolvedEnv.binDir}, first on `PATH` for {@linkcode ResolvedEnv.exec} and
- * {@linkcode ResolvedEnv.spawn}.
+ * {@linkcode ResolvedEnv.spawn}, so the unpacked ones run, never the host's.
  *
  * Commands run "inside" through `nsenter --mount=/proc/<holder>/ns/mnt
  * --net=/proc/<holder>/ns/net`: same users, same `/proc`, `/tmp`, `/work`, `/root` (the Deno
@@ -143,6 +144,9 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** The unpacked tools the env puts first on `PATH` (wrappers in {@linkcode ResolvedEnv.binDir}). */
+export const WRAPPED = ["resolvectl", "busctl"] as const;
+
 /** Reads `VERSION` and finds the binaries and library directory under `dir`. */
 async function locate(dir: string): Promise<{ version: string; root: string; libDir: string }> {
   const root = `${dir}/root`;
@@ -154,7 +158,7 @@ async function locate(dir: string): Promise<{ version: string; root: string; lib
       `Cannot start systemd-resolved: ${dir}/VERSION is missing; run \`sudo bash scripts/setup.sh\``,
     );
   }
-  for (const f of ["lib/systemd/systemd-resolved", "usr/bin/resolvectl"]) {
+  for (const f of ["lib/systemd/systemd-resolved", ...WRAPPED.map((b) => `usr/bin/${b}`)]) {
     if (!await exists(`${root}/${f}`)) {
       throw new Error(
         `Cannot start systemd-resolved: ${root}/${f} is missing; remove ${dir} and run \`sudo bash scripts/setup.sh\``,
@@ -264,7 +268,7 @@ export class ResolvedEnv implements AsyncDisposable {
   readonly dir: string;
   /** The systemd-resolved package version, e.g. `252.38-1~deb12u1`. */
   readonly version: string;
-  /** Directory with the `resolvectl` wrapper; first on `PATH` inside. */
+  /** Directory with the `resolvectl` and `busctl` wrappers; first on `PATH` inside. */
   readonly binDir: string;
   /** The mount namespace, as `readlink /proc/<pid>/ns/mnt` shows it (`mnt:[…]`). */
   readonly mountNamespace: string;
@@ -315,14 +319,16 @@ export class ResolvedEnv implements AsyncDisposable {
       await Deno.mkdir(`${dir}/bin`);
       await Deno.writeTextFile(`${dir}/resolved.conf`, resolvedConf(options));
       await Deno.writeTextFile(`${dir}/dbus.conf`, dbusConfig(found.root));
-      await Deno.writeTextFile(
-        `${dir}/bin/resolvectl`,
-        `#!/bin/sh\nLD_LIBRARY_PATH=${
-          shellQuote(found.libDir)
-        }\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ` +
-          `exec ${shellQuote(`${found.root}/usr/bin/resolvectl`)} "$@"\n`,
-        { mode: 0o755 },
-      );
+      for (const tool of WRAPPED) {
+        await Deno.writeTextFile(
+          `${dir}/bin/${tool}`,
+          `#!/bin/sh\nLD_LIBRARY_PATH=${
+            shellQuote(found.libDir)
+          }\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ` +
+            `exec ${shellQuote(`${found.root}/usr/bin/${tool}`)} "$@"\n`,
+          { mode: 0o755 },
+        );
+      }
       const uid = await systemId("/etc/passwd", "systemd-resolve");
       const gid = await systemId("/etc/group", "systemd-resolve");
       await Deno.writeTextFile(`${dir}/setup.sh`, setupScript(dir, mode, uid, gid));
