@@ -14,6 +14,10 @@
  *    every packet it reads and writes it back (checksums stay valid), so iperf3's client talking
  *    to 198.18.0.2 reaches its server on 198.18.0.1; at MTU 1500, at MTU 1500 with IFF_VNET_HDR
  *    and TSO offloads, and at MTU 65000.
+ * 4. Close with a read pending: how long `close()` takes, and the pending `read` to resolve 0,
+ *    while the reader sits in its `poll` (close wakes it through an eventfd; without that it
+ *    would wait out the poll's 200 ms timeout). tests/tun_linux_test.ts only checks that it
+ *    happens.
  *
  * Usage: `deno run -A --unstable-net bench/tun_io.ts [seconds-per-run]` (default 3).
  *
@@ -197,6 +201,36 @@ async function tcpBench(label: string, mtu: number, vnetHdr: boolean): Promise<v
   }
 }
 
+async function closeBench(): Promise<void> {
+  const closeMs: number[] = [];
+  const readMs: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const tun = await openBenchTun();
+    const bufs = [new Uint8Array(1500)];
+    const sizes = [0];
+    let n = -1;
+    const reading = (async () => {
+      for (;;) {
+        n = await tun.read(bufs, sizes, 0);
+        if (n === 0) return;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50 + Math.random() * 100)); // inside a poll by now
+    const t0 = performance.now();
+    await tun.close();
+    closeMs.push(performance.now() - t0);
+    await reading;
+    readMs.push(performance.now() - t0);
+    if (n !== 0) throw new Error(`read returned ${n} after close`);
+  }
+  const line = (v: number[]) => {
+    const s = [...v].sort((a, b) => a - b);
+    return `p50 ${s[Math.floor(s.length / 2)].toFixed(2)} ms, max ${s[s.length - 1].toFixed(2)} ms`;
+  };
+  console.log(`  ${"close()".padEnd(28)} ${line(closeMs)}`);
+  console.log(`  ${"pending read resolves 0".padEnd(28)} ${line(readMs)}`);
+}
+
 async function inside(): Promise<void> {
   await run("ip", ["link", "set", "lo", "up"]);
   console.log(`Read, MTU 1500, UDP flood from another process (${SECONDS} s each):`);
@@ -207,6 +241,8 @@ async function inside(): Promise<void> {
   await tcpBench("MTU 1500", 1500, false);
   await tcpBench("MTU 1500, vnet_hdr + TSO", 1500, true);
   await tcpBench("MTU 65000", 65000, false);
+  console.log("Close with a read pending (20 times):");
+  await closeBench();
 }
 
 if (Deno.args.includes("--inside")) {

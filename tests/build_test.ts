@@ -128,14 +128,17 @@ Deno.test("detectBinaryTarget() reads ELF, Mach-O and PE headers", () => {
   for (const [header, want] of cases) assert.equal(detectBinaryTarget(header), want);
 });
 
-Deno.test("detectBinaryTarget() recognises the running deno executable", async () => {
-  using file = await Deno.open(Deno.execPath());
-  const header = new Uint8Array(512);
-  const n = await file.read(header);
-  const host = (TARGETS as readonly string[]).includes(Deno.build.target)
-    ? Deno.build.target
-    : undefined;
-  assert.equal(detectBinaryTarget(header.subarray(0, n ?? 0)), host);
+Deno.test({
+  name: "detectBinaryTarget() recognises the running deno executable",
+  // On a host that is not a target the expected answer would be undefined, which a broken
+  // detector gives too: nothing to learn there.
+  ignore: !(TARGETS as readonly string[]).includes(Deno.build.target),
+  async fn() {
+    using file = await Deno.open(Deno.execPath());
+    const header = new Uint8Array(512);
+    const n = await file.read(header);
+    assert.equal(detectBinaryTarget(header.subarray(0, n ?? 0)), Deno.build.target);
+  },
 });
 
 Deno.test("runtimeSource() uses DENORT_BIN only for the target it is built for", async () => {

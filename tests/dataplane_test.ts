@@ -96,24 +96,25 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a connect to a closed port fails with ECONNREFUSED at once, over IPv4 and IPv6",
+  name: "a connect to a closed port fails with ECONNREFUSED (not a timeout), over IPv4 and IPv6",
   ...opts,
   fn: async () => {
     await using host = await dataplaneHost("refused");
     for (const h of ["10.96.0.1", "fd00:96::1"]) {
+      // The client waits 60 s, far longer than kconnect's 10 s dial timeout (after which it
+      // stays silent): TIMEOUT means kconnect never answered; ECONNREFUSED is its RST for the
+      // refused dial. How fast that comes is not judged here (a busy machine may be slow).
       const py = `import socket,errno,time
 t=time.monotonic()
 try:
-    socket.create_connection(("${h}", 9), timeout=10); print("CONNECTED")
+    socket.create_connection(("${h}", 9), timeout=60); print("CONNECTED")
+except socket.timeout:
+    print("TIMEOUT", round(time.monotonic()-t, 3))
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e)), round(time.monotonic()-t, 3))`;
       const r = await host.ns.exec(["python3", "-c", py]);
-      const [name, secs] = r.stdout.trim().split(" ");
-      assert.equal(name, "ECONNREFUSED", r.stdout);
-      assert.ok(
-        Number(secs) < 5,
-        `refusal took ${secs}s: it should come from the dial, not a timeout`,
-      );
+      const [name] = r.stdout.trim().split(" ");
+      assert.equal(name, "ECONNREFUSED", `${h}: ${r.stdout}`);
     }
   },
 });
@@ -190,9 +191,13 @@ Deno.test({
     const read = Number(r.json.read);
     const written = JSON.parse(await server.waitFor(/written/)).written as number;
     const inFlight = written - read;
-    // Socket buffers along the path hold a few MB; kconnect itself holds one relay buffer.
-    assert.ok(inFlight < 32 << 20, `sender got ${inFlight} bytes ahead of the reader`);
-    assert.ok(peak - before < 48 * 1024, `kconnect RSS grew by ${peak - before} KiB`);
+    // Socket buffers along the path hold a few MB (kernel autotuning caps each at 4-6 MB) and
+    // kconnect itself one relay buffer; a relay that did not wait for the reader would let the
+    // sender run gigabytes ahead within the seconds the reader takes. The bounds are generous
+    // (what load or GC timing can add stays far below them), so only that fails them.
+    assert.ok(read >= 12000000, `the reader got its bytes: ${JSON.stringify(r.json)} ${r.stderr}`);
+    assert.ok(inFlight < 64 << 20, `sender got ${inFlight} bytes ahead of the reader`);
+    assert.ok(peak - before < 128 * 1024, `kconnect RSS grew by ${peak - before} KiB`);
   },
 });
 
