@@ -320,41 +320,49 @@ Deno.test({
       },
     );
 
-    await t.step("routing domains follow namespaces as they appear and disappear", async () => {
-      const api = (method: string, path: string, body?: unknown) =>
-        cluster.laptop.exec([
-          "curl",
-          "-sS",
-          "--fail",
-          "--cacert",
-          cluster.caFile,
-          "-H",
-          `Authorization: Bearer ${cluster.token}`,
-          "-H",
-          "Content-Type: application/json",
-          "-X",
-          method,
-          ...(body ? ["--data", JSON.stringify(body)] : []),
-          `${cluster.apiUrl}${path}`,
-        ]);
-      const domains = async () =>
-        (await env.resolvectl("status", "kconnect0")).replace(/\s+/g, " ");
-      const until = async (ok: (d: string) => boolean, what: string) => {
-        for (let i = 0; i < 100; i++) {
-          if (ok(await domains())) return;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        throw new Error(`${what}: ${await domains()}`);
-      };
-      await api("POST", "/api/v1/namespaces", {
-        apiVersion: "v1",
-        kind: "Namespace",
-        metadata: { name: "payments" },
-      });
-      await until((d) => d.includes("~payments"), "the new namespace became a routing domain");
-      await api("DELETE", "/api/v1/namespaces/payments");
-      await until((d) => !d.includes("~payments"), "the deleted namespace stopped being one");
-    });
+    await t.step(
+      "a namespace that disappears stops being a routing domain; a new one is not made one mid-session",
+      async () => {
+        const api = (method: string, path: string, body?: unknown) =>
+          cluster.laptop.exec([
+            "curl",
+            "-sS",
+            "--fail",
+            "--cacert",
+            cluster.caFile,
+            "-H",
+            `Authorization: Bearer ${cluster.token}`,
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            method,
+            ...(body ? ["--data", JSON.stringify(body)] : []),
+            `${cluster.apiUrl}${path}`,
+          ]);
+        const domains = async () =>
+          (await env.resolvectl("status", "kconnect0")).replace(/\s+/g, " ");
+        const until = async (ok: (d: string) => boolean, what: string) => {
+          for (let i = 0; i < 100; i++) {
+            if (ok(await domains())) return;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          throw new Error(`${what}: ${await domains()}`);
+        };
+        // Narrowing is automatic: a namespace that existed at up and is deleted goes.
+        assert.match(await domains(), /~kube-public/);
+        await api("DELETE", "/api/v1/namespaces/kube-public");
+        await until((d) => !d.includes("~kube-public"), "the deleted namespace stopped being one");
+        // Widening is not (security review H1): a namespace created mid-session would capture
+        // `*.<name>` for every program, so it is refused, reported, and needs a new up.
+        await api("POST", "/api/v1/namespaces", {
+          apiVersion: "v1",
+          kind: "Namespace",
+          metadata: { name: "payments" },
+        });
+        await up.err.waitFor(/refused .*namespace "payments"/, 30_000);
+        assert.doesNotMatch(await domains(), /~payments/);
+      },
+    );
 
     await t.step(
       "after SIGTERM the link's settings are gone and the global ones untouched",
