@@ -2,14 +2,15 @@
  * `kconnect down`: disconnect. Asks the kconnect daemon to disconnect (any member of its group
  * may); as root it also stops a foreground `kconnect up` (which undoes its own changes), then
  * undoes whatever the journal says is left from a run that could not (`kill -9`, a crash, a
- * power cut).
+ * power cut). A foreground `up` is signalled only while its pid still names the process its pid
+ * file recorded (same start time and executable): a pid reused by another process is left alone.
  *
  * @module
  */
 import type { Command } from "commander";
 import { Journal, stateDir } from "../journal/journal.ts";
-import { runningUp } from "../journal/pidfile.ts";
-import { processAlive, undoLeftovers } from "../journal/undo.ts";
+import { isRunning, runningUp, type UpRecord } from "../journal/pidfile.ts";
+import { undoLeftovers } from "../journal/undo.ts";
 import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
 import { socketPath } from "../daemon/paths.ts";
 import type { DownResult } from "../daemon/protocol.ts";
@@ -21,13 +22,25 @@ interface DownOptions {
   timeout: string;
 }
 
-async function waitGone(pid: number, ms: number): Promise<boolean> {
+async function waitGone(up: UpRecord, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    if (!processAlive(pid)) return true;
+    if (!isRunning(up)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return !processAlive(pid);
+  return !isRunning(up);
+}
+
+/** Sends `signal` to the recorded `up` if its pid still names that process; whether it did. */
+function signalUp(up: UpRecord, signal: Deno.Signal): boolean {
+  if (!isRunning(up)) return false;
+  try {
+    Deno.kill(up.pid, signal);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
 }
 
 /** Runs `kconnect down`. */
@@ -58,13 +71,11 @@ export async function runDown(opts: DownOptions): Promise<void> {
   }
   const dir = stateDir(opts.stateDir);
   const up = await runningUp(dir);
-  if (up !== null && !up.daemon) {
-    Deno.kill(up.pid, "SIGTERM");
-    if (await waitGone(up.pid, Number(opts.timeout) * 1000)) {
+  if (up !== null && !up.daemon && signalUp(up, "SIGTERM")) {
+    if (await waitGone(up, Number(opts.timeout) * 1000)) {
       printLine(`disconnected from context "${up.context}" (kconnect up, pid ${up.pid})`);
-    } else {
-      Deno.kill(up.pid, "SIGKILL");
-      await waitGone(up.pid, 5000);
+    } else if (signalUp(up, "SIGKILL")) {
+      await waitGone(up, 5000);
       printLine(`kconnect up (pid ${up.pid}) did not stop in ${opts.timeout} s and was killed`);
     }
     did = true;

@@ -105,11 +105,25 @@ async function readOr(path: string): Promise<string | null> {
 /**
  * Writes `data` to `path` readable by its owner only (0600), also when the file existed: the
  * archive holds logs that are 0640 on disk, so it must not get the umask's 0644.
+ *
+ * The bytes go to a new file beside `path`, created exclusively with mode 0600 under a random
+ * name, which is then renamed over `path`. So an existing file, or a symbolic link another user
+ * planted at `path` (in `/tmp`, say), is replaced, never opened: root cannot be made to write
+ * through it.
  */
 async function writePrivate(path: string, data: Uint8Array): Promise<void> {
-  using file = await Deno.open(path, { write: true, create: true, truncate: true, mode: 0o600 });
-  await Deno.chmod(path, 0o600); // an existing file keeps its mode: fix it before any byte lands
-  for (let off = 0; off < data.length;) off += await file.write(data.subarray(off));
+  const rand = crypto.getRandomValues(new Uint32Array(2)).join("");
+  const tmp = `${path}.tmp-${Deno.pid}-${rand}`;
+  try {
+    {
+      using file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+      for (let off = 0; off < data.length;) off += await file.write(data.subarray(off));
+    }
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
 }
 
 /** Runs `kconnect gather-logs`; returns the archive's path. */

@@ -16,9 +16,15 @@
  * The bundle's bytes do not depend on where it is written (minified: no path comments), so a
  * compiled binary and a source checkout of the same commit produce the same sha256.
  *
+ * The cache decides what code goes into clusters, so it must be this user's alone
+ * ({@linkcode bundleCacheDir}): never a shared directory such as `/tmp`, owned by the user (root:
+ * `/var/cache/kconnect`), mode 0700, below directories no other user can change. A cache that is
+ * not is refused, not used.
+ *
  * @module
  */
 import { logger } from "../log.ts";
+import { ensureTrustedDir } from "../daemon/safe_path.ts";
 import { sha256Hex } from "./manifests.ts";
 
 const log = logger("install");
@@ -65,16 +71,47 @@ function sourceRoot(): string | null {
   return url.protocol === "file:" ? decodeURIComponent(url.pathname) : null;
 }
 
-/** The directory where bundles built from source are cached. */
+/** Root's bundle cache when KCONNECT_CACHE_DIR and XDG_CACHE_HOME name none. */
+export const ROOT_CACHE_DIR = "/var/cache/kconnect";
+
+/**
+ * The directory where bundles built from source are cached: KCONNECT_CACHE_DIR, else
+ * `$XDG_CACHE_HOME/kconnect`, else for root {@linkcode ROOT_CACHE_DIR} (root ignores HOME,
+ * which under sudo may be the invoking user's), else `$HOME/.cache/kconnect`. Never a
+ * directory under `/tmp`.
+ *
+ * @throws {Error} when none applies (a non-root process with no HOME).
+ */
 export function bundleCacheDir(): string {
-  const env = (k: string) => Deno.env.get(k);
+  const env = (k: string) => Deno.env.get(k) || undefined;
   const explicit = env("KCONNECT_CACHE_DIR");
   if (explicit) return explicit;
   const xdg = env("XDG_CACHE_HOME");
   if (xdg) return `${xdg}/kconnect`;
+  if ((Deno.uid?.() ?? 0) === 0) return ROOT_CACHE_DIR;
   const home = env("HOME");
   if (home) return `${home}/.cache/kconnect`;
-  return `${Deno.env.get("TMPDIR") ?? "/tmp"}/kconnect-cache-${Deno.uid?.() ?? "user"}`;
+  throw new Error(
+    "No cache directory for the traffic-manager bundle: set KCONNECT_CACHE_DIR (or HOME) to a directory of yours",
+  );
+}
+
+/**
+ * Makes sure `dir` can hold bundles: created when missing (mode 0700), owned by this user, not
+ * writable by others, below directories no other user can change.
+ *
+ * @throws {Error} naming what is wrong, when another user could plant or swap a bundle there.
+ */
+export async function checkCacheDir(dir: string): Promise<string> {
+  const abs = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
+  try {
+    return await ensureTrustedDir(abs, { mode: 0o700, what: "the traffic-manager bundle cache" });
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message} (set KCONNECT_CACHE_DIR to a directory only you can write)`,
+      { cause: err },
+    );
+  }
 }
 
 async function listSources(dir: string, out: string[]): Promise<void> {
@@ -163,14 +200,13 @@ export async function managerBundle(): Promise<ManagerBundle> {
     );
   }
   const key = await sourceKey(root);
-  const dir = bundleCacheDir();
+  const dir = await checkCacheDir(bundleCacheDir());
   const cached = `${dir}/manager-${key.slice(0, 32)}.js`;
   try {
     return await fromFile(cached, `bundled from source (cached in ${cached})`);
   } catch {
     // not cached yet
   }
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   // The name must end in .js: deno bundle leaves out its createRequire shim otherwise.
   const tmp = `${dir}/manager-${key.slice(0, 32)}.tmp-${Deno.pid}.js`;
   log.info(`bundling ${root}${BUNDLE_ENTRY}`, { to: cached });

@@ -3,8 +3,15 @@
  * disk) before it is made, and removed once it is undone, so that after a crash, `kill -9` or a
  * power cut the next `up` or `down` can undo exactly what is left.
  *
+ * The state directory is root's alone: every directory leading to it must be one no other user
+ * can change (`src/daemon/safe_path.ts`), it is mode 0700, and the journal is written to a
+ * freshly created temporary file (never an existing one, never through a link) that is renamed
+ * over `journal.json`.
+ *
  * @module
  */
+import { ensureTrustedDir } from "../daemon/safe_path.ts";
+import { processIdentity } from "./process.ts";
 
 /** One recorded change. `kind` says which undo applies; `data` is what the undo needs. */
 export interface JournalEntry {
@@ -12,6 +19,8 @@ export interface JournalEntry {
   kind: string;
   /** The process that made the change. */
   pid: number;
+  /** That process's start time (`/proc/<pid>/stat`), so a reused pid is told apart. */
+  start?: string;
   createdAt: string;
   data: Record<string, unknown>;
 }
@@ -41,7 +50,7 @@ export class Journal {
 
   /** Opens (or creates) the journal in `dir`. A damaged file is kept aside and reported. */
   static async open(dir: string): Promise<Journal> {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await ensureStateDir(dir);
     const path = `${dir}/journal.json`;
     let entries: JournalEntry[] = [];
     try {
@@ -73,10 +82,12 @@ export class Journal {
   /** Records a change that is about to be made; returns its id. */
   async add(kind: string, data: Record<string, unknown>): Promise<string> {
     const id = `${kind}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const start = processIdentity(Deno.pid)?.start;
     this.#entries = [...this.#entries, {
       id,
       kind,
       pid: Deno.pid,
+      ...(start ? { start } : {}),
       createdAt: new Date().toISOString(),
       data,
     }];
@@ -107,14 +118,46 @@ export class Journal {
 
   async #write(): Promise<void> {
     const body: JournalFile = { version: 1, entries: this.#entries };
-    const tmp = `${this.path}.tmp`;
-    const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
-    try {
-      await f.write(new TextEncoder().encode(JSON.stringify(body, null, 2) + "\n"));
-      await f.sync();
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, this.path);
+    await writeFileAtomic(this.path, JSON.stringify(body, null, 2) + "\n");
+  }
+}
+
+/**
+ * Makes the state directory `dir` (mode 0700, owned by root) after checking that no other user
+ * can change any directory leading to it.
+ *
+ * @throws {Error} when it is not safe to use.
+ */
+export async function ensureStateDir(dir: string): Promise<void> {
+  await ensureTrustedDir(absolute(dir), { mode: 0o700, what: "kconnect's state directory" });
+}
+
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+}
+
+/**
+ * Writes `text` to `path` through a new file beside it (created exclusively, mode 0600, synced)
+ * that is then renamed over `path`: no existing file or link is ever opened for writing.
+ */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const rand = crypto.getRandomValues(new Uint32Array(2)).join("");
+  const tmp = `${path}.tmp-${Deno.pid}-${rand}`;
+  const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const bytes = new TextEncoder().encode(text);
+    for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
+    await f.sync();
+  } catch (err) {
+    f.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  f.close();
+  try {
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
   }
 }

@@ -1,9 +1,14 @@
 /**
  * The pid file of a running `kconnect up`, so `down` can find it and a second `up` refuses.
  *
+ * Besides the pid it records the process's start time and executable (`/proc/<pid>/stat` and
+ * `/proc/<pid>/exe`): a record whose pid now belongs to another process (the `up` died without
+ * removing it, and the pid was reused) is stale, so `down` never signals a stranger.
+ *
  * @module
  */
-import { processAlive } from "./undo.ts";
+import { ensureStateDir, writeFileAtomic } from "./journal.ts";
+import { processIdentity, sameProcessAlive } from "./process.ts";
 
 /** What the pid file records. */
 export interface UpRecord {
@@ -12,6 +17,23 @@ export interface UpRecord {
   context: string;
   /** Set when the kconnect daemon holds the session (then `down` asks it instead of a signal). */
   daemon?: boolean;
+  /** The process's start time, clock ticks since boot (Linux). */
+  start?: string;
+  /** The process's executable (Linux). */
+  exe?: string | null;
+}
+
+/**
+ * Whether `r`'s process is still the one that wrote it (alive, same start time and executable).
+ *
+ * @example
+ * ```ts
+ * import { isRunning } from "./pidfile.ts";
+ * isRunning({ pid: Deno.pid, startedAt: "", context: "c" }); // true
+ * ```
+ */
+export function isRunning(r: UpRecord): boolean {
+  return sameProcessAlive(r.pid, r.start, r.exe);
 }
 
 function path(dir: string): string {
@@ -22,7 +44,8 @@ function path(dir: string): string {
 export async function runningUp(dir: string): Promise<UpRecord | null> {
   try {
     const r = JSON.parse(await Deno.readTextFile(path(dir))) as UpRecord;
-    return r.pid !== Deno.pid && processAlive(r.pid) ? r : null;
+    if (!Number.isInteger(r.pid) || r.pid <= 0) return null;
+    return r.pid !== Deno.pid && isRunning(r) ? r : null;
   } catch {
     return null;
   }
@@ -30,14 +53,16 @@ export async function runningUp(dir: string): Promise<UpRecord | null> {
 
 /** Records this process as the running `up`. */
 export async function writeUpRecord(dir: string, context: string, daemon = false): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensureStateDir(dir);
+  const me = processIdentity(Deno.pid);
   const r: UpRecord = {
     pid: Deno.pid,
     startedAt: new Date().toISOString(),
     context,
     ...(daemon ? { daemon } : {}),
+    ...(me ? { start: me.start, exe: me.exe } : {}),
   };
-  await Deno.writeTextFile(path(dir), JSON.stringify(r) + "\n", { mode: 0o600 });
+  await writeFileAtomic(path(dir), JSON.stringify(r) + "\n");
 }
 
 /** Removes the record if it is this process's. */

@@ -18,6 +18,9 @@ import { RESOLVED_KIND, undoResolvedLink } from "../resolver/resolved.ts";
 import type { Journal, JournalEntry } from "./journal.ts";
 import { deleteRoute } from "../routes/linux.ts";
 import { Cidr } from "../wire/address.ts";
+import { sameProcessAlive } from "./process.ts";
+
+export { processAlive } from "./process.ts";
 
 /** The journal kind of a route kconnect added (`{ cidr, dev }`). */
 export const ROUTE_KIND = "route";
@@ -40,25 +43,6 @@ async function undoTun(name: string): Promise<string> {
   await new Deno.Command("ip", { args: ["link", "del", name], stdout: "null", stderr: "null" })
     .output();
   return `TUN ${name} removed`;
-}
-
-/** Whether process `pid` is alive (Linux and macOS). */
-export function processAlive(pid: number): boolean {
-  if (Deno.build.os === "linux") {
-    // Look, don't touch: a signal would resume an unrelated stopped process that got the pid.
-    try {
-      Deno.statSync(`/proc/${pid}`);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch (err) {
-    return !(err instanceof Deno.errors.NotFound);
-  }
 }
 
 async function undoOne(e: JournalEntry): Promise<string> {
@@ -84,12 +68,13 @@ async function undoOne(e: JournalEntry): Promise<string> {
 
 /**
  * Undoes every entry whose process is gone (newest first) and returns what was done. Entries of
- * a live process belong to a running kconnect and are left alone.
+ * a live process belong to a running kconnect and are left alone — but a process that only got
+ * the same pid later (another start time) does not keep them.
  */
 export async function undoLeftovers(journal: Journal): Promise<string[]> {
   const done: string[] = [];
   for (const e of [...journal.entries()].reverse()) {
-    if (e.pid !== Deno.pid && processAlive(e.pid)) continue;
+    if (e.pid !== Deno.pid && sameProcessAlive(e.pid, e.start)) continue;
     try {
       done.push(await undoOne(e));
       await journal.remove(e.id);

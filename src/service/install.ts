@@ -5,9 +5,19 @@
  * Everything that touches the machine goes through {@linkcode ServiceHost}, so tests can
  * install into a directory of their own without creating groups or calling systemctl.
  *
+ * The service runs its command as root at every boot, so everything that command loads must be
+ * root's alone ({@linkcode checkRootOnlyCode}): the program, and from a source checkout its
+ * `main.ts`, `deno.json`, `deno.lock` and `src/` tree and the Deno cache (`DENO_DIR`) — owned by
+ * root, not writable by other users where they can reach them, below directories no other user
+ * can change. A checkout in a user's home is refused: whoever owns it (or anything running as
+ * them) would get root at the next start. Install a compiled binary, or copy the checkout and
+ * its cache somewhere root owns. From source the unit runs with the lock (`--frozen
+ * --cached-only`, `src/daemon/self.ts`), so nothing is fetched either.
+ *
  * @module
  */
 import { runningFromSource, selfCommand } from "../daemon/self.ts";
+import { checkTrustedParents, UntrustedPathError } from "../daemon/safe_path.ts";
 import { DEFAULT_SOCKET, SERVICE_GROUP } from "../daemon/paths.ts";
 import { LAUNCHD_LABEL, launchdPlist } from "./launchd.ts";
 import { systemdUnit, UNIT_NAME } from "./systemd.ts";
@@ -61,8 +71,8 @@ export function serviceFile(os: ServiceHost["os"], unitDir?: string): string {
     : `${unitDir ?? "/etc/systemd/system"}/${UNIT_NAME}`;
 }
 
-/** The service file's text for `o`. */
-export function serviceText(os: ServiceHost["os"], o: ServiceOptions = {}): string {
+/** The daemon's command and environment for `o`. */
+function serviceCommand(o: ServiceOptions): { command: string[]; env: Record<string, string> } {
   const command = [...(o.command ?? selfCommand()), "daemon", "--group", o.group ?? SERVICE_GROUP];
   const env: Record<string, string> = {};
   if (o.command === undefined && runningFromSource()) {
@@ -70,6 +80,12 @@ export function serviceText(os: ServiceHost["os"], o: ServiceOptions = {}): stri
     const home = Deno.env.get("HOME") ?? "/root";
     env.DENO_DIR = Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`;
   }
+  return { command, env };
+}
+
+/** The service file's text for `o`. */
+export function serviceText(os: ServiceHost["os"], o: ServiceOptions = {}): string {
+  const { command, env } = serviceCommand(o);
   return os === "darwin"
     ? launchdPlist({
       programArguments: command,
@@ -79,10 +95,111 @@ export function serviceText(os: ServiceHost["os"], o: ServiceOptions = {}): stri
     : systemdUnit({ execStart: command, environment: env });
 }
 
+/** Largest number of entries {@linkcode checkRootOnlyCode} looks at in one tree. */
+const MAX_TREE_ENTRIES = 500_000;
+
+function octal(mode: number): string {
+  return (mode & 0o7777).toString(8);
+}
+
+/** Whether others can reach entries below directory `dir` (search permission on every component). */
+async function reachable(dir: string): Promise<boolean> {
+  let p = "";
+  for (const part of ["", ...dir.split("/").filter((x) => x !== "")]) {
+    p = part === "" ? "/" : p === "/" ? `/${part}` : `${p}/${part}`;
+    const st = await Deno.stat(p).catch(() => null);
+    if (st === null) return true;
+    const mode = st.mode ?? 0;
+    const groupSearch = (mode & 0o010) !== 0 && (st.gid ?? 0) > 999;
+    if ((mode & 0o001) === 0 && !groupSearch) return false;
+  }
+  return true;
+}
+
+/**
+ * Checks that what root runs from `paths` is root's alone: each path's parents are trusted
+ * (`checkTrustedParents`), and each path — a file, or a directory with everything below it — is
+ * owned by root and, where other users can reach it, not writable by them. Symbolic links are
+ * followed (their targets checked the same way). Paths that do not exist are checked for their
+ * parents only.
+ *
+ * @throws {Error} naming the first path another user could change, and what to do instead.
+ */
+export async function checkRootOnlyCode(paths: string[]): Promise<void> {
+  const seen = new Set<string>();
+  let entries = 0;
+  const refuse = (path: string, why: string) =>
+    new Error(
+      `Cannot install the kconnect service: it would run ${path} as root, and ${why}, so another user could change what root runs. ` +
+        "Install a compiled kconnect binary (owned by root), or copy the checkout and its Deno cache (DENO_DIR) to a directory only root can write, such as /usr/local/lib/kconnect, and run service install from there",
+    );
+  const walk = async (path: string, open: boolean): Promise<void> => {
+    if (seen.has(path)) return;
+    seen.add(path);
+    if (++entries > MAX_TREE_ENTRIES) throw refuse(path, "the tree is too large to check");
+    const st = await Deno.lstat(path);
+    if (st.isSymlink) {
+      if (st.uid !== 0) throw refuse(path, `it is a symbolic link owned by uid ${st.uid}`);
+      const target = await Deno.realPath(path).catch(() => null);
+      if (target !== null) await top(target);
+      return;
+    }
+    if (st.uid !== 0) throw refuse(path, `it is owned by uid ${st.uid}`);
+    const mode = st.mode ?? 0;
+    const othersWrite = (mode & 0o002) !== 0 ||
+      ((mode & 0o020) !== 0 && (st.gid ?? 0) > 999);
+    if (open && othersWrite) {
+      throw refuse(path, `it is writable by other users (mode ${octal(mode)})`);
+    }
+    if (st.isDirectory) {
+      const below = open &&
+        ((mode & 0o001) !== 0 || ((mode & 0o010) !== 0 && (st.gid ?? 0) > 999));
+      for await (const e of Deno.readDir(path)) await walk(`${path}/${e.name}`, open && below);
+    }
+  };
+  const top = async (path: string): Promise<void> => {
+    try {
+      await checkTrustedParents(path, "the service's code");
+    } catch (err) {
+      if (err instanceof UntrustedPathError) throw refuse(path, err.message);
+      throw err;
+    }
+    try {
+      await Deno.lstat(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    const parent = path.slice(0, Math.max(1, path.lastIndexOf("/")));
+    await walk(path, await reachable(parent));
+  };
+  for (const p of paths) await top(p);
+}
+
+/**
+ * What the service's command loads: the program, every absolute path on its command line, from
+ * a checkout (a `main.ts`) its `src/` tree, and its `DENO_DIR`.
+ */
+export function serviceCodePaths(command: string[], env: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const w of command) {
+    if (!w.startsWith("/")) continue;
+    out.push(w);
+    if (w.endsWith("/main.ts")) {
+      const root = w.slice(0, -"main.ts".length);
+      out.push(`${root}src`, `${root}deno.json`, `${root}deno.lock`);
+    }
+  }
+  if (env.DENO_DIR) out.push(env.DENO_DIR);
+  return out;
+}
+
 /** Installs and starts the service; returns what was done, one line each. */
 export async function installService(host: ServiceHost, o: ServiceOptions = {}): Promise<string[]> {
   const done: string[] = [];
   const group = o.group ?? SERVICE_GROUP;
+  const { command, env } = serviceCommand(o);
+  await checkRootOnlyCode(serviceCodePaths(command, env));
   if (!o.noServiceManager) await refuseOtherDaemon(host, o);
   if (!/^\d+$/.test(group)) {
     if (!(await host.groupExists(group))) {
