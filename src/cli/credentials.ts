@@ -8,6 +8,9 @@
  * With `--env-stdin` the process first replaces its environment with the JSON object read from
  * stdin: that is how the daemon hands over the user's environment (which exec plugins need)
  * without putting it on a command line or into the environment of anything running as root.
+ * With `--cwd DIR` it then changes into the user's working directory — here, as the user, so
+ * only a directory the user may enter works; otherwise it stays in `/`. The daemon starts it in
+ * `/` and never enters a client's directory as root.
  *
  * @module
  */
@@ -22,6 +25,7 @@ interface CredentialsOptions {
   kubeconfig?: string;
   context?: string;
   envStdin?: boolean;
+  cwd?: string;
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
@@ -54,6 +58,13 @@ export async function runCredentials(opts: CredentialsOptions): Promise<void> {
     }
     replaceEnv(clean);
   }
+  if (opts.cwd !== undefined) {
+    try {
+      Deno.chdir(opts.cwd);
+    } catch {
+      Deno.chdir("/"); // a directory this user may not enter: exec plugins run from / instead
+    }
+  }
   const { kc, source } = await readKubeconfig({
     kubeconfig: opts.kubeconfig,
     context: opts.context,
@@ -70,5 +81,6 @@ export function registerCredentials(program: Command): void {
     .option("--kubeconfig <path>", "kubeconfig file(s) (default: KUBECONFIG or ~/.kube/config)")
     .option("--context <name>", "kube context (default: the current context)")
     .option("--env-stdin", "replace the environment with a JSON object read from stdin")
+    .option("--cwd <dir>", "change into this directory first (or / when it cannot be entered)")
     .action((opts: CredentialsOptions) => runCredentials(opts));
 }

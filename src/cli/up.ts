@@ -13,6 +13,11 @@
  * before anything starts. The daemon's stdout and stderr go to its log file, which `up` creates
  * first; when the daemon does not come up, `up` prints what it said and where the log is.
  *
+ * Under sudo (`SUDO_UID` set), the invoking user's credentials are fetched as that user, the way
+ * the daemon fetches a member's (`src/daemon/as_user.ts`): their exec plugins and token files
+ * are never run or read as root. The daemon's log file is created only below directories no
+ * other user can change (`src/daemon/safe_path.ts`).
+ *
  * Settings come from the flags, else the user's config file (`src/config/config.ts`), else the
  * defaults.
  *
@@ -20,6 +25,7 @@
  */
 import type { Command } from "commander";
 import { defaultHome, kubeconfigPaths, loadKubeconfig } from "../k8s/access.ts";
+import { checkTrustedParents } from "../daemon/safe_path.ts";
 import { Journal, stateDir } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
 import { undoLeftovers } from "../journal/undo.ts";
@@ -173,8 +179,9 @@ function lastLines(f: Deno.FsFile, n: number): string[] {
 }
 
 /** The daemon's log file, created now and open at its end (see `createLogFile`). */
-function openDaemonLog(path: string): Deno.FsFile {
+async function openDaemonLog(path: string): Promise<Deno.FsFile> {
   try {
+    await checkTrustedParents(path.startsWith("/") ? path : absolute(path), "the daemon's log");
     return createLogFile(path);
   } catch (err) {
     throw new Error(
@@ -198,7 +205,7 @@ async function startDaemon(
   group: NamedGroup | null,
 ): Promise<void> {
   const logFile = logFilePath(opts.logFile);
-  using out = openDaemonLog(logFile);
+  using out = await openDaemonLog(logFile);
   const sudo = sudoUid(Deno.env.toObject());
   const [program, ...lead] = selfCommand();
   const args = [
@@ -344,10 +351,13 @@ async function runUpForeground(opts: UpOptions, progress: Progress): Promise<voi
   for (const done of await undoLeftovers(journal)) {
     progress.warn(`cleaned up after an earlier run that did not exit cleanly: ${done}`);
   }
+  // Under sudo, fetched as the user who ran sudo (see loadKubeconfig).
   const access = await loadKubeconfig({ kubeconfig: opts.kubeconfig, context: opts.context });
   progress.done(
     "kubeconfig",
-    `context "${access.context}", user "${access.userName}" (${access.source})`,
+    `context "${access.context}", user "${access.userName}" (${access.source}${
+      access.credentialsUid === undefined ? "" : `, credentials as uid ${access.credentialsUid}`
+    })`,
   );
   const settings = resolveSettings(flags, config, access.context);
   await writeUpRecord(dir, access.context);

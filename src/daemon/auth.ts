@@ -1,8 +1,13 @@
 /**
- * Proving a client's uid to the daemon without SO_PEERCRED (Deno's Unix sockets do not expose
- * the peer's credentials).
+ * Who is at the other end of the daemon's socket.
  *
- * The daemon owns a directory `auth/` beside its socket, mode `1730 root:<group>` (or `1733
+ * **From the kernel** (Linux, the normal case): the daemon owns its listening socket through FFI
+ * and reads `SO_PEERCRED` of each accepted connection (`peercred.ts`): the uid and gid the
+ * connecting process had at `connect()`, recorded by the kernel. Nothing the client sends or
+ * creates is involved.
+ *
+ * **By a file** (where that is not available: other systems, or a libc that cannot be loaded):
+ * the daemon owns a directory `auth/` beside its socket, mode `1730 root:<group>` (or `1733
  * root:root` for a daemon with no group, see `access.ts`): those who may connect may create
  * files in it but not list it, and the sticky bit stops them from removing or renaming each
  * other's files. For each connection:
@@ -10,26 +15,33 @@
  * 1. the daemon sends a fresh 128-bit random nonce (`hello`);
  * 2. the client creates `auth/<nonce>` (O_CREAT|O_EXCL, mode 0600) and writes the nonce into
  *    it, then sends its request;
- * 3. the daemon `lstat`s the file: it must be a regular file (not a symlink) with one link,
- *    holding the nonce. Its owner is the client's uid and its group the client's gid — set by
- *    the kernel from the creating process's (filesystem) ids, which no unprivileged process can
- *    choose; the daemon removes the file at once.
+ * 3. the daemon `lstat`s the file (a regular file, not a symlink, with one link), opens it with
+ *    `O_NOFOLLOW|O_NONBLOCK` (a symlink swapped in is refused, a FIFO does not block), checks
+ *    that the open file is the one it `lstat`ed (same device and inode, still one link), and
+ *    reads at most 64 bytes, which must be the nonce. The file's owner and group — set by the
+ *    kernel from the creating process's ids, which no unprivileged process can choose — are the
+ *    client's uid and gid. The daemon removes the file at once.
  *
- * Limits: this proves who created the file, not who holds the socket. A process that passes
- * its connection to another user's process (SCM_RIGHTS, or a shared fd) lends that user's
- * identity — the same trust as handing over a logged-in terminal. A hard link to someone else's
- * file is refused by its link count only while the original still exists; where hard links to
- * files one does not own are allowed (`fs.protected_hardlinks=0`, macOS), a user could link a
- * file and remove the original. A root-owned proof must therefore also hold the nonce: no other
- * user can write a root-owned file, nor (sticky directory) swap it for something else between
- * the `lstat` and the read, so reading it is safe; the uid claimed this way — root's — is the
- * one that matters most. With a group, only members reach the socket at all (directory 0750,
- * socket 0660), so this decides *which* member asks; without one it decides whether the client
- * is let in at all. Supplementary groups cannot be proven this way: the daemon takes them from
- * the user database (or none), never from the client.
+ * The content check is what makes a hard link useless: where one may link files one does not own
+ * (`fs.protected_hardlinks=0`, macOS), a user could link another user's (or root's) file into
+ * `auth/` and remove the original, but the linked file cannot hold a nonce that was made a
+ * moment ago and sent only to this connection.
+ *
+ * Both ways, clients still create the proof file when the daemon names an auth directory
+ * (protocol version 1 has every daemon do so); a daemon that has the kernel's answer only removes
+ * it. The sweeper removes whatever else appears in `auth/`.
+ *
+ * Limits: the kernel's answer is about the process that connected; the file proves who created
+ * the file. Either way a process that passes its connection to another user's process
+ * (SCM_RIGHTS, or a shared fd) lends its identity — the same trust as handing over a logged-in
+ * terminal. With a group, only members reach the socket at all (directory 0750, socket 0660), so
+ * this decides *which* member asks; without one it decides whether the client is let in at all.
+ * Supplementary groups are never taken from the client: the daemon takes them from the user
+ * database (or none).
  *
  * @module
  */
+import fs from "node:fs";
 
 /** Who the client proved to be. */
 export interface Peer {
@@ -68,7 +80,8 @@ export async function proveIdentity(authDir: string, nonce: string): Promise<str
 }
 
 /**
- * Daemon side: checks `<authDir>/<nonce>` and returns who made it; removes the file.
+ * Daemon side (the file proof): checks `<authDir>/<nonce>` and returns who made it; removes the
+ * file.
  *
  * @throws {Error} when the file is missing or not what the client should have made.
  */
@@ -85,14 +98,8 @@ export async function checkIdentity(authDir: string, nonce: string): Promise<Pee
     if (!st.isFile) throw new Error(`${path} is not a regular file`);
     if (st.nlink !== 1) throw new Error(`${path} has ${st.nlink} links`);
     if (st.uid === null || st.gid === null) throw new Error("no file ownership on this system");
-    // No open() of a file another user owns: root opening a path that user controls would follow
-    // a symlink swapped in after lstat() (to a device, say) or block on a FIFO. The name is a
-    // fresh 128-bit nonce only this client was told, and lstat() gives the owner the kernel
-    // recorded, so the regular, singly linked file itself is the proof.
-    if (st.uid === 0 && !(await holdsNonce(path, nonce))) {
-      // A root-owned file that does not hold the nonce was linked in, not written by root.
-      throw new Error(`${path} does not hold the nonce`);
-    }
+    const held = readProof(path, st);
+    if (held !== nonce) throw new Error(`${path} does not hold the nonce`);
     return { uid: st.uid, gid: st.gid };
   } finally {
     await Deno.remove(path).catch(() => {});
@@ -100,26 +107,33 @@ export async function checkIdentity(authDir: string, nonce: string): Promise<Pee
 }
 
 /**
- * Whether the root-owned regular file at `path` starts with `nonce` (reads at most 64 bytes).
- * Only for root-owned entries of the sticky auth directory: nobody else can replace them.
+ * Reads up to 64 bytes of the proof file at `path`, which `lstat` found to be `st`, without
+ * following a symlink or blocking on a FIFO, and only if the opened file is still that one.
+ *
+ * @throws {Error} when it cannot be opened or is not the file `st` describes.
  */
-async function holdsNonce(path: string, nonce: string): Promise<boolean> {
-  let f: Deno.FsFile;
+function readProof(path: string, st: Deno.FileInfo): string {
+  const c = fs.constants;
+  let fd: number;
   try {
-    f = await Deno.open(path, { read: true });
-  } catch {
-    return false;
+    fd = fs.openSync(path, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
+  } catch (err) {
+    throw new Error(`cannot open ${path}: ${(err as Error).message}`);
   }
   try {
+    const f = fs.fstatSync(fd);
+    if (!f.isFile() || f.nlink !== 1 || f.ino !== st.ino || f.dev !== st.dev) {
+      throw new Error(`${path} changed while it was checked`);
+    }
     const buf = new Uint8Array(64);
     let n = 0;
     while (n < buf.length) {
-      const r = await f.read(buf.subarray(n));
-      if (r === null) break;
+      const r = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (r <= 0) break;
       n += r;
     }
-    return new TextDecoder().decode(buf.subarray(0, n)) === nonce;
+    return new TextDecoder().decode(buf.subarray(0, n));
   } finally {
-    f.close();
+    fs.closeSync(fd);
   }
 }

@@ -77,11 +77,11 @@ Deno.test({
       await assert.rejects(() => checkIdentity(dir, n), /does not hold the nonce/);
       await assert.rejects(() => Deno.lstat(`${dir}/${n}`), Deno.errors.NotFound, "removed");
 
-      // Root's own proof holds the nonce; another user's file is judged by its owner alone.
+      // Root's own proof holds the nonce; so must another user's (see auth_linked_test.ts).
       await proveIdentity(dir, n);
       assert.equal((await checkIdentity(dir, n)).uid, 0);
       const m = newNonce();
-      await Deno.writeTextFile(`${dir}/${m}`, "");
+      await Deno.writeTextFile(`${dir}/${m}`, m);
       await Deno.chown(`${dir}/${m}`, 4001, 4001);
       assert.deepEqual(await checkIdentity(dir, m), { uid: 4001, gid: 4001 });
     });

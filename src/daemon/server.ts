@@ -9,13 +9,19 @@
  *   connect at all — the kernel checks this on `connect()`; with no group (what
  *   `sudo kconnect up` starts by default) anyone can connect, and only root and the uids the
  *   daemon was started with (the user who ran sudo) get past the uid proof (`access.ts`);
- * - each connection proves its uid with a file in the sticky `auth/` directory (see `auth.ts`),
- *   and is refused, with how to get access, unless {@linkcode decideAccess} lets it in;
+ * - the daemon learns each connection's uid and gid from the kernel (`SO_PEERCRED`, see
+ *   `peercred.ts`; where that is not available, from a proof file in the sticky `auth/`
+ *   directory, see `auth.ts`), and refuses it, with how to get access, unless
+ *   {@linkcode decideAccess} lets it in;
  * - a session for a non-root user gets its credentials by running `kconnect credentials` *as
  *   that user* (`as_user.ts`): the daemon never reads a user's kubeconfig or runs a user's exec
  *   plugin as root, and refreshes the token the same way before it expires or after a 401.
- *   Root's requests (`sudo kconnect up`) load the kubeconfig in-process, as the foreground `up`
- *   does (including `SUDO_USER`'s home).
+ *   The same holds for root's requests made under sudo (`sudo kconnect up`: the request's
+ *   environment has the `SUDO_UID` of the user who ran sudo): the credentials are fetched as
+ *   that user. Only root's own requests load the kubeconfig in-process;
+ * - the socket's directory, the auth directory and the state directory must be root's alone:
+ *   every directory leading to them is one no other user can change (`safe_path.ts`), so no
+ *   `--socket` or `--state-dir` can make root chown, chmod or write through another user's link.
  *
  * Membership of the group (or being an allowed uid) is a grant to change this machine's routes
  * and resolver settings the way `up` does (including `--also-proxy` prefixes and
@@ -36,9 +42,11 @@ import { checkSettings, resolveSettings } from "../config/config.ts";
 import type { Progress } from "../cli/progress.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
-import { checkIdentity, newNonce, type Peer } from "./auth.ts";
+import { checkIdentity, isNonce, newNonce, type Peer } from "./auth.ts";
 import { fetchMaterialAs } from "./as_user.ts";
 import { authDirOf, runDirOf } from "./paths.ts";
+import { PeerCredListener, peerCredSupported, PeerCredUnavailableError } from "./peercred.ts";
+import { ensureTrustedDir } from "./safe_path.ts";
 import { type AccessPolicy, decideAccess, describeAccess, socketModes } from "./access.ts";
 import {
   type DownResult,
@@ -71,6 +79,93 @@ export interface DaemonOptions {
   exitWhenIdle?: boolean;
   /** Milliseconds a client gets to send its request after `hello`. Default 10 s. */
   requestTimeoutMs?: number;
+  /** Milliseconds between sweeps of the auth directory. Default 30 s. */
+  authSweepMs?: number;
+  /**
+   * How clients are identified: `kernel` (SO_PEERCRED, Linux) or `file` (the proof file).
+   * Default `kernel` where supported.
+   */
+  identify?: "kernel" | "file";
+}
+
+/** A client connection: its streams, and its peer's ids when the kernel told them. */
+interface ControlConn {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  /** The peer from SO_PEERCRED, or null: then the client proves its uid by file. */
+  readonly peer: Peer | null;
+  close(): void;
+}
+
+/** Where connections come from. */
+interface ControlListener {
+  /** The next connection, or null once closed. */
+  accept(): Promise<ControlConn | null>;
+  close(): void;
+}
+
+/** Listens on `path`: with kernel peer credentials, or Deno's own listener (file proof). */
+function listenControl(
+  path: string,
+  identify: "kernel" | "file",
+): { listener: ControlListener; identify: "kernel" | "file" } {
+  if (identify === "kernel") {
+    try {
+      return { listener: peerCredListener(path), identify };
+    } catch (err) {
+      if (!(err instanceof PeerCredUnavailableError)) throw err;
+      log.warn(`no kernel peer credentials (${err.message}): clients prove their uid by file`);
+    }
+  }
+  return { listener: denoListener(path), identify: "file" };
+}
+
+function peerCredListener(path: string): ControlListener {
+  const l = PeerCredListener.listen(path);
+  return {
+    async accept() {
+      const c = await l.accept();
+      return c === null ? null : {
+        readable: c.readable,
+        writable: c.writable,
+        peer: { uid: c.peer.uid, gid: c.peer.gid },
+        close: () => c.close(),
+      };
+    },
+    close: () => l.close(),
+  };
+}
+
+function denoListener(path: string): ControlListener {
+  const l = Deno.listen({ transport: "unix", path });
+  return {
+    async accept() {
+      let c: Deno.Conn;
+      try {
+        c = await l.accept();
+      } catch (err) {
+        if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+          return null;
+        }
+        throw err;
+      }
+      return {
+        readable: c.readable,
+        writable: c.writable,
+        peer: null,
+        close: () => {
+          try {
+            c.close();
+          } catch { /* closed */ }
+        },
+      };
+    },
+    close: () => {
+      try {
+        l.close();
+      } catch { /* closed */ }
+    },
+  };
 }
 
 /** A failure with a protocol error code. */
@@ -80,34 +175,6 @@ class RequestError extends Error {
     super(message);
     this.code = code;
   }
-}
-
-async function prepareDir(dir: string, mode: number, gid: number, shared: boolean): Promise<void> {
-  let st: Deno.FileInfo | null = null;
-  try {
-    st = await Deno.lstat(dir);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  if (st === null) {
-    const parent = runDirOf(dir);
-    await Deno.mkdir(parent, { recursive: true, mode: 0o755 });
-    await Deno.mkdir(dir, { mode: 0o700 });
-  } else {
-    if (st.isSymlink || !st.isDirectory) {
-      throw new Error(`Cannot use ${dir} for the daemon: it is not a directory`);
-    }
-    const m = st.mode ?? 0;
-    if (!shared && (m & 0o1002) !== 0) {
-      throw new Error(
-        `Cannot use ${dir} for the daemon's socket: it is shared (mode ${
-          (m & 0o7777).toString(8)
-        }); give the socket a directory of its own`,
-      );
-    }
-  }
-  await Deno.chown(dir, 0, gid);
-  await Deno.chmod(dir, mode);
 }
 
 async function socketAnswers(path: string): Promise<boolean> {
@@ -123,10 +190,12 @@ async function socketAnswers(path: string): Promise<boolean> {
 /** The running daemon. */
 export class Daemon implements AsyncDisposable {
   readonly #o: DaemonOptions;
-  readonly #listener: Deno.Listener;
+  readonly #listener: ControlListener;
   readonly #startedAt = new Date();
   readonly #authDir: string;
-  readonly #conns = new Set<Deno.Conn>();
+  readonly #conns = new Set<ControlConn>();
+  /** Nonces sent in `hello` whose request has not been handled yet (their proof files stay). */
+  readonly #outstanding = new Set<string>();
   #session: ClusterSession | null = null;
   #owner: number | null = null;
   #connecting = false;
@@ -139,7 +208,7 @@ export class Daemon implements AsyncDisposable {
   /** Resolves when the daemon has stopped (by {@linkcode close} or going idle). */
   readonly done: Promise<void> = new Promise((r) => this.#resolveDone = r);
 
-  private constructor(o: DaemonOptions, listener: Deno.Listener) {
+  private constructor(o: DaemonOptions, listener: ControlListener) {
     this.#o = o;
     this.#listener = listener;
     this.#authDir = authDirOf(o.socket);
@@ -153,9 +222,21 @@ export class Daemon implements AsyncDisposable {
   static async start(o: DaemonOptions): Promise<Daemon> {
     const modes = socketModes(o.access);
     const runDir = runDirOf(o.socket);
-    await prepareDir(runDir, modes.runDir, modes.gid, false);
+    // Every directory on the way must be root's: nobody may swap a component for a link to
+    // somewhere else between the checks and the chown/chmod below.
+    await ensureTrustedDir(runDir, {
+      mode: modes.runDir,
+      gid: modes.gid,
+      what: "the daemon's socket",
+      sharedHint: "give the socket a directory of its own",
+    });
     const authDir = authDirOf(o.socket);
-    await prepareDir(authDir, modes.authDir, modes.gid, true);
+    await ensureTrustedDir(authDir, {
+      mode: modes.authDir,
+      gid: modes.gid,
+      shared: true,
+      what: "the daemon's auth directory",
+    });
     for await (const e of Deno.readDir(authDir)) {
       await Deno.remove(`${authDir}/${e.name}`, { recursive: true }).catch(() => {});
     }
@@ -168,7 +249,10 @@ export class Daemon implements AsyncDisposable {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
-    const listener = Deno.listen({ transport: "unix", path: o.socket });
+    const { listener, identify } = listenControl(
+      o.socket,
+      o.identify ?? (peerCredSupported() ? "kernel" : "file"),
+    );
     try {
       await Deno.chown(o.socket, 0, modes.gid);
       await Deno.chmod(o.socket, modes.socket);
@@ -178,14 +262,18 @@ export class Daemon implements AsyncDisposable {
     }
     const d = new Daemon(o, listener);
     d.#acceptLoop();
-    // Proof files a client made and never got checked (it crashed, or a member keeps making
-    // them) go after a minute, so nobody fills /run through the auth directory.
-    const sweeper = setInterval(() => sweepAuthDir(authDir, 60_000), 30_000);
+    // Proof files that no connection waits for (a client crashed, or a member keeps making them)
+    // are removed, so nobody fills /run through the auth directory.
+    const sweeper = setInterval(
+      () => sweepAuthDir(authDir, d.#outstanding),
+      o.authSweepMs ?? 30_000,
+    );
     Deno.unrefTimer(sweeper);
     d.#sweeper = sweeper;
     log.info("listening", {
       socket: o.socket,
       access: describeAccess(o.access),
+      identify: identify === "kernel" ? "SO_PEERCRED" : "proof file",
       pid: Deno.pid,
       version: VERSION,
     });
@@ -196,19 +284,19 @@ export class Daemon implements AsyncDisposable {
 
   async #acceptLoop(): Promise<void> {
     while (true) {
-      let conn: Deno.Conn;
+      let conn: ControlConn | null;
       try {
         conn = await this.#listener.accept();
       } catch (err) {
         if (this.#closing === null) log.error(`accepting a connection: ${(err as Error).message}`);
         return;
       }
+      if (conn === null) return;
       this.#conns.add(conn);
-      this.#serve(conn).catch((err) => log.warn(`serving a client: ${err.message}`)).finally(() => {
-        this.#conns.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed */ }
+      const c = conn;
+      this.#serve(c).catch((err) => log.warn(`serving a client: ${err.message}`)).finally(() => {
+        this.#conns.delete(c);
+        c.close();
         this.#maybeIdleExit();
       });
     }
@@ -222,7 +310,7 @@ export class Daemon implements AsyncDisposable {
     }
   }
 
-  async #serve(conn: Deno.Conn): Promise<void> {
+  async #serve(conn: ControlConn): Promise<void> {
     const writer = conn.writable.getWriter();
     let chain = Promise.resolve();
     let gone = false;
@@ -231,7 +319,24 @@ export class Daemon implements AsyncDisposable {
         gone = true;
       });
     const nonce = newNonce();
-    log.debug("client connected", { clients: this.#conns.size });
+    this.#outstanding.add(nonce);
+    log.debug("client connected", { clients: this.#conns.size, uid: conn.peer?.uid });
+    try {
+      await this.#handle(conn, nonce, send);
+    } finally {
+      this.#outstanding.delete(nonce);
+      // The client's proof file, if it made one (a daemon with the kernel's answer ignores it).
+      await Deno.remove(`${this.#authDir}/${nonce}`).catch(() => {});
+    }
+    await chain;
+    await writer.close().catch(() => {});
+  }
+
+  async #handle(
+    conn: ControlConn,
+    nonce: string,
+    send: (m: Hello | Response) => Promise<void>,
+  ): Promise<void> {
     await send({
       type: "hello",
       v: PROTOCOL_VERSION,
@@ -262,13 +367,17 @@ export class Daemon implements AsyncDisposable {
         throw new RequestError("bad-request", (err as Error).message);
       }
       if (req.auth !== nonce) throw new RequestError("unauthorized", "wrong nonce");
-      try {
-        peer = await checkIdentity(this.#authDir, nonce);
-      } catch (err) {
-        throw new RequestError(
-          "unauthorized",
-          `cannot prove who you are: ${(err as Error).message}`,
-        );
+      if (conn.peer !== null) {
+        peer = conn.peer;
+      } else {
+        try {
+          peer = await checkIdentity(this.#authDir, nonce);
+        } catch (err) {
+          throw new RequestError(
+            "unauthorized",
+            `cannot prove who you are: ${(err as Error).message}`,
+          );
+        }
       }
       const access = decideAccess(this.#o.access, peer.uid);
       if (!access.allowed) throw new RequestError("forbidden", access.message);
@@ -294,8 +403,6 @@ export class Daemon implements AsyncDisposable {
       if (code !== "failed") log.warn(`refused a request: ${message}`);
       await send({ type: "error", code, message });
     }
-    await chain;
-    await writer.close().catch(() => {});
   }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -304,12 +411,19 @@ export class Daemon implements AsyncDisposable {
     return run;
   }
 
+  /**
+   * Credentials for a request. A non-root client's come from `kconnect credentials` run as that
+   * client; so do those of root's request made under sudo (its environment has the `SUDO_UID` of
+   * the user who ran sudo: `loadKubeconfig` sees to that); only root's own are read here.
+   */
   async #accessFor(req: UpRequest, peer: Peer): Promise<ClusterAccess> {
     if (peer.uid === 0) {
       return await loadKubeconfig({
         kubeconfig: req.kubeconfig ?? undefined,
         context: req.context ?? undefined,
         home: req.env.HOME,
+        env: req.env,
+        cwd: req.cwd,
       });
     }
     const who = { uid: peer.uid, gid: peer.gid, env: req.env, cwd: req.cwd };
@@ -317,7 +431,7 @@ export class Daemon implements AsyncDisposable {
     // Refreshes keep to the context first resolved, even if the file's current-context changes.
     const again = () =>
       fetchMaterialAs(who, { kubeconfig: req.kubeconfig, context: first.context });
-    return accessFromMaterial(first, { refresh: again });
+    return accessFromMaterial(first, { refresh: again, credentialsUid: peer.uid });
   }
 
   async #up(req: UpRequest, peer: Peer, send: (m: Response) => Promise<void>): Promise<UpResult> {
@@ -356,7 +470,7 @@ export class Daemon implements AsyncDisposable {
       progress.done(
         "kubeconfig",
         `context "${access.context}", user "${access.userName}" (${access.source}${
-          peer.uid === 0 ? "" : `, credentials as uid ${peer.uid}`
+          access.credentialsUid === undefined ? "" : `, credentials as uid ${access.credentialsUid}`
         })`,
       );
       const settings = checkSettings(
@@ -481,17 +595,16 @@ function describe(err: unknown): string {
   return m;
 }
 
-/** Removes entries of the auth directory older than `maxAgeMs`. */
-async function sweepAuthDir(dir: string, maxAgeMs: number): Promise<void> {
+/**
+ * Removes every entry of the auth directory that no connection waits for (its name is not an
+ * outstanding nonce), whatever its times say: a member can set mtime and atime to any date, and
+ * no proof is of use once its connection is gone.
+ */
+export async function sweepAuthDir(dir: string, outstanding: ReadonlySet<string>): Promise<void> {
   try {
     for await (const e of Deno.readDir(dir)) {
-      const path = `${dir}/${e.name}`;
-      const st = await Deno.lstat(path).catch(() => null);
-      // ctime, which nobody can set (touch -d sets mtime and atime only).
-      const changed = st?.ctime ?? st?.mtime;
-      if (changed && Date.now() - changed.getTime() > maxAgeMs) {
-        await Deno.remove(path, { recursive: true }).catch(() => {});
-      }
+      if (isNonce(e.name) && outstanding.has(e.name)) continue;
+      await Deno.remove(`${dir}/${e.name}`, { recursive: true }).catch(() => {});
     }
   } catch { /* the directory is gone: the daemon is stopping */ }
 }

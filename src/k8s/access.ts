@@ -4,10 +4,27 @@
  * certificates and exec credential plugins; turned into what Deno's `fetch` and `WebSocket`
  * need.
  *
+ * **TLS trusts the kubeconfig's CA alone**, as kubectl does. `Deno.createHttpClient({ caCerts })`
+ * adds its CAs to the process's default roots (the Mozilla list) rather than replacing them, so
+ * a publicly trusted certificate for the API server's name would be accepted too. So before any
+ * TLS is used, {@linkcode pinTlsRoots} makes this process's default root store empty (Deno builds
+ * it once, on first use, from `DENO_TLS_CA_STORE` — here a list that names no store — and
+ * `DENO_CERT`, here unset; both are restored right after, so child processes see the
+ * environment as it was). Every API client then carries exactly its trust anchors: the
+ * kubeconfig's CA, or — when the kubeconfig names none — the system's CA bundle, which is what
+ * kubectl uses then ({@linkcode apiHttpClient}).
+ *
+ * **Only `https://` servers**: a plain `http://` server would get bearer tokens in the clear.
+ * Tests may use `http://` on loopback addresses with `KCONNECT_TEST_INSECURE_HTTP=1` in the
+ * environment of the process that talks to the server (for the daemon, its own; never a
+ * client's) ({@linkcode checkServerUrl}).
+ *
  * @module
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import process from "node:process";
+import { fetchMaterialAs, sudoRunAs } from "../daemon/as_user.ts";
+import { accessFromMaterial } from "./material.ts";
 
 /** Everything needed to talk to one API server as one user. */
 export interface ClusterAccess {
@@ -32,6 +49,141 @@ export interface ClusterAccess {
    * call fetches new ones (optional; static credentials have nothing to forget).
    */
   invalidate?(): void;
+  /** The largest response body accepted, in bytes (default: the client's, 64 MiB). */
+  maxResponseBytes?: number;
+  /**
+   * The uid the credentials were fetched as by `kconnect credentials` (a daemon client, or the
+   * user who ran sudo); absent when this process read the kubeconfig itself.
+   */
+  credentialsUid?: number;
+}
+
+/** The largest API response a client on this machine reads: 8 MiB. */
+export const CLIENT_MAX_RESPONSE_BYTES = 8 << 20;
+
+let pinned = false;
+
+/**
+ * Makes this process's default TLS root store empty, once, before anything uses TLS: from then
+ * on a TLS client trusts only the CAs it is created with (see the module doc). Restores
+ * `DENO_TLS_CA_STORE` and `DENO_CERT` afterwards, so child processes inherit them unchanged.
+ *
+ * @example
+ * ```ts
+ * import { pinTlsRoots } from "./access.ts";
+ * pinTlsRoots(); // later calls do nothing
+ * ```
+ */
+export function pinTlsRoots(): void {
+  if (pinned) return;
+  pinned = true;
+  const store = Deno.env.get("DENO_TLS_CA_STORE");
+  const cert = Deno.env.get("DENO_CERT");
+  try {
+    // "," names no store (the runtime drops empty names), so the store starts empty, and no
+    // DENO_CERT file is added; creating a client makes the runtime build the store now.
+    Deno.env.set("DENO_TLS_CA_STORE", ",");
+    Deno.env.delete("DENO_CERT");
+    Deno.createHttpClient({}).close();
+  } finally {
+    if (store === undefined) Deno.env.delete("DENO_TLS_CA_STORE");
+    else Deno.env.set("DENO_TLS_CA_STORE", store);
+    if (cert !== undefined) Deno.env.set("DENO_CERT", cert);
+  }
+}
+
+/** Where systems keep their CA bundle (as Go's crypto/x509 looks), after `SSL_CERT_FILE`. */
+const SYSTEM_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Arch, Gentoo
+  "/etc/pki/tls/certs/ca-bundle.crt", // Fedora, RHEL 6
+  "/etc/ssl/ca-bundle.pem", // openSUSE
+  "/etc/pki/tls/cacert.pem", // OpenELEC
+  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // CentOS, RHEL 7
+  "/etc/ssl/cert.pem", // Alpine, macOS
+];
+
+let systemBundle: string | null | undefined;
+
+/** The system's CA bundle (PEM), read once; null when there is none. */
+export function systemCaBundle(): string | null {
+  if (systemBundle !== undefined) return systemBundle;
+  systemBundle = null;
+  const explicit = Deno.env.get("SSL_CERT_FILE");
+  for (const p of explicit ? [explicit, ...SYSTEM_BUNDLES] : SYSTEM_BUNDLES) {
+    try {
+      const text = Deno.readTextFileSync(p);
+      if (text.includes("-----BEGIN CERTIFICATE-----")) {
+        systemBundle = text;
+        break;
+      }
+    } catch { /* next */ }
+  }
+  return systemBundle;
+}
+
+/**
+ * An HTTP client for an API server that trusts `ca` alone (PEM), or the system's CA bundle when
+ * `ca` is null, with the client certificate when given. Pins the process's roots first
+ * ({@linkcode pinTlsRoots}).
+ *
+ * @example
+ * ```ts
+ * import { apiHttpClient } from "./access.ts";
+ * const client = apiHttpClient(null);
+ * client.close();
+ * ```
+ */
+export function apiHttpClient(
+  ca: string | null | undefined,
+  cert?: string | null,
+  key?: string | null,
+): Deno.HttpClient {
+  pinTlsRoots();
+  const roots = ca ? [ca] : [systemCaBundle()].filter((b): b is string => b !== null);
+  const tls = cert && key ? { cert, key } : {};
+  return Deno.createHttpClient({ caCerts: roots, ...tls });
+}
+
+/** Whether `host` (a URL's hostname) is a loopback address or `localhost`. */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Checks an API server URL: `https://` only; `http://` only for loopback hosts, and only with
+ * `KCONNECT_TEST_INSECURE_HTTP=1` in this process's environment (tests).
+ *
+ * @throws {TypeError} saying why the URL is refused.
+ *
+ * @example
+ * ```ts
+ * import { checkServerUrl } from "./access.ts";
+ * checkServerUrl("https://10.0.0.1:6443"); // fine
+ * let refused = false;
+ * try {
+ *   checkServerUrl("http://example.com");
+ * } catch {
+ *   refused = true;
+ * }
+ * refused; // true
+ * ```
+ */
+export function checkServerUrl(server: string): void {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new TypeError(`The API server "${server}" is not a URL`);
+  }
+  if (url.protocol === "https:") return;
+  if (url.protocol === "http:") {
+    if (Deno.env.get("KCONNECT_TEST_INSECURE_HTTP") === "1" && isLoopback(url.hostname)) return;
+    throw new TypeError(
+      `The API server ${server} uses http://, which would send credentials in the clear: kconnect talks to API servers over https:// only`,
+    );
+  }
+  throw new TypeError(`The API server "${server}" is not an https:// URL`);
 }
 
 /** Options for {@linkcode loadKubeconfig}. */
@@ -42,6 +194,14 @@ export interface LoadOptions {
   context?: string;
   /** Home directory for ~/.kube/config; default $HOME (under sudo, the invoking user's). */
   home?: string;
+  /**
+   * The environment that says whether this is `sudo`'s doing (its `SUDO_UID`): a root process's
+   * own by default; the daemon passes a root client's. Under sudo the credentials are fetched as
+   * that user instead of being read here (see {@linkcode loadKubeconfig}).
+   */
+  env?: Record<string, string>;
+  /** The working directory the user's exec plugins start in (as that user). Default this one's. */
+  cwd?: string;
 }
 
 function pem(data: unknown): string | undefined {
@@ -154,8 +314,8 @@ export async function resolveCredentials(
 
 async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess> {
   const r = await resolveCredentials(kc, source);
-  const tls = r.cert && r.key ? { cert: r.cert, key: r.key } : {};
-  const httpClient = Deno.createHttpClient({ ...(r.ca ? { caCerts: [r.ca] } : {}), ...tls });
+  checkServerUrl(r.server);
+  const httpClient = apiHttpClient(r.ca, r.cert, r.key);
   return {
     server: r.server,
     context: r.context,
@@ -171,6 +331,7 @@ async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess
       return h;
     },
     httpClient,
+    maxResponseBytes: CLIENT_MAX_RESPONSE_BYTES,
   };
 }
 
@@ -195,8 +356,30 @@ export function defaultHome(): string | undefined {
 /**
  * Loads a kubeconfig: `--kubeconfig`, else KUBECONFIG, else ~/.kube/config; then picks the
  * context. Errors name the file and what is wrong with it.
+ *
+ * A root process under sudo (`SUDO_UID` of a non-root user in `options.env`, by default this
+ * process's environment) does not read the kubeconfig itself: it runs `kconnect credentials` as
+ * that user (`src/daemon/as_user.ts`, the daemon's way for its members) and builds its access from
+ * what that prints, fetching it again the same way before it expires. So `sudo kconnect …` never
+ * runs the user's exec plugins, or reads their token files, as root.
  */
 export async function loadKubeconfig(options: LoadOptions = {}): Promise<ClusterAccess> {
+  // Before anything in this process can use TLS (an auth provider refreshing its token would).
+  pinTlsRoots();
+  if (Deno.build.os !== "windows" && Deno.uid() === 0) {
+    const who = await sudoRunAs(options.env ?? Deno.env.toObject(), options.cwd ?? Deno.cwd());
+    if (who !== null) {
+      const cwd = options.cwd ?? Deno.cwd();
+      const kubeconfig = options.kubeconfig
+        ? options.kubeconfig.split(":").filter((p) => p !== "")
+          .map((p) => p.startsWith("/") ? p : `${cwd}/${p}`).join(":")
+        : null;
+      const first = await fetchMaterialAs(who, { kubeconfig, context: options.context ?? null });
+      // Refreshes keep to the context first resolved, even if the file's current-context changes.
+      const again = () => fetchMaterialAs(who, { kubeconfig, context: first.context });
+      return accessFromMaterial(first, { refresh: again, credentialsUid: who.uid });
+    }
+  }
   const { kc, source } = await readKubeconfig(options);
   return await fromConfig(kc, source);
 }
@@ -299,6 +482,6 @@ export async function loadInCluster(dir = SERVICE_ACCOUNT_DIR): Promise<ClusterA
     headers: async () => ({
       Authorization: `Bearer ${(await Deno.readTextFile(tokenFile)).trim()}`,
     }),
-    httpClient: Deno.createHttpClient({ caCerts: [ca] }),
+    httpClient: apiHttpClient(ca),
   };
 }

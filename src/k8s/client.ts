@@ -2,10 +2,51 @@
  * A small client for the few Kubernetes REST calls kconnect makes, over Deno's `fetch` with the
  * TLS settings and credentials of a {@linkcode ClusterAccess}.
  *
+ * A response body is read up to the access's `maxResponseBytes` (8 MiB for a kubeconfig on this
+ * machine, {@linkcode DEFAULT_MAX_RESPONSE_BYTES} otherwise); a larger one is abandoned with an
+ * error, so a fake or broken server cannot make the (root) daemon buffer without bound.
+ *
  * @module
  */
 import type { ClusterAccess } from "./access.ts";
 import { apiError, KubeApiError, KubeUnreachableError } from "./errors.ts";
+
+/** The largest response body read when the access names no limit: 64 MiB. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 << 20;
+
+/**
+ * Reads a response body as text, at most `max` bytes.
+ *
+ * @throws {RangeError} when the body is larger (the rest is not read).
+ */
+export async function readLimited(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => {});
+    throw new RangeError(`the answer is ${declared} bytes, more than the ${max} accepted`);
+  }
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new RangeError(`the answer is more than the ${max} bytes accepted`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return new TextDecoder().decode(all);
+}
 
 /** Options of a request. */
 export interface RequestOptions {
@@ -80,7 +121,16 @@ export class KubeClient {
         { cause: err },
       );
     }
-    const text = await res.text();
+    let text: string;
+    try {
+      text = await readLimited(res, this.access.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      throw new KubeUnreachableError(
+        `The server at ${this.access.server} answered ${method} ${path} with too much: ${err.message}`,
+        { cause: err },
+      );
+    }
     if (!res.ok) {
       throw apiError(`${method} ${path}`, res.status, text, {
         user: this.access.userName,

@@ -7,7 +7,13 @@
  *
  * @module
  */
-import type { ClusterAccess, ResolvedCredentials } from "./access.ts";
+import {
+  apiHttpClient,
+  checkServerUrl,
+  CLIENT_MAX_RESPONSE_BYTES,
+  type ClusterAccess,
+  type ResolvedCredentials,
+} from "./access.ts";
 import { logger } from "../log.ts";
 
 const log = logger("credentials");
@@ -121,12 +127,17 @@ export function parseMaterial(text: string): CredentialMaterial {
   const headers: Record<string, string> = {};
   if (typeof o.headers === "object" && o.headers !== null) {
     for (const [k, v] of Object.entries(o.headers)) {
-      if (typeof v === "string") headers[k] = v;
+      // Header names are HTTP tokens and values one line; anything else is not a header.
+      if (typeof v === "string" && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k) && !/[\r\n\0]/.test(v)) {
+        headers[k] = v;
+      }
     }
   }
   const server = str(o, "server", false)!;
-  if (!/^https?:\/\//.test(server)) {
-    throw new TypeError(`Invalid credential material: server "${server}" is not an http(s) URL`);
+  try {
+    checkServerUrl(server);
+  } catch (err) {
+    throw new TypeError(`Invalid credential material: server: ${(err as Error).message}`);
   }
   const expiresAt = str(o, "expiresAt", true);
   if (expiresAt !== null && Number.isNaN(Date.parse(expiresAt))) {
@@ -160,13 +171,13 @@ export interface MaterialAccessOptions {
   earlyMs?: number;
   /** The clock, for tests. Default `Date.now`. */
   now?: () => number;
+  /** The uid `refresh` fetches as, reported as the access's `credentialsUid`. */
+  credentialsUid?: number;
 }
 
+/** The material's HTTP client: its CA alone (else the system's bundle), its client certificate. */
 function httpClientFor(m: CredentialMaterial): Deno.HttpClient {
-  const tls = m.clientCertPem && m.clientKeyPem
-    ? { cert: m.clientCertPem, key: m.clientKeyPem }
-    : {};
-  return Deno.createHttpClient({ ...(m.caPem ? { caCerts: [m.caPem] } : {}), ...tls });
+  return apiHttpClient(m.caPem, m.clientCertPem, m.clientKeyPem);
 }
 
 /**
@@ -235,6 +246,8 @@ export function accessFromMaterial(
     get httpClient() {
       return client;
     },
+    maxResponseBytes: CLIENT_MAX_RESPONSE_BYTES,
+    ...(options.credentialsUid !== undefined ? { credentialsUid: options.credentialsUid } : {}),
     async headers() {
       const t = now();
       if (forced || t >= dueAt()) {

@@ -1,0 +1,176 @@
+/**
+ * Security review M6: root never follows a path another user can redirect — the daemon's
+ * socket directory, the state directory (journal, pid file) and gather-logs' output. Root only
+ * (ownership by other uids).
+ */
+import assert from "node:assert/strict";
+import { checkTrustedParents, ensureTrustedDir, UntrustedPathError } from "./safe_path.ts";
+import { Daemon } from "./server.ts";
+import { Journal } from "../journal/journal.ts";
+import { writeUpRecord } from "../journal/pidfile.ts";
+import { gatherLogs } from "../cli/gather_logs.ts";
+
+const root = Deno.build.os === "linux" && Deno.uid() === 0;
+const opts = { ignore: !root, sanitizeResources: false, sanitizeOps: false };
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kc-safepath-" });
+  await Deno.chmod(dir, 0o755);
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "ensureTrustedDir() refuses world-writable parents, other users' links and directories",
+  ...opts,
+  fn: async () => {
+    await withDir(async (dir) => {
+      // A world-writable (not sticky) parent: anyone could rename run/ away and put a link there.
+      await Deno.mkdir(`${dir}/open`, { mode: 0o777 });
+      await Deno.chmod(`${dir}/open`, 0o777);
+      await assert.rejects(
+        () => ensureTrustedDir(`${dir}/open/run`, { mode: 0o750, what: "the daemon's socket" }),
+        (e: Error) =>
+          e instanceof UntrustedPathError && /open is writable by everyone/.test(e.message),
+      );
+      assert.equal(await exists(`${dir}/open/run`), false, "nothing was created");
+
+      // A sticky shared directory (like /tmp) where a user made the directory first.
+      await Deno.mkdir(`${dir}/tmp`);
+      await Deno.chmod(`${dir}/tmp`, 0o1777);
+      await Deno.mkdir(`${dir}/tmp/k`);
+      await Deno.chown(`${dir}/tmp/k`, 4001, 4001);
+      await assert.rejects(
+        () => ensureTrustedDir(`${dir}/tmp/k`, { mode: 0o750, what: "the daemon's socket" }),
+        /owned by uid 4001/,
+      );
+      await assert.rejects(
+        () => ensureTrustedDir(`${dir}/tmp/k/run`, { mode: 0o750, what: "the daemon's socket" }),
+        /k is owned by uid 4001/,
+      );
+      // … or a link to /etc: refused without following it, and /etc is untouched.
+      const etc = await Deno.stat("/etc");
+      await Deno.symlink("/etc", `${dir}/tmp/l`);
+      const lchown = await new Deno.Command("chown", { args: ["-h", "4001:4001", `${dir}/tmp/l`] })
+        .output();
+      assert.ok(lchown.success);
+      await assert.rejects(
+        () => ensureTrustedDir(`${dir}/tmp/l`, { mode: 0o750, gid: 4242, what: "x" }),
+        /not a directory/,
+      );
+      await assert.rejects(
+        () => ensureTrustedDir(`${dir}/tmp/l/kconnect`, { mode: 0o750, what: "x" }),
+        /symbolic link owned by uid 4001/,
+      );
+      const after = await Deno.stat("/etc");
+      assert.equal(after.mode, etc.mode);
+      assert.equal(after.gid, etc.gid);
+      assert.equal(await exists("/etc/kconnect"), false);
+
+      // In a sticky directory a root-owned directory is fine: nobody else can replace it.
+      const made = await ensureTrustedDir(`${dir}/tmp/mine/run`, {
+        mode: 0o750,
+        gid: 4242,
+        what: "x",
+      });
+      const st = await Deno.stat(made);
+      assert.equal(st.mode! & 0o7777, 0o750);
+      assert.equal(st.uid, 0);
+      assert.equal(st.gid, 4242);
+
+      // Group-writable by a user's group: refused.
+      await Deno.mkdir(`${dir}/grp`);
+      await Deno.chown(`${dir}/grp`, 0, 4242);
+      await Deno.chmod(`${dir}/grp`, 0o775);
+      await assert.rejects(
+        () => checkTrustedParents(`${dir}/grp/x/y`, "x"),
+        /writable by group 4242/,
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "Daemon.start() refuses a socket below a world-writable directory",
+  ...opts,
+  fn: async () => {
+    await withDir(async (dir) => {
+      await Deno.mkdir(`${dir}/open`);
+      await Deno.chmod(`${dir}/open`, 0o777);
+      await assert.rejects(
+        () =>
+          Daemon.start({
+            socket: `${dir}/open/run/kconnect.sock`,
+            access: { gid: null, group: null, uids: [] },
+            stateDir: `${dir}/state`,
+            logFile: null,
+          }),
+        /open is writable by everyone/,
+      );
+      assert.equal(await exists(`${dir}/open/run`), false);
+    });
+  },
+});
+
+Deno.test({
+  name: "the journal and pid file never write through a planted link, nor below a shared parent",
+  ...opts,
+  fn: async () => {
+    await withDir(async (dir) => {
+      const state = `${dir}/state`;
+      await Journal.open(state);
+      const victim = `${dir}/victim`;
+      await Deno.writeTextFile(victim, "precious\n");
+      // Links where the old code wrote with O_CREAT|O_TRUNC (following them).
+      await Deno.symlink(victim, `${state}/journal.json.tmp`);
+      await Deno.symlink(victim, `${state}/up.json`);
+      const j = await Journal.open(state);
+      await j.add("route", { cidr: "10.96.0.0/12", dev: "kconnect0" });
+      await writeUpRecord(state, "ctx");
+      assert.equal(await Deno.readTextFile(victim), "precious\n");
+      assert.equal((await Deno.lstat(`${state}/up.json`)).isFile, true, "the link was replaced");
+      assert.equal((await Deno.stat(state)).mode! & 0o777, 0o700);
+
+      await Deno.mkdir(`${dir}/open`);
+      await Deno.chmod(`${dir}/open`, 0o777);
+      await assert.rejects(() => Journal.open(`${dir}/open/state`), /writable by everyone/);
+    });
+  },
+});
+
+Deno.test({
+  name: "gather-logs -o replaces a planted link instead of writing through it",
+  ...opts,
+  fn: async () => {
+    await withDir(async (dir) => {
+      const victim = `${dir}/victim`;
+      await Deno.writeTextFile(victim, "precious\n");
+      await Deno.mkdir(`${dir}/tmp`);
+      await Deno.chmod(`${dir}/tmp`, 0o1777);
+      const output = `${dir}/tmp/logs.tar.gz`;
+      await Deno.symlink(victim, output);
+      await gatherLogs({
+        output,
+        socket: `${dir}/none.sock`,
+        stateDir: `${dir}/state`,
+        logFile: `${dir}/none.log`,
+      });
+      assert.equal(await Deno.readTextFile(victim), "precious\n");
+      const st = await Deno.lstat(output);
+      assert.equal(st.isFile, true);
+      assert.equal(st.mode! & 0o777, 0o600);
+    });
+  },
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
