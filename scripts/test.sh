@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
-  exec sudo -E env "PATH=$PATH" bash "$0" "$@"
+  # Not the SUDO_* variables: under sudo kconnect fetches credentials as SUDO_UID, and the
+  # tests start their root kconnect processes as root, not on behalf of whoever ran this.
+  exec sudo -E env -u SUDO_UID -u SUDO_GID -u SUDO_USER -u SUDO_COMMAND "PATH=$PATH" bash "$0" "$@"
 fi
 bash scripts/setup.sh
 exec deno task test "$@"

@@ -402,13 +402,26 @@ Deno.test({
     const laptop = cluster.laptop;
     const user = await makeTestUser(paths.dir, 4001, []);
     const other = await makeTestUser(paths.dir, 4002, []);
-    // What sudo puts in the environment of `sudo kconnect up` run by uid 4001.
-    const sudoEnv = { ...paths.env, SUDO_UID: "4001", SUDO_GID: "4001", SUDO_USER: "user4001" };
+    // The kubeconfig of the user who ran sudo: theirs, and read as them (under sudo, kconnect
+    // fetches credentials as SUDO_UID, never as root).
+    const kubeconfig = `${user.home}/kubeconfig`;
+    await Deno.copyFile(cluster.kubeconfig, kubeconfig);
+    await Deno.chown(kubeconfig, user.uid, user.gid);
+    // What sudo puts in the environment of `sudo kconnect up` run by uid 4001 (with its HOME and
+    // Deno cache, which the user's `kconnect credentials` needs when run from source).
+    const sudoEnv = {
+      ...paths.env,
+      SUDO_UID: "4001",
+      SUDO_GID: "4001",
+      SUDO_USER: "user4001",
+      HOME: user.home,
+      DENO_DIR: user.denoDir,
+    };
     const env = { KCONNECT_SOCKET: paths.socket };
     try {
       const up = await kconnect(
         laptop,
-        ["up", "--kubeconfig", cluster.kubeconfig, "--dns", "off"],
+        ["up", "--kubeconfig", kubeconfig, "--dns", "off"],
         {
           env: sudoEnv,
         },

@@ -17,6 +17,7 @@ import { logger, setLogLevel, setLogWriter } from "../log.ts";
 import { RotatingFile } from "../log_file.ts";
 import { Daemon } from "../daemon/server.ts";
 import { logFilePath, socketPath } from "../daemon/paths.ts";
+import { checkTrustedParents } from "../daemon/safe_path.ts";
 import { type AccessPolicy, accessPolicy, describeAccess } from "../daemon/access.ts";
 import { printLine } from "./output.ts";
 import { UsageError } from "./program.ts";
@@ -60,7 +61,10 @@ export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean):
   let file: RotatingFile | null = null;
   if (logPath !== "-") {
     try {
-      file = RotatingFile.open(logPath);
+      // Root writes here: nothing on the way may be another user's to redirect.
+      const abs = logPath.startsWith("/") ? logPath : `${Deno.cwd()}/${logPath}`;
+      await checkTrustedParents(abs, "the daemon's log");
+      file = RotatingFile.open(abs);
     } catch (err) {
       throw new Error(`Cannot open the log file ${logPath}: ${(err as Error).message}`);
     }
