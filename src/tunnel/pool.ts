@@ -17,8 +17,11 @@ export interface SessionPoolOptions {
   size: number;
   /** Makes one transport; the signal aborts when the pool closes. */
   connect: (signal: AbortSignal) => Promise<Conn>;
-  /** Options for every session (this side is always the client). */
-  session: Omit<SessionOptions, "client">;
+  /**
+   * Options for every session (this side is always the client, and accepts no stream: its
+   * `acceptBacklog` is 0).
+   */
+  session: Omit<SessionOptions, "client" | "acceptBacklog">;
   /** Called whenever a session of the pool ends (also when the pool closes). */
   onSessionClosed?: (info: SessionCloseInfo) => void;
   /** First delay between reconnect attempts, ms. Default 100. */
@@ -164,7 +167,10 @@ export class SessionPool implements AsyncDisposable {
       conn.close();
       return;
     }
-    const session = new Session(conn, { ...this.#o.session, client: true });
+    // Nothing on the far side may open streams to this side: an inbound SYN is answered with
+    // RST at once and costs no buffer (the default backlog would hold up to 256 streams of up
+    // to a window each).
+    const session = new Session(conn, { ...this.#o.session, client: true, acceptBacklog: 0 });
     const born = Date.now();
     this.#slots[i] = session;
     this.#wake();

@@ -56,6 +56,30 @@ export interface SessionStats {
   bufferedBytes: number;
 }
 
+/**
+ * What a server can decide about the streams its peer opens and the bytes they bring: limits
+ * beyond the yamux windows, so that many streams cannot add up to more memory than it has. Every
+ * member is optional; a session without a policy buffers whatever the windows allow.
+ */
+export interface SessionPolicy {
+  /**
+   * Bytes an accepted stream may buffer until the application lifts or changes the cap with
+   * {@linkcode Stream.limitReceive}; more resets the stream. Default: no cap (the window).
+   */
+  inboundReceiveLimit?: number;
+  /**
+   * `n` bytes arrived on `stream` within its window. Return null to buffer them, or why not:
+   * they are dropped and the stream is reset (the session goes on).
+   */
+  admitReceive?(stream: Stream, n: number): string | null;
+  /** The session's buffered receive bytes changed by `n` (negative when read or dropped). */
+  onBuffered?(n: number): void;
+  /** Whether auto-tuning may grow `stream`'s receive window by `n` bytes. */
+  admitWindowGrowth?(stream: Stream, n: number): boolean;
+  /** `stream` left the session (finished, reset, or the session ended); called once per stream. */
+  onRelease?(stream: Stream): void;
+}
+
 interface _Control {
   type: FrameType;
   flags: number;
@@ -119,6 +143,7 @@ export class Session implements AsyncDisposable {
 
   #transport: Conn;
   #o: ResolvedSessionOptions;
+  #policy: SessionPolicy;
   #host: StreamHost;
   #streams = new Map<number, Stream>();
   #nextId: number;
@@ -146,9 +171,11 @@ export class Session implements AsyncDisposable {
   #closeError: SessionClosedError | null = null;
   #resolveClosed!: (info: SessionCloseInfo) => void;
 
-  constructor(transport: Conn, options: SessionOptions) {
+  /** `policy` limits what the peer's streams may hold (see {@linkcode SessionPolicy}). */
+  constructor(transport: Conn, options: SessionOptions, policy: SessionPolicy = {}) {
     this.#transport = transport;
     this.#o = resolveSessionOptions(options);
+    this.#policy = policy;
     this.#nextId = this.#o.client ? 1 : 2;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     const stats = this.stats;
@@ -160,7 +187,10 @@ export class Session implements AsyncDisposable {
       rttEstimateMs: () => stats.lastRttMs ?? DEFAULT_RTT_MS,
       addBuffered: (n) => {
         stats.bufferedBytes += n;
+        policy.onBuffered?.(n);
       },
+      admitReceive: (s, n) => policy.admitReceive?.(s, n) ?? null,
+      admitWindowGrowth: (s, n) => policy.admitWindowGrowth?.(s, n) ?? true,
     };
     this.#writeLoop();
     this.#readLoop();
@@ -526,6 +556,9 @@ export class Session implements AsyncDisposable {
         return;
       }
       s = new Stream(this.#host, id, false);
+      if (this.#policy.inboundReceiveLimit !== undefined) {
+        s.limitReceive(this.#policy.inboundReceiveLimit);
+      }
       this.#streams.set(id, s);
       this.#backlog.push(s);
       this.#wakeAcceptors();
@@ -562,7 +595,11 @@ export class Session implements AsyncDisposable {
 
   #release(s: Stream): void {
     if (this.#streams.get(s.id) === s) this.#streams.delete(s.id);
-    this.#maybeFinish();
+    try {
+      this.#policy.onRelease?.(s);
+    } finally {
+      this.#maybeFinish();
+    }
   }
 
   #wakeAcceptors(): void {

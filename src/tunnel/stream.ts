@@ -28,6 +28,13 @@ export interface StreamHost {
   rttEstimateMs(): number;
   /** Adds `n` (may be negative) to the session's count of buffered receive bytes. */
   addBuffered(n: number): void;
+  /**
+   * `n` bytes arrived within the stream's window: null to buffer them, or why they may not be
+   * (a receive budget is spent), and the stream is reset instead.
+   */
+  admitReceive(stream: Stream, n: number): string | null;
+  /** Whether the stream's receive window may grow by `n` bytes (auto-tuning). */
+  admitWindowGrowth(stream: Stream, n: number): boolean;
 }
 
 /**
@@ -105,6 +112,10 @@ export class Stream implements Conn {
 
   #released = false;
   #established: boolean;
+  /** Most bytes the stream may buffer, or null for its window; see `limitReceive`. */
+  #receiveLimit: number | null = null;
+  /** How much auto-tuning grew the receive window beyond its opening size. */
+  #grown = 0;
 
   /** Outgoing chunks for the session writer. Internal. @internal */
   readonly _out: OutChunk[] = [];
@@ -142,6 +153,25 @@ export class Stream implements Conn {
   /** True once the stream has left its session (both sides done, reset, or session closed). */
   get released(): boolean {
     return this.#released;
+  }
+
+  /** Bytes auto-tuning added to the receive window beyond its opening size. */
+  get windowGrowth(): number {
+    return this.#grown;
+  }
+
+  /**
+   * Caps what the stream may buffer at `bytes`, below its window (null lifts the cap). The peer
+   * is not told: data that would take the buffer past the cap resets the stream instead (as
+   * does calling this with more than `bytes` already buffered). A server uses it to take only
+   * the open request (and the little that may come with it) until it has answered: the yamux
+   * window every stream starts with (256 KiB) is far more than a request needs.
+   */
+  limitReceive(bytes: number | null): void {
+    this.#receiveLimit = bytes;
+    if (bytes !== null && this.#buffered > bytes && !this.#released) {
+      this.reset(`${this.#buffered} bytes buffered, more than the ${bytes} allowed now`);
+    }
   }
 
   /**
@@ -263,10 +293,14 @@ export class Stream implements Conn {
     this.#checkRelease();
   }
 
-  /** Aborts the stream both ways with RST; pending and later reads and writes reject. */
-  reset(): void {
+  /**
+   * Aborts the stream both ways with RST; pending and later reads and writes reject (with
+   * `reason` in the error's message, when given).
+   */
+  reset(reason?: string): void {
     if (this.#released) return;
-    this.#fail(new StreamResetError(`stream ${this.id}: reset locally`), false);
+    const why = reason === undefined ? "" : ` (${reason})`;
+    this.#fail(new StreamResetError(`stream ${this.id}: reset locally${why}`), false);
     this.#host.sendControl(FrameType.WindowUpdate, Flag.RST, this.id, 0);
   }
 
@@ -332,7 +366,11 @@ export class Stream implements Conn {
       this.#windowSize < max && !this.#readClosed &&
       now - this.#lastUpdateAt < 2 * this.#host.rttEstimateMs()
     ) {
-      this.#windowSize = Math.min(this.#windowSize * 2, max);
+      const grow = Math.min(this.#windowSize * 2, max) - this.#windowSize;
+      if (this.#host.admitWindowGrowth(this, grow)) {
+        this.#windowSize += grow;
+        this.#grown += grow;
+      }
     }
     const delta = this.#windowSize - this.#recvWindow - this.#buffered;
     this.#consumed = 0;
@@ -407,6 +445,16 @@ export class Stream implements Conn {
     if (this.#readClosed) {
       this.#consumed += len;
       this.#maybeUpdateWindow();
+      return;
+    }
+    const limit = this.#receiveLimit;
+    if (limit !== null && this.#buffered + len > limit) {
+      this.reset(`${this.#buffered + len} bytes received, more than the ${limit} allowed now`);
+      return;
+    }
+    const refused = this.#host.admitReceive(this, len);
+    if (refused !== null) {
+      this.reset(refused);
       return;
     }
     this.#chunks.push(f.owned ? f.data : f.data.slice());
