@@ -18,6 +18,7 @@ import { readOpenReply } from "../tunnel/open.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { OpenReply } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
+import { logger } from "../log.ts";
 
 /** Where streams come from: a session pool, or one session in tests. */
 export interface StreamOpener {
@@ -33,7 +34,20 @@ export interface TunnelDialerOptions {
   connectTimeoutMs?: number;
 }
 
+const log = logger("tunnel");
+
+/** Prefix of the manager's reply when a budget of its refused the stream (`src/manager/budget.ts`). */
+export const BUSY_PREFIX = "traffic manager busy:";
+/** How often a busy manager is logged at most, ms. */
+const BUSY_LOG_MS = 10_000;
+let busyLoggedAt = -Infinity;
+
 function failure(reply: OpenReply, what: string): DialError {
+  if (reply.message?.startsWith(BUSY_PREFIX) && Date.now() - busyLoggedAt >= BUSY_LOG_MS) {
+    // Not one flow's problem: say it where the user looks, once in a while.
+    busyLoggedAt = Date.now();
+    log.warn(`${what} refused: ${reply.message}`);
+  }
   const reason = reply.status === "ok" || reply.status === "error" ? "unreachable" : reply.status;
   return new DialError(
     reason,

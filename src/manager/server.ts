@@ -7,6 +7,7 @@
  */
 import { DirectDialer } from "../dial/direct.ts";
 import type { KubeClient } from "../k8s/client.ts";
+import type { Dialer } from "../stack/dialer.ts";
 import { logger } from "../log.ts";
 import { Session } from "../tunnel/session.ts";
 import { VERSION } from "../version.ts";
@@ -16,6 +17,18 @@ import { infoChanged, type SessionInfo } from "./session_info.ts";
 import { serveStream, type StreamContext } from "./streams.ts";
 import { DEFAULT_DENIED } from "./policy.ts";
 import { Cidr } from "../wire/address.ts";
+import {
+  BudgetLedger,
+  type Budgets,
+  type BudgetStats,
+  MAX_REFUSING_SESSIONS,
+  REFUSED_SESSION_MS,
+  type SessionBudget,
+  STREAM_HEADROOM,
+} from "./budget.ts";
+import { managerFlagSettings } from "./flags.ts";
+import { readOpenRequest } from "../tunnel/open.ts";
+import { refuse } from "./streams.ts";
 
 const log = logger("manager");
 
@@ -33,16 +46,40 @@ export interface TrafficManagerOptions {
   refreshSeconds?: number;
   /** UDP relay idle timeout, ms. Default 120000. */
   udpIdleMs?: number;
-  /** Destinations never dialled. Default {@linkcode DEFAULT_DENIED}. */
+  /**
+   * Destinations never dialled. Default {@linkcode DEFAULT_DENIED} and what `--deny` added
+   * (see `flags.ts`).
+   */
   denied?: readonly string[];
   /** Port of the DNS servers from resolv.conf. Default 53. */
   dnsPort?: number;
+  /** What dials for clients. Default a {@linkcode DirectDialer} (tests give their own). */
+  dialer?: Dialer;
+  /**
+   * Caps on what clients may make the manager hold (see `budget.ts`); missing ones are the
+   * process's (its `--max-…` flags) or the defaults.
+   */
+  budgets?: Partial<Budgets>;
 }
+
+/** What {@linkcode TrafficManager.stats} reports. */
+export interface TrafficManagerStats extends BudgetStats {
+  /** Sessions admitted and open. */
+  sessions: number;
+  /** Sessions over the cap, kept for a while to refuse their streams with the reason. */
+  refusingSessions: number;
+}
+
+/** How often the same kind of refusal is logged at most, ms. */
+const REFUSAL_LOG_MS = 10_000;
 
 /** A running traffic manager. */
 export class TrafficManager implements AsyncDisposable {
   readonly #listener: Deno.TcpListener;
   readonly #sessions = new Set<Session>();
+  readonly #refusing = new Set<Session>();
+  readonly #ledger: BudgetLedger;
+  readonly #refusalLogged = new Map<string, number>();
   readonly #watchers = new Set<(info: SessionInfo) => void>();
   readonly #options: TrafficManagerOptions;
   #info: SessionInfo;
@@ -58,6 +95,23 @@ export class TrafficManager implements AsyncDisposable {
     this.#listener = listener;
     this.#options = options;
     this.#info = info;
+    this.#ledger = new BudgetLedger({ ...managerFlagSettings().budgets, ...options.budgets });
+  }
+
+  /** The budgets in force. */
+  get budgets(): Budgets {
+    return this.#ledger.budgets;
+  }
+
+  /** What the sessions hold now, and what was refused so far. */
+  get stats(): TrafficManagerStats {
+    const g = this.#ledger.stats;
+    return {
+      ...g,
+      refused: { ...g.refused },
+      sessions: this.#ledger.sessions,
+      refusingSessions: this.#refusing.size,
+    };
   }
 
   /** The address it listens on. */
@@ -120,7 +174,7 @@ export class TrafficManager implements AsyncDisposable {
 
   async #acceptLoop(dnsServers: string[]): Promise<void> {
     const ctx: StreamContext = {
-      dialer: new DirectDialer(),
+      dialer: this.#options.dialer ?? new DirectDialer(),
       info: () => this.#info,
       watchInfo: (cb) => {
         this.#watchers.add(cb);
@@ -128,34 +182,99 @@ export class TrafficManager implements AsyncDisposable {
       },
       dnsServers,
       udpIdleMs: this.#options.udpIdleMs ?? 120_000,
-      denied: (this.#options.denied ?? DEFAULT_DENIED).map((c) => {
-        const cidr = Cidr.parse(c);
-        if (cidr === null) throw new TypeError(`Invalid denied prefix "${c}"`);
-        return cidr;
-      }),
+      denied: (this.#options.denied ?? [...DEFAULT_DENIED, ...managerFlagSettings().extraDenied])
+        .map((c) => {
+          const cidr = Cidr.parse(c);
+          if (cidr === null) throw new TypeError(`Invalid denied prefix "${c}"`);
+          return cidr;
+        }),
       dnsPort: this.#options.dnsPort ?? 53,
     };
+    ctx.onRefused = (reason) => this.#logRefusal(reason);
     try {
       for await (const conn of this.#listener) {
         conn.setNoDelay(true);
-        const session = new Session(conn, { client: false, keepaliveIntervalMs: 15_000 });
+        const budget = this.#ledger.openSession();
+        if (typeof budget === "string") {
+          this.#refuseSession(conn, budget, ctx);
+          continue;
+        }
+        const session = new Session(conn, {
+          client: false,
+          keepaliveIntervalMs: 15_000,
+          // Past its stream budget a session's streams are refused with the reason; past this
+          // too, a SYN gets a bare RST.
+          maxStreams: this.#ledger.budgets.sessionStreams + STREAM_HEADROOM,
+          // A burst of opens arrives in one read, before the accept loop runs: the backlog
+          // holds all that the budget allows (each stream holds no more than its request).
+          acceptBacklog: this.#ledger.budgets.sessionStreams + STREAM_HEADROOM,
+        }, budget);
         this.#sessions.add(session);
         log.info(`session opened (${this.#sessions.size} open)`);
         session.closed.then((info) => {
           this.#sessions.delete(session);
+          budget.close();
           const msg = `session closed: ${info.reason}${
             info.error ? ` (${info.error.message})` : ""
           }`;
           if (info.reason === "protocol-error" || info.reason === "transport-error") log.warn(msg);
           else log.info(msg);
         });
-        (async () => {
-          for await (const stream of session) void serveStream(stream, ctx);
-        })();
+        this.#serve(session, ctx, budget);
       }
     } catch (err) {
       if (!this.#closed) log.error(`listener failed: ${(err as Error).message}`);
     }
+  }
+
+  async #serve(session: Session, ctx: StreamContext, budget: SessionBudget): Promise<void> {
+    for await (const stream of session) void serveStream(stream, ctx, budget);
+  }
+
+  /**
+   * A connection past the session cap: a session that answers each stream with the reason, for
+   * a while, so that the client can say why; past a few of those, the connection is closed.
+   */
+  #refuseSession(conn: Deno.Conn, reason: string, ctx: StreamContext): void {
+    this.#logRefusal(reason);
+    if (this.#refusing.size >= MAX_REFUSING_SESSIONS) {
+      try {
+        conn.close();
+      } catch { /* gone */ }
+      return;
+    }
+    // Streams carry no more than their open request: nothing is dialled.
+    const session = new Session(conn, { client: false, maxStreams: 16 }, {
+      inboundReceiveLimit: 8192,
+    });
+    this.#refusing.add(session);
+    const timer = setTimeout(
+      () => session.goAway().then(() => session.close()),
+      REFUSED_SESSION_MS,
+    );
+    session.closed.then(() => {
+      clearTimeout(timer);
+      this.#refusing.delete(session);
+    });
+    (async () => {
+      for await (const stream of session) {
+        (async () => {
+          try {
+            await refuse(stream, ctx, await readOpenRequest(stream), reason);
+          } catch {
+            stream.reset();
+          }
+        })();
+      }
+    })();
+  }
+
+  #logRefusal(reason: string): void {
+    const key = reason.replace(/\d+/g, "N");
+    const now = Date.now();
+    if (now - (this.#refusalLogged.get(key) ?? -Infinity) < REFUSAL_LOG_MS) return;
+    this.#refusalLogged.set(key, now);
+    log.warn(reason);
   }
 
   /** Stops listening and ends every session. */
@@ -164,7 +283,7 @@ export class TrafficManager implements AsyncDisposable {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#listener.close();
-    await Promise.all([...this.#sessions].map((s) => s.close()));
+    await Promise.all([...this.#sessions, ...this.#refusing].map((s) => s.close()));
     await this.#accepting;
   }
 

@@ -8,8 +8,8 @@ import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { logger } from "../log.ts";
 import { type Dialer, DialError } from "../stack/dialer.ts";
-import { relay } from "../stack/relay.ts";
-import { datagramSender, FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts";
+import { leanRelay } from "./relay.ts";
+import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts";
 import { readOpenRequest, writeOpenReply } from "../tunnel/open.ts";
 import type { OpenStatus } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
@@ -17,6 +17,13 @@ import { forwardDns } from "../dns/forward.ts";
 import { deniedReason } from "./policy.ts";
 import type { Cidr } from "../wire/address.ts";
 import type { SessionInfo } from "./session_info.ts";
+import {
+  MAX_CONTROL_MESSAGE,
+  MAX_DIAL_TIMEOUT_MS,
+  MAX_DNS_FRAME,
+  type SessionBudget,
+} from "./budget.ts";
+import type { OpenRequest } from "../tunnel/open_request.ts";
 
 const log = logger("manager");
 
@@ -35,21 +42,45 @@ export interface StreamContext {
   denied: readonly Cidr[];
   /** Port of the DNS servers. */
   dnsPort: number;
+  /** Told why a stream was refused (a budget), for a rate-limited log line. */
+  onRefused?: (reason: string) => void;
+}
+
+/** A client's connect timeout, clamped to 1 ms .. {@linkcode MAX_DIAL_TIMEOUT_MS}. */
+export function clampTimeout(ms: number): number {
+  if (!Number.isFinite(ms)) return MAX_DIAL_TIMEOUT_MS;
+  return Math.min(Math.max(Math.trunc(ms), 1), MAX_DIAL_TIMEOUT_MS);
 }
 
 function statusOf(err: unknown): OpenStatus {
   return err instanceof DialError ? err.reason : "error";
 }
 
-/** Serves one stream until it is done; never rejects. */
-export async function serveStream(stream: Stream, ctx: StreamContext): Promise<void> {
+/**
+ * Serves one stream until it is done; never rejects. `budget` is its session's: the stream is
+ * served only if it fits (else refused with the reason, in the form its kind expects).
+ */
+export async function serveStream(
+  stream: Stream,
+  ctx: StreamContext,
+  budget: SessionBudget,
+): Promise<void> {
   try {
     const req = await readOpenRequest(stream);
+    // Until the reply, nothing may follow the request but a DNS query (the session accepted up
+    // to the longest request and query; a dial that hangs holds no more than that).
+    stream.limitReceive(req.kind === "dns" ? MAX_DNS_FRAME : 0);
+    if (stream.released) return; // reset: more came than that
+    const refused = budget.admitStream(stream, req.kind);
+    if (refused !== null) {
+      ctx.onRefused?.(refused);
+      return await refuse(stream, ctx, req, refused);
+    }
     switch (req.kind) {
       case "tcp":
-        return await serveTcp(stream, ctx, req.host, req.port, req.timeoutMs);
+        return await serveTcp(stream, ctx, budget, req.host, req.port, req.timeoutMs);
       case "udp":
-        return await serveUdp(stream, ctx, req.host, req.port);
+        return await serveUdp(stream, ctx, budget, req.host, req.port);
       case "dns":
         return await serveDns(stream, ctx);
       case "control":
@@ -61,45 +92,113 @@ export async function serveStream(stream: Stream, ctx: StreamContext): Promise<v
   }
 }
 
+/** Says no to a request, the way its kind is answered: error reply, SERVFAIL, error message. */
+export async function refuse(
+  stream: Stream,
+  ctx: StreamContext,
+  req: OpenRequest,
+  reason: string,
+): Promise<void> {
+  switch (req.kind) {
+    case "tcp":
+    case "udp":
+      await writeOpenReply(stream, { status: "error", message: reason });
+      break;
+    case "dns": {
+      const query = await new FrameReader(stream).readU16Frame();
+      if (query !== null) await writeU16Frame(stream, servfail(query));
+      break;
+    }
+    case "control": {
+      const msg = { type: "error", managerVersion: ctx.info().managerVersion, message: reason };
+      await writeU32Frame(stream, new TextEncoder().encode(JSON.stringify(msg)));
+      break;
+    }
+  }
+  stream.close();
+}
+
 async function serveTcp(
   stream: Stream,
   ctx: StreamContext,
+  budget: SessionBudget,
   host: string,
   port: number,
-  timeoutMs: number,
+  requestedTimeoutMs: number,
 ) {
   const denied = deniedReason(host, ctx.denied);
   if (denied !== null) {
     await writeOpenReply(stream, { status: "forbidden", message: denied });
     return stream.close();
   }
-  let conn;
+  const timeoutMs = clampTimeout(requestedTimeoutMs);
+  const start = performance.now();
+  // The client gave up (reset) or the session ended: stop waiting and dialling.
+  const gone = budget.streamGone(stream);
+  let done: () => void;
   try {
-    conn = await ctx.dialer.dialTcp({ address: host, port }, {
-      signal: AbortSignal.timeout(timeoutMs + 1000),
-      timeoutMs,
-    });
+    done = await budget.acquireDial(gone, timeoutMs);
   } catch (err) {
-    await writeOpenReply(stream, { status: statusOf(err), message: (err as Error).message });
+    if (gone.aborted) throw err;
+    const s = budget.stats;
+    await writeOpenReply(stream, {
+      status: "timeout",
+      message: `no turn to dial within ${timeoutMs} ms: this session has ${s.pendingDials} ` +
+        `connects in progress and ${s.queuedDials} waiting (--max-session-pending-dials, ` +
+        "--max-pending-dials)",
+    });
     return stream.close();
   }
+  let conn;
   try {
+    const left = Math.max(1, Math.round(timeoutMs - (performance.now() - start)));
+    // The dialer gives up after `left` itself; `gone` stops it when the client does.
+    conn = await ctx.dialer.dialTcp({ address: host, port }, { signal: gone, timeoutMs: left });
+  } catch (err) {
+    if (gone.aborted) throw err;
+    await writeOpenReply(stream, { status: statusOf(err), message: (err as Error).message });
+    return stream.close();
+  } finally {
+    done();
+  }
+  try {
+    stream.limitReceive(null);
     await writeOpenReply(stream, { status: "ok" });
   } catch (err) {
     conn.close(); // the client gave up (reset) while we dialled
     throw err;
   }
-  await relay(stream, conn);
+  await leanRelay(stream, conn, budget.relayBudget());
 }
 
-async function serveUdp(stream: Stream, ctx: StreamContext, host: string, port: number) {
+async function serveUdp(
+  stream: Stream,
+  ctx: StreamContext,
+  budget: SessionBudget,
+  host: string,
+  port: number,
+) {
   const denied = deniedReason(host, ctx.denied);
   if (denied !== null) {
     await writeOpenReply(stream, { status: "forbidden", message: denied });
     return stream.close();
   }
+  const done = budget.openUdpFlow();
+  if (typeof done === "string") {
+    ctx.onRefused?.(done);
+    await writeOpenReply(stream, { status: "error", message: done });
+    return stream.close();
+  }
+  try {
+    await relayUdp(stream, ctx, host, port);
+  } finally {
+    done();
+  }
+}
+
+async function relayUdp(stream: Stream, ctx: StreamContext, host: string, port: number) {
   const abort = new AbortController();
-  const sendFrame = datagramSender(stream, () => abort.abort());
+  const sendFrame = boundedSender(stream, () => abort.abort());
   let idle: ReturnType<typeof setTimeout> | undefined;
   const touch = () => {
     clearTimeout(idle);
@@ -119,6 +218,7 @@ async function serveUdp(stream: Stream, ctx: StreamContext, host: string, port: 
     return stream.close();
   }
   try {
+    stream.limitReceive(null);
     await writeOpenReply(stream, { status: "ok" });
   } catch (err) {
     flow.close();
@@ -141,6 +241,31 @@ async function serveUdp(stream: Stream, ctx: StreamContext, host: string, port: 
     abort.abort();
     stream.close();
   }
+}
+
+/** Reply datagrams a UDP flow holds for a client that does not read: bytes, and count. */
+export const UDP_QUEUE_BYTES = 32 * 1024;
+const UDP_QUEUE_DATAGRAMS = 256;
+
+/**
+ * Sends datagrams on a stream as u16-framed messages without waiting, like a socket buffer:
+ * past {@linkcode UDP_QUEUE_BYTES} (or 256 datagrams) waiting, further ones are dropped. The
+ * stream's send window (256 KiB and up) takes bursts first; this holds only what a client that
+ * stopped reading leaves. (A count alone let one flow hold 256 datagrams of 64 KiB.)
+ */
+function boundedSender(stream: Stream, onError: () => void): (payload: Uint8Array) => void {
+  let bytes = 0;
+  let count = 0;
+  let chain = Promise.resolve();
+  return (payload) => {
+    if (count >= UDP_QUEUE_DATAGRAMS || bytes + payload.length > UDP_QUEUE_BYTES) return;
+    count++;
+    bytes += payload.length;
+    chain = chain.then(() => writeU16Frame(stream, payload)).catch(onError).finally(() => {
+      count--;
+      bytes -= payload.length;
+    });
+  };
 }
 
 function servfail(query: Uint8Array): Uint8Array {
@@ -178,6 +303,8 @@ async function serveDns(stream: Stream, ctx: StreamContext) {
 }
 
 async function serveControl(stream: Stream, ctx: StreamContext) {
+  // The reader below takes messages as they come (each at most MAX_CONTROL_MESSAGE bytes).
+  stream.limitReceive(null);
   const enc = new TextEncoder();
   let chain = writeU32Frame(stream, enc.encode(JSON.stringify(ctx.info())));
   const stop = ctx.watchInfo((info) => {
@@ -186,7 +313,7 @@ async function serveControl(stream: Stream, ctx: StreamContext) {
   try {
     const reader = new FrameReader(stream);
     // The client sends nothing yet; its end of stream ends the subscription.
-    while ((await reader.readU32Frame(1 << 20)) !== null) { /* ignore */ }
+    while ((await reader.readU32Frame(MAX_CONTROL_MESSAGE)) !== null) { /* ignore */ }
   } finally {
     stop();
     await chain.catch(() => {});
