@@ -1,7 +1,8 @@
 /**
  * Which destinations the traffic manager refuses to dial for a client: its own loopback and
- * link-local addresses (the node's metadata service at 169.254.169.254 above all), and
- * addresses no pod could ever want (unspecified, multicast, broadcast).
+ * link-local addresses (the node's metadata service at 169.254.169.254 above all), the cloud
+ * metadata and host services at other addresses (AWS's IMDS over IPv6, Alibaba Cloud's, Azure's
+ * WireServer), and addresses no pod could ever want (unspecified, multicast, broadcast).
  *
  * @module
  */
@@ -14,6 +15,11 @@ export const DEFAULT_DENIED: readonly string[] = [
   "169.254.0.0/16",
   "224.0.0.0/4",
   "255.255.255.255/32",
+  // Cloud metadata and host agents outside 169.254.0.0/16: Alibaba Cloud's metadata service,
+  // Azure's WireServer (VM agent, extensions, their settings), AWS's IMDS over IPv6 (Nitro).
+  "100.100.100.200/32",
+  "168.63.129.16/32",
+  "fd00:ec2::254/128",
   "::/128",
   "::1/128",
   "fe80::/10",
