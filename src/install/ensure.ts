@@ -7,8 +7,12 @@
  * Version identity is the client's VERSION plus the sha256 of its manager bundle: the
  * Deployment's pod template carries both (label `app.kubernetes.io/version`, annotation
  * `kconnect.io/bundle-sha256`). A manager kconnect did not install (no
- * `app.kubernetes.io/managed-by=kconnect` Deployment) is used as it is, with a warning when its
- * version label differs.
+ * `app.kubernetes.io/managed-by=kconnect` Deployment) is used as it is, with a warning that it
+ * cannot be checked, and another when its version label differs.
+ *
+ * The pod is always one `findTrafficManager` vouches for (run by kconnect's Deployment, when
+ * there is one), also right after an install or upgrade: a pod someone else labelled is never
+ * the one port-forwarded to.
  *
  * @module
  */
@@ -59,8 +63,14 @@ export async function ensureTrafficManager(o: EnsureManagerOptions): Promise<Man
   const { client, namespace, progress } = o;
   const getBundle = o.bundle ?? managerBundle;
   let found: ManagerPod;
+  const find = (prefer?: string) =>
+    findTrafficManager(client, namespace, {
+      warn: (m) => progress.warn(m),
+      prefer,
+      signal: o.signal,
+    });
   try {
-    found = await findTrafficManager(client, namespace);
+    found = await find();
   } catch (err) {
     if (!(err instanceof NoTrafficManagerError)) throw err;
     const ask = o.confirm ?? terminalConfirm;
@@ -83,7 +93,7 @@ export async function ensureTrafficManager(o: EnsureManagerOptions): Promise<Man
       timeoutMs: o.timeoutMs,
       signal: o.signal,
     });
-    return r.pod;
+    return await find(r.pod.name);
   }
 
   // Installed by kconnect? Only then is it ours to upgrade.
@@ -129,9 +139,10 @@ export async function ensureTrafficManager(o: EnsureManagerOptions): Promise<Man
     timeoutMs: o.timeoutMs,
     signal: o.signal,
   });
+  const pod = await find(r.pod.name);
   progress.done(
     "traffic manager upgraded",
-    `${liveVersion ?? found.version ?? "unknown"} → ${VERSION}, now ${namespace}/${r.pod.name}`,
+    `${liveVersion ?? found.version ?? "unknown"} → ${VERSION}, now ${namespace}/${pod.name}`,
   );
-  return r.pod;
+  return pod;
 }

@@ -14,19 +14,22 @@
  * const m = await managerManifests({
  *   namespace: "kconnect", version: "0.1.0", bundle: "console.log(1)", denoVersion: "2.9.6",
  * });
- * m.deployment.spec.template.spec.containers[0].image; // "denoland/deno:2.9.6"
+ * m.deployment.spec.template.spec.containers[0].image; // "denoland/deno:2.9.6@sha256:2014dc…"
  * ```
  *
  * @module
  */
 import {
+  BUNDLE_SHA256_ANNOTATION,
   DEFAULT_TUNNEL_PORT,
+  MANAGER_DEPLOYMENT,
   MANAGER_SELECTOR,
   TUNNEL_PORT_NAME,
 } from "../connect/find_manager.ts";
+import { SERVICE_ACCOUNT_DIR } from "../k8s/access.ts";
 
 /** Name of the namespaced objects (ServiceAccount, Role, ConfigMap, Deployment, …). */
-export const MANAGER_NAME = "kconnect-traffic-manager";
+export const MANAGER_NAME = MANAGER_DEPLOYMENT;
 /** `app.kubernetes.io/name` of every manager object and pod. */
 export const APP_NAME = MANAGER_SELECTOR.split("=")[1];
 /** Label marking what kconnect installed. */
@@ -38,7 +41,7 @@ export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 /** Label holding the client version that installed an object. */
 export const VERSION_LABEL = "app.kubernetes.io/version";
 /** Annotation: sha256 of the manager bundle (on the ConfigMap, Deployment and pod template). */
-export const BUNDLE_ANNOTATION = "kconnect.io/bundle-sha256";
+export const BUNDLE_ANNOTATION = BUNDLE_SHA256_ANNOTATION;
 /** Annotation: sha256 of the object's desired form, see the module doc. */
 export const APPLIED_ANNOTATION = "kconnect.io/applied-sha256";
 /** Annotation on a namespace kconnect created (uninstall deletes only such namespaces). */
@@ -60,12 +63,23 @@ export interface ManifestOptions {
   version: string;
   /** The manager bundle's JavaScript. */
   bundle: string;
-  /** Deno version of the image (`denoland/deno:<denoVersion>`), the client's own by default. */
+  /**
+   * Deno version of the image (`denoland/deno:<denoVersion>@sha256:…`, see
+   * {@linkcode denoImage}), the client's own by default.
+   */
   denoVersion: string;
-  /** Image instead of `denoland/deno:<denoVersion>`. */
+  /** Image instead of the pinned `denoland/deno` one (pin it by digest too). */
   image?: string;
   /** The tunnel port. Default 8081. */
   port?: number;
+  /**
+   * Let the manager learn the service CIDR from the error of a dry-run Service create, on
+   * clusters older than Kubernetes 1.33 (no ServiceCIDR API): grants `create` on services in its
+   * namespace, which RBAC cannot limit to dry runs (a compromised manager could then create
+   * Services, e.g. with `externalIPs`, CVE-2020-8554). Default false: such clusters get a cover
+   * of the existing services' IPs instead.
+   */
+  serviceProbe?: boolean;
 }
 
 type Labels = Record<string, string>;
@@ -142,35 +156,89 @@ export interface ManagerManifests {
 }
 
 /**
- * What the manager may do cluster-wide: read (list, watch) what network discovery looks at,
- * and list ServiceCIDRs. Nothing else: no get of secrets, no writes.
+ * What the manager may do cluster-wide: list what network discovery looks at (it never
+ * watches), and list ServiceCIDRs. Nothing else: no get of secrets, no writes. Pods are listed
+ * only when no node has `podCIDRs` (a cover of the pod IPs), services only when no ServiceCIDR
+ * says the range, both in pages.
  */
 export const CLUSTER_RULES: readonly PolicyRule[] = [
   {
     apiGroups: [""],
     resources: ["pods", "nodes", "services", "namespaces"],
-    verbs: ["list", "watch"],
+    verbs: ["list"],
   },
   { apiGroups: ["networking.k8s.io"], resources: ["servicecidrs"], verbs: ["list"] },
 ];
 
 /**
- * What the manager may do in its own namespace: create Services, which it only ever does with
- * `dryRun=All` to learn the service CIDR from the "invalid ClusterIP" error (RBAC cannot tell a
- * dry run from a real create).
+ * What the manager may do in its own namespace: nothing, unless the dry-run probe is wanted
+ * ({@linkcode ManifestOptions.serviceProbe}, then {@linkcode SERVICE_PROBE_RULES}). The Role
+ * and its binding exist either way, so that turning the probe on or off is an update.
  */
-export const NAMESPACE_RULES: readonly PolicyRule[] = [
+export const NAMESPACE_RULES: readonly PolicyRule[] = [];
+
+/**
+ * Create Services, which the manager only ever does with `dryRun=All` to learn the service CIDR
+ * from the "invalid ClusterIP" error (RBAC cannot tell a dry run from a real create).
+ */
+export const SERVICE_PROBE_RULES: readonly PolicyRule[] = [
   { apiGroups: [""], resources: ["services"], verbs: ["create"] },
 ];
+
+/**
+ * What the manager's RBAC grants, in words, for `install`'s progress line, e.g. `ServiceAccount
+ * kconnect-traffic-manager; ClusterRole kconnect-traffic-manager:kconnect: list pods, nodes,
+ * services, namespaces, servicecidrs.networking.k8s.io; Role kconnect-traffic-manager: nothing`.
+ */
+export function describeRbac(m: ManagerManifests): string {
+  const words = (rules: PolicyRule[]) => {
+    if (rules.length === 0) return "nothing";
+    const byVerbs = new Map<string, string[]>();
+    for (const r of rules) {
+      const names = r.resources.map((res) =>
+        r.apiGroups.every((g) => g === "") ? res : `${res}.${r.apiGroups.join(",")}`
+      );
+      const key = r.verbs.join("/");
+      byVerbs.set(key, [...(byVerbs.get(key) ?? []), ...names]);
+    }
+    return [...byVerbs].map(([verbs, names]) => `${verbs} ${names.join(", ")}`).join("; ");
+  };
+  const probe = m.role.rules.length > 0 ? " (dry-run CIDR probe)" : "";
+  return `ServiceAccount ${m.serviceAccount.metadata.name}; ClusterRole ` +
+    `${m.clusterRole.metadata.name}: ${words(m.clusterRole.rules)}; Role ` +
+    `${m.role.metadata.name}: ${words(m.role.rules)}${probe}`;
+}
 
 /** Name of the cluster-scoped RBAC objects: one pair per manager namespace. */
 export function clusterRbacName(namespace: string): string {
   return `${MANAGER_NAME}:${namespace}`;
 }
 
-/** The `denoland/deno` image for a Deno version. */
+/**
+ * Digests of the official `denoland/deno` images kconnect runs the manager with, by Deno
+ * version: the multi-arch OCI image index (linux/amd64 and linux/arm64) of
+ * `docker.io/denoland/deno:<version>`, as `docker buildx imagetools inspect
+ * denoland/deno:<version>` or `crane digest denoland/deno:<version>` print it. Docker Hub cannot
+ * be reached from where kconnect is built, so 2.9.6's was taken from public Dockerfiles that pin
+ * `denoland/deno:2.9.6@sha256:2014dc16…` (one notes the index resolves to amd64 sha256:023603…
+ * and arm64 sha256:430f9e…); check it with one of those commands when adding a version. Add the
+ * Deno version kconnect is built with (`deno --version`) when it changes.
+ */
+export const DENO_IMAGE_DIGESTS: Readonly<Record<string, string>> = {
+  "2.9.6": "sha256:2014dc167ece617ef7e7ba40631ac2234c59e75ce693e7cc2dc2602b3c87859d",
+};
+
+/** The Deno version whose image is used when the client's own has no digest above. */
+export const PINNED_DENO_VERSION = "2.9.6";
+
+/**
+ * The `denoland/deno` image for a Deno version, pinned by digest: a tag can be moved to other
+ * code, a digest cannot. A version without a known digest gets {@linkcode PINNED_DENO_VERSION}'s
+ * image (the bundle is plain JavaScript that runs on any Deno 2).
+ */
 export function denoImage(denoVersion: string): string {
-  return `denoland/deno:${denoVersion}`;
+  const v = DENO_IMAGE_DIGESTS[denoVersion] === undefined ? PINNED_DENO_VERSION : denoVersion;
+  return `denoland/deno:${v}@${DENO_IMAGE_DIGESTS[v]}`;
 }
 
 /** Hex sha256 of a string's UTF-8 bytes. */
@@ -217,14 +285,66 @@ export function commonLabels(version: string): Labels {
   };
 }
 
-/** The command the manager container runs. */
+/** What the manager reads: its code, its resolver configuration, its service account. */
+export const MANAGER_READ_PATHS: readonly string[] = [
+  BUNDLE_MOUNT,
+  "/etc/resolv.conf",
+  SERVICE_ACCOUNT_DIR,
+];
+
+/**
+ * The environment variables the manager reads: the API server's address, the log level, the
+ * two through which its API client empties the runtime's default TLS roots so that only the
+ * service account's CA is trusted (`pinTlsRoots()` in `src/k8s/access.ts`), and the ones its
+ * command-line library looks at for colours.
+ */
+export const MANAGER_ENV_VARS: readonly string[] = [
+  "KUBERNETES_SERVICE_HOST",
+  "KUBERNETES_SERVICE_PORT",
+  "KCONNECT_LOG_LEVEL",
+  "DENO_TLS_CA_STORE",
+  "DENO_CERT",
+  "NO_COLOR",
+  "FORCE_COLOR",
+  "CLICOLOR_FORCE",
+];
+
+/**
+ * Cloud metadata services, refused by the runtime as well as by the manager's own policy
+ * (`src/manager/policy.ts`), in case a bug lets a client's dial through. Not all of
+ * 169.254.0.0/16: NodeLocal DNSCache serves the cluster's DNS from 169.254.20.10.
+ */
+export const MANAGER_DENIED_NET: readonly string[] = [
+  "169.254.169.254",
+  "169.254.170.2",
+  "100.100.100.200",
+  "168.63.129.16",
+  "[fd00:ec2::254]",
+];
+
+/**
+ * V8 flags of the manager. A 1 MiB young generation (instead of up to 16 MiB) has the buffers
+ * of relayed data freed by frequent, cheap minor collections: a Uint8Array's object is small
+ * and its bytes live outside the heap, so with the default, tens of MiB of dead buffers pile up
+ * between collections. Measured with `bench/manager_budget.ts`: 20–25% lower peak memory under
+ * a hostile client, the same throughput.
+ */
+export const MANAGER_V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
+
+/**
+ * The command the manager container runs: network access (it dials what clients ask), reads
+ * and environment variables limited to what it uses, nothing else (no writes, subprocesses,
+ * FFI or system information).
+ */
 export function managerCommand(port: number): string[] {
   return [
     "deno",
     "run",
+    `--v8-flags=${MANAGER_V8_FLAGS.join(",")}`,
     "--allow-net",
-    "--allow-read",
-    "--allow-env",
+    `--deny-net=${MANAGER_DENIED_NET.join(",")}`,
+    `--allow-read=${MANAGER_READ_PATHS.join(",")}`,
+    `--allow-env=${MANAGER_ENV_VARS.join(",")}`,
     "--no-prompt",
     `${BUNDLE_MOUNT}/${BUNDLE_KEY}`,
     "traffic-manager",
@@ -351,7 +471,9 @@ export async function managerManifests(o: ManifestOptions): Promise<ManagerManif
       apiVersion: `${rbac}/v1`,
       kind: "Role",
       metadata: meta(MANAGER_NAME, namespace),
-      rules: NAMESPACE_RULES.map((r) => structuredClone(r)),
+      rules: (o.serviceProbe ? SERVICE_PROBE_RULES : NAMESPACE_RULES).map((r) =>
+        structuredClone(r)
+      ),
     },
     roleBinding: {
       apiVersion: `${rbac}/v1`,

@@ -7,6 +7,12 @@
  *   valid range; else a cover of the existing services' ClusterIPs;
  * - pod CIDRs: the nodes' `spec.podCIDRs`; else a cover of the pods' IPs.
  *
+ * The cluster-wide lists (pods and services, for the covers) are read in pages of
+ * {@linkcode LIST_PAGE} objects, keeping only the addresses of each page, so a large cluster's
+ * pod specs are never all in memory at once. The dry-run probe needs `create` on services,
+ * which `kconnect install` grants only when asked to (`serviceProbe`); without it the probe is
+ * refused and the cover is used, with no warning, as that is how the manager was installed.
+ *
  * @module
  */
 import type { KubeClient } from "../k8s/client.ts";
@@ -16,7 +22,39 @@ import { coverAddresses, mergeCidrs } from "./cover.ts";
 import type { CidrInfo } from "./session_info.ts";
 
 interface List<T> {
+  metadata?: { continue?: string };
   items?: T[];
+}
+
+/** Objects per page of a cluster-wide list. */
+export const LIST_PAGE = 500;
+
+/**
+ * Lists `path` page by page (`limit`/`continue`), handing each page's items to `each`, and
+ * starts over (at most twice) when the API says the continue token expired (410).
+ */
+export async function listPaged<T>(
+  client: KubeClient,
+  path: string,
+  each: (items: T[]) => void,
+  reset: () => void = () => {},
+): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    let token: string | undefined;
+    try {
+      do {
+        const q = new URLSearchParams({ limit: String(LIST_PAGE) });
+        if (token) q.set("continue", token);
+        const page = await client.get<List<T>>(`${path}?${q}`);
+        each(page.items ?? []);
+        token = page.metadata?.continue || undefined;
+      } while (token !== undefined);
+      return;
+    } catch (err) {
+      if (!(err instanceof KubeApiError) || err.code !== 410 || attempt >= 2) throw err;
+      reset();
+    }
+  }
 }
 interface ServiceCIDR {
   metadata?: { name?: string };
@@ -100,16 +138,19 @@ async function serviceCidrs(
           found.push({ cidr, source: "invalid ClusterIP error" });
         }
       }
-      if (err.code === 403) {
-        warnings.push(`creating a probe Service is forbidden (${describe(err)})`);
-        break;
-      }
+      // Not granted (the default install): fall back to the cover, quietly.
+      if (err.code === 403) break;
     }
   }
   if (found.length > 0) return found;
-  const services = await client.get<List<Service>>("/api/v1/services");
-  const ips = (services.items ?? []).flatMap((s) => s.spec?.clusterIPs ?? [s.spec?.clusterIP ?? ""])
-    .filter((ip) => ip && ip !== "None");
+  let ips: string[] = [];
+  await listPaged<Service>(client, "/api/v1/services", (items) => {
+    for (const s of items) {
+      for (const ip of s.spec?.clusterIPs ?? [s.spec?.clusterIP ?? ""]) {
+        if (ip && ip !== "None") ips.push(ip);
+      }
+    }
+  }, () => ips = []);
   return coverAddresses(ips).map((c) => ({
     cidr: c.toString(),
     source: `cover of ${ips.length} service IPs`,
@@ -134,10 +175,15 @@ async function podCidrs(client: KubeClient, warnings: string[]): Promise<CidrInf
     if (!(err instanceof KubeApiError) || (err.code !== 403 && err.code !== 404)) throw err;
     warnings.push(`listing nodes failed (${describe(err)}); using pod IPs`);
   }
-  const pods = await client.get<List<Pod>>("/api/v1/pods");
-  const ips = (pods.items ?? []).filter((p) => !p.spec?.hostNetwork).flatMap((p) =>
-    p.status?.podIPs?.map((x) => x.ip) ?? (p.status?.podIP ? [p.status.podIP] : [])
-  );
+  let ips: string[] = [];
+  await listPaged<Pod>(client, "/api/v1/pods", (items) => {
+    for (const p of items) {
+      if (p.spec?.hostNetwork) continue;
+      ips.push(
+        ...(p.status?.podIPs?.map((x) => x.ip) ?? (p.status?.podIP ? [p.status.podIP] : [])),
+      );
+    }
+  }, () => ips = []);
   return coverAddresses(ips).map((c) => ({
     cidr: c.toString(),
     source: `cover of ${ips.length} pod IPs`,
