@@ -11,6 +11,7 @@ import { TestCluster } from "./cluster/cluster.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, type Netns } from "./_netns.ts";
 import { startUp } from "./_up.ts";
+import { denoImage } from "../src/install/manifests.ts";
 import { VERSION } from "../src/version.ts";
 
 const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
@@ -139,8 +140,8 @@ Deno.test({
       );
       has(
         new RegExp(
-          `^✓ Deployment: kconnect-traffic-manager, image denoland/deno:${
-            Deno.version.deno.replaceAll(".", "\\.")
+          `^✓ Deployment: kconnect-traffic-manager, image ${
+            denoImage(Deno.version.deno).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
           }, version ${VERSION} \\(created\\)$`,
         ),
       );

@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { loadInCluster, SERVICE_ACCOUNT_DIR } from "../k8s/access.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { logger } from "../log.ts";
+import { withManagerFlags } from "../manager/flags.ts";
 import { TrafficManager } from "../manager/server.ts";
 import { UsageError } from "./program.ts";
 import { untilSignal } from "./signals.ts";
@@ -75,4 +76,6 @@ export function registerTrafficManager(program: Command): void {
       const sig = await untilSignal();
       log.warn(`stopping on ${sig}`);
     });
+  // Budgets (--max-…) and --deny, in the binary as in the deployed bundle.
+  withManagerFlags(program);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { SessionInfo } from "../manager/session_info.ts";
-import { checkInfo, type TrustPolicy } from "./trust.ts";
+import { checkInfo, quote, type TrustPolicy } from "./trust.ts";
 import { FrameReader } from "../tunnel/framing.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { StreamOpener } from "../dial/tunnel.ts";
@@ -26,7 +26,8 @@ export interface Control {
  * dropped, text is cleaned; each is listed in `refused` with the reason. With `policy` the
  * domain and prefix policy applies too (the session applies it with the user's settings).
  *
- * @throws {TypeError} when it is not session info at all.
+ * @throws {TypeError} when it is not session info at all; {@linkcode Error} with the manager's
+ *   reason when it refused the session.
  */
 export function parseInfo(bytes: Uint8Array, policy?: TrustPolicy): SessionInfo {
   let v;
@@ -34,6 +35,10 @@ export function parseInfo(bytes: Uint8Array, policy?: TrustPolicy): SessionInfo 
     v = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     v = null;
+  }
+  if (typeof v === "object" && v !== null && v.type === "error" && typeof v.message === "string") {
+    // The manager refused this session (e.g. its session budget is full): say why.
+    throw new Error(`the traffic manager refused the session: ${quote(v.message, 300)}`);
   }
   if (
     typeof v !== "object" || v === null || v.type !== "info" || !Array.isArray(v.serviceCidrs) ||

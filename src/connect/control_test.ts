@@ -103,3 +103,20 @@ Deno.test("parseInfo drops prefixes that do not parse and cleans text; later inf
   assert.ok(![...first.podCidrs[0].source].some((ch) => ch.charCodeAt(0) < 0x20));
   assert.deepEqual(later.namespaces, ["default"]);
 });
+
+Deno.test("a manager that refuses the session is reported with its reason, escaped", async () => {
+  await assert.rejects(
+    openControl(
+      opener([{
+        type: "error",
+        message: "traffic manager busy: 32 sessions (--max-sessions)\x1b[2J",
+      }]),
+      () => {},
+    ),
+    (err: Error) => {
+      assert.match(err.message, /refused the session: .*32 sessions \(--max-sessions\)/);
+      assert.ok(!err.message.includes("\x1b"), err.message);
+      return true;
+    },
+  );
+});

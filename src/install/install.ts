@@ -26,6 +26,7 @@ import {
   clusterRbacName,
   CONFIGMAP_LIMIT,
   CREATED_NAMESPACE_ANNOTATION,
+  describeRbac,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MANAGER_NAME,
@@ -133,9 +134,7 @@ export async function installTrafficManager(o: InstallOptions): Promise<InstallR
   }
   progress.done(
     "RBAC",
-    `ServiceAccount ${MANAGER_NAME}; ClusterRole ${clusterRbacName(namespace)}: list/watch ` +
-      `pods, nodes, services, namespaces, list servicecidrs; Role ${MANAGER_NAME}: create ` +
-      `services (dry-run CIDR probe) (${summarize(rbac)})`,
+    `${describeRbac(m)} (${summarize(rbac)})`,
   );
 
   const cm = (await applyObject(client, m.configMap, o.signal)).outcome;

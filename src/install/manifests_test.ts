@@ -24,11 +24,12 @@ Deno.test("RBAC is least privilege: exactly these rules, bound to the manager's 
     {
       apiGroups: [""],
       resources: ["pods", "nodes", "services", "namespaces"],
-      verbs: ["list", "watch"],
+      verbs: ["list"],
     },
     { apiGroups: ["networking.k8s.io"], resources: ["servicecidrs"], verbs: ["list"] },
   ]);
-  assert.deepEqual(m.role.rules, [{ apiGroups: [""], resources: ["services"], verbs: ["create"] }]);
+  // The dry-run Service probe (for clusters before ServiceCIDRs) is opt-in: no write by default.
+  assert.deepEqual(m.role.rules, []);
   const sa = [{ kind: "ServiceAccount", name: "kconnect-traffic-manager", namespace: "kconnect" }];
   assert.deepEqual(m.clusterRoleBinding.subjects, sa);
   assert.deepEqual(m.roleBinding.subjects, sa);
@@ -44,10 +45,11 @@ Deno.test("RBAC is least privilege: exactly these rules, bound to the manager's 
   });
   assert.equal(m.role.metadata.namespace, "kconnect");
   assert.equal(m.clusterRole.metadata.namespace, undefined);
-  // No wildcard, no write verb besides the service create, no secrets anywhere.
+  // No wildcard, no write verb, no secrets anywhere.
   const all = [...m.clusterRole.rules, ...m.role.rules];
   assert.ok(all.every((r) => !r.verbs.includes("*") && !r.resources.includes("*")));
   assert.ok(all.every((r) => !r.resources.includes("secrets")));
+  assert.ok(all.every((r) => r.verbs.every((v) => v === "list")));
 });
 
 Deno.test("the Deployment: one replica, labels, bundle hash, image, command, port, hardening", async () => {
@@ -72,13 +74,19 @@ Deno.test("the Deployment: one replica, labels, bundle hash, image, command, por
   assert.equal(pod.serviceAccountName, "kconnect-traffic-manager");
   assert.equal(pod.securityContext.runAsNonRoot, true);
   const c = pod.containers[0];
-  assert.equal(c.image, "denoland/deno:2.9.6");
+  // Pinned by digest: the multi-arch index of docker.io/denoland/deno:2.9.6.
+  assert.equal(
+    c.image,
+    "denoland/deno:2.9.6@sha256:2014dc167ece617ef7e7ba40631ac2234c59e75ce693e7cc2dc2602b3c87859d",
+  );
   assert.deepEqual(c.command, [
     "deno",
     "run",
+    "--v8-flags=--max-semi-space-size=1",
     "--allow-net",
-    "--allow-read",
-    "--allow-env",
+    "--deny-net=169.254.169.254,169.254.170.2,100.100.100.200,168.63.129.16,[fd00:ec2::254]",
+    "--allow-read=/kconnect,/etc/resolv.conf,/var/run/secrets/kubernetes.io/serviceaccount",
+    "--allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,KCONNECT_LOG_LEVEL,DENO_TLS_CA_STORE,DENO_CERT,NO_COLOR,FORCE_COLOR,CLICOLOR_FORCE",
     "--no-prompt",
     "/kconnect/manager.js",
     "traffic-manager",

@@ -18,13 +18,11 @@
  */
 import { createProgram, runProgram } from "../cli/program.ts";
 import { registerTrafficManager } from "../cli/traffic_manager.ts";
-import { withManagerFlags } from "./flags.ts";
 
 /** Runs the manager's command line (`traffic-manager …`) and returns the exit status. */
 export function managerMain(args: string[]): Promise<number> {
   const program = createProgram();
   registerTrafficManager(program);
-  withManagerFlags(program);
   return runProgram(program, args);
 }
 

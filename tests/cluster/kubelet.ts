@@ -57,7 +57,11 @@ interface Running {
 const PROBE_INTERVAL_MS = 250;
 
 /** The default: repositories ending in `denoland/deno`, any tag. */
-const DEFAULT_PULLABLE = "^(?:[^/]+/)*denoland/deno:[\\w.-]+$";
+// A tag, a tag pinned by digest (what kconnect installs), or a digest alone.
+const DEFAULT_PULLABLE =
+  "^(?:[^/]+/)*denoland/deno(?::[\\w.-]+(?:@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$";
+/** Where Kubernetes mounts a pod's service account token. */
+const SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** Docker Hub's full reference of a short image name, as containerd reports it. */
 export function fullImageRef(image: string): string {
@@ -284,12 +288,18 @@ export class Kubelet {
     await Deno.writeTextFile(`${saDir}/token`, token);
     await Deno.copyFile(this.#config.caFile, `${saDir}/ca.crt`);
     await Deno.writeTextFile(`${saDir}/namespace`, ns);
+    paths.set(SERVICE_ACCOUNT_MOUNT, saDir);
 
     // Longest mount path first; each argument is mapped once.
     const mounts = [...paths].sort(([a], [b]) => b.length - a.length);
-    const mapArg = (a: string) => {
+    const mapPath = (a: string) => {
       const hit = mounts.find(([from]) => a === from || a.startsWith(`${from}/`));
-      const out = hit ? hit[1] + a.slice(hit[0].length) : a;
+      return hit ? hit[1] + a.slice(hit[0].length) : a;
+    };
+    // Deno's path permissions name mounted paths too: --allow-read=/kconnect,/etc/resolv.conf.
+    const mapArg = (a: string) => {
+      const perm = /^(--(?:allow|deny)-(?:read|write)=)(.*)$/.exec(a);
+      const out = perm ? perm[1] + perm[2].split(",").map(mapPath).join(",") : mapPath(a);
       return out.replaceAll("127.0.0.1", podIP).replace(/\blocalhost\b/g, podIP);
     };
     const toCmd = (cmd: string[]) =>
