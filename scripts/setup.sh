@@ -118,4 +118,8 @@ echo "setup: filling the Deno cache from deno.lock (${DENO_DIR:-~/.cache/deno})"
   trap 'rm -rf "$warm"' EXIT
   deno bundle --quiet --frozen --config deno.json -o "$warm/manager.js" src/manager/main.ts
 )
+# Deno keeps the file modes of npm tarballs, and some ship world-writable files (whatwg-url
+# 5.0.0: 0666). Root runs this code (the daemon, the service unit from source), so nobody else
+# may write any of it.
+chmod -R go-w "${DENO_DIR:-$HOME/.cache/deno}"
 echo "setup: ready ($(deno --version | head -n1))"
