@@ -7,6 +7,17 @@
  * port number as 2 little-endian bytes. There is no half-close: the connection ends when the
  * WebSocket closes, and text on the error channel says why.
  *
+ * Deno's `WebSocket` over `wss:` (2.9.x) can keep the end of a message inside its TLS layer: a
+ * send completes, and `bufferedAmount` drops, once rustls has taken the bytes, and when the
+ * socket was full at that moment nothing writes them out until the next send
+ * (denoland/deno#36862: ext/websocket's `ServerWebSocket::write_frame` does not flush, and
+ * tokio-rustls' `poll_write` returns with ciphertext still buffered). Up to 64 KiB of what kconnect
+ * wrote last would then wait for the next keepalive ping, or for ever with keepalive off. So
+ * once writes go quiet and the queue has drained, the connection sends an empty message (after
+ * 5 ms, again after 50 ms and 500 ms, in case the socket was still full): sending pushes out
+ * what was held, and the kubelet skips empty messages (`wsstream.Conn.handle` in
+ * k8s.io/apimachinery: `if len(data) == 0 { continue }`).
+ *
  * @module
  */
 import type { Conn } from "../stack/dialer.ts";
@@ -14,6 +25,10 @@ import type { ClusterAccess } from "./access.ts";
 
 /** The subprotocol kconnect speaks. */
 export const PORTFORWARD_PROTOCOL = "v4.channel.k8s.io";
+
+/** When empty messages follow the last write (ms after it, and after each other): see above. */
+export const FLUSH_NUDGE_DELAYS_MS: readonly number[] = [5, 50, 500];
+const EMPTY = new Uint8Array(0);
 
 /** What one WebSocket message meant. */
 export type PortForwardEvent =
@@ -145,9 +160,32 @@ export async function openPortForward(
     else options.signal?.addEventListener("abort", onAbort, { once: true });
   }).finally(settle);
 
+  // Flush nudges (module doc): armed by a write, re-armed while writes continue or the queue
+  // has not drained, each later one sent only if nothing was written meanwhile.
+  let writes = 0;
+  let nudgeTimer: ReturnType<typeof setTimeout> | undefined;
+  let nudgeStep = 0;
+  let armedAt = 0;
+  const arm = (step: number) => {
+    nudgeStep = step;
+    armedAt = writes;
+    const timer = setTimeout(nudge, FLUSH_NUDGE_DELAYS_MS[step]);
+    Deno.unrefTimer(timer);
+    nudgeTimer = timer;
+  };
+  const nudge = () => {
+    nudgeTimer = undefined;
+    if (ended || ws.readyState !== WebSocket.OPEN) return;
+    if (writes !== armedAt || ws.bufferedAmount > 0) return arm(0);
+    ws.send(EMPTY);
+    if (nudgeStep + 1 < FLUSH_NUDGE_DELAYS_MS.length) arm(nudgeStep + 1);
+  };
+
   const finish = () => {
     if (ended) return;
     ended = true;
+    clearTimeout(nudgeTimer);
+    nudgeTimer = undefined;
     resolveClosed(errorText || null);
     notify();
   };
@@ -181,6 +219,8 @@ export async function openPortForward(
       const frame = new Uint8Array(p.length + 1);
       frame.set(p, 1);
       ws.send(frame);
+      writes++;
+      if (nudgeTimer === undefined) arm(0);
       while (ws.bufferedAmount > hwm && !ended) await new Promise((r) => setTimeout(r, 2));
       return p.length;
     },
