@@ -13,6 +13,16 @@
  * `bufferedAmount` under 4 MiB) to an echo server, closes once all came back, and reports
  * the count and the time; only the first few messages are kept.
  *
+ * Deno's `WebSocket` over `wss:` (2.9.6) can keep the end of the last message it sent inside its
+ * TLS layer: the send completes and `bufferedAmount` drops to 0 once rustls has taken the
+ * bytes, but when the socket was full at that moment nothing writes them out until the next
+ * send (denoland/deno#36862; `ServerWebSocket::write_frame` in ext/websocket never flushes,
+ * tokio-rustls' `poll_write` returns with ciphertext still buffered). A probe that then only
+ * waits never sees the echo of that message: it was the "exactly 64 KiB short" of issue 10. So
+ * after its last message, and while it waits, the probe sends an empty message now and then:
+ * that send pushes out whatever was held, and the kubelet skips empty messages
+ * (`wsstream.Conn.handle`: `if len(data) == 0 { continue }`, as does the stand-in).
+ *
  * @module
  */
 // deno-lint-ignore-file no-console -- prints its result for the test that runs it
@@ -23,6 +33,8 @@ export interface ProbeResult {
   messages: { channel: number; bytes: number[]; text: string }[];
   closeCode: number | null;
   error?: string;
+  /** Data-channel payload bytes sent (bulk mode). */
+  sentBytes?: number;
   /** Data-channel bytes received after the port header (bulk mode). */
   echoedBytes?: number;
   seconds?: number;
@@ -43,6 +55,14 @@ if (import.meta.main) {
   ws.binaryType = "arraybuffer";
   const done = Promise.withResolvers<void>();
   let headers = 0;
+  const EMPTY = new Uint8Array(0);
+  let nudger: ReturnType<typeof setInterval> | undefined;
+  /** Empty messages every 200 ms from now on: see the module doc. */
+  const nudge = () => {
+    nudger ??= setInterval(() => {
+      if (ws.readyState === WebSocket.OPEN && ws.bufferedAmount === 0) ws.send(EMPTY);
+    }, 200);
+  };
   ws.onopen = () => {
     result.protocol = ws.protocol;
   };
@@ -54,8 +74,10 @@ if (import.meta.main) {
         const n = Math.min(65536, total - sent);
         ws.send(n === 65536 ? chunk : chunk.subarray(0, n + 1));
         sent += n;
+        result.sentBytes = sent;
       }
       if (sent < total && ws.readyState === WebSocket.OPEN) setTimeout(pump, 1);
+      else nudge();
     };
     pump();
   };
@@ -79,13 +101,17 @@ if (import.meta.main) {
     // After both port headers, send the payload once.
     if (++headers === 2) {
       if (total) stream();
-      else if (send) ws.send(new Uint8Array([0, ...new TextEncoder().encode(send)]));
+      else if (send) {
+        ws.send(new Uint8Array([0, ...new TextEncoder().encode(send)]));
+        nudge();
+      }
     }
   };
   ws.onerror = (e) => {
     result.error = (e as ErrorEvent).message;
   };
   ws.onclose = (e) => {
+    clearInterval(nudger);
     result.closeCode = e.code;
     if (total) result.echoedBytes = echoed;
     done.resolve();

@@ -1,17 +1,37 @@
 /**
- * The kubelet/containerd side of `pods/{name}/portforward` over WebSocket, as
- * pkg/kubelet/cri/streaming/portforward/websocket.go and containerd's
- * sandbox_portforward_linux.go do it:
+ * The kubelet/containerd side of `pods/{name}/portforward` over WebSocket. Each rule below names
+ * the source it copies (kubernetes/kubernetes unless said otherwise):
  *
  * - subprotocols `v4.channel.k8s.io` (binary), `v4.base64.channel.k8s.io` (text, base64) and
- *   none at all (binary, no `Sec-WebSocket-Protocol` in the answer);
- * - per requested port `i`: data channel `2i`, error channel `2i+1`; right after the upgrade
- *   each channel gets the port as 2 bytes little-endian (`[0, lo, hi]`, `[1, lo, hi]`);
- * - every message starts with its channel byte (`'0' + n` in base64 mode);
- * - one TCP connection to `localhost:port` in the pod's network namespace per port; no
- *   half-close: when the pod side ends, the streams and the WebSocket close; when the
- *   WebSocket closes, the pod connection is closed;
- * - a failed dial is reported as text on the error channel, then everything closes.
+ *   none at all (binary, no `Sec-WebSocket-Protocol` in the answer):
+ *   `staging/src/k8s.io/kubelet/pkg/cri/streaming/portforward/websocket.go`,
+ *   `handleWebSocketStreams` (`wsstream.NewConn` with `""`, `v4BinaryWebsocketProtocol`,
+ *   `v4Base64WebsocketProtocol`);
+ * - per requested port `i`: data channel `2i` (`ReadWriteChannel`), error channel `2i+1`
+ *   (`WriteChannel`: what a client sends on it is dropped); right after the upgrade each
+ *   channel gets the port as 2 bytes little-endian (`binary.LittleEndian.PutUint16` written to
+ *   both streams), so the first frames are `[0, lo, hi]` and `[1, lo, hi]`: same function;
+ * - every message starts with its channel byte, `'0' + n` in base64 mode, where the rest is
+ *   base64 (and a frame that does not decode is dropped); the codec follows the negotiated
+ *   protocol, not the frame's opcode; empty messages and channels that do not exist are
+ *   skipped: `staging/src/k8s.io/apimachinery/pkg/util/httpstream/wsstream/conn.go`,
+ *   `Conn.handle`, `Conn.write`, `websocketChannel.DataFromSocket`;
+ * - reading stops while the pod connection has not taken what was read: `DataFromSocket`
+ *   writes into an `io.Pipe`, which blocks `handle` until containerd's copy has read it (here:
+ *   {@linkcode HIGH_WATER});
+ * - one TCP connection to `localhost:port` in the pod's network namespace per port, IPv4 first
+ *   (containerd `internal/cri/server/sandbox_portforward_linux.go`, `portForward`); no
+ *   half-close: when one direction ends containerd waits at most 1 s for the other, then closes
+ *   both; the kubelet then closes the streams and, once every port is done, the WebSocket with a
+ *   Close of status 1000 (`websocketStreamHandler.portForward`, `handleWebSocketStreams`'s
+ *   `defer conn.Close()`, see `websocket.ts`); when the WebSocket closes, the pod connection is
+ *   closed;
+ * - a failed dial is reported as text on the error channel, `error forwarding port %d to pod
+ *   %s, uid %v: %v` (`websocketStreamHandler.portForward`) with the sandbox ID as pod name and
+ *   an empty uid (`staging/src/k8s.io/kubelet/pkg/cri/streaming/server.go`,
+ *   `servePortForward`), wrapping containerd's `failed to execute portforward in network
+ *   namespace %q: %w` and `failed to connect to localhost:%d inside namespace %q, IPv4: %v
+ *   IPv6 %v `; then everything closes.
  *
  * The dial is `ip netns exec <netns> socat STDIO TCP:<host>:<port>`, one process per port.
  *
@@ -68,12 +88,13 @@ export interface PortForwardOptions {
 }
 
 /**
- * Client bytes queued towards the pod before the stand-in stops reading the WebSocket. Pausing the
- * node:net socket under Deno appeared to lose a 64 KiB message now and then (1 run in 3 of four
- * concurrent 64 MB echoes under load; 0 in 3 without pausing), so the limit is set high enough that tests
- * never reach it: the clients' own flow control (kconnect's yamux windows) bounds what is in flight.
+ * Client bytes read from the WebSocket and not yet taken by the pod connection before the
+ * stand-in stops reading (TCP backpressure to the client), like the kubelet, whose receive loop
+ * waits in `io.Pipe` until containerd has copied each message to the pod. (An earlier note here
+ * blamed pausing for a 64 KiB message lost under load; that message was held in the client's
+ * own TLS layer, see `pf_probe.ts`.)
  */
-const HIGH_WATER = 1024 * 1024 * 1024;
+const HIGH_WATER = 1024 * 1024;
 const live = new Set<Bridge>();
 
 /** Kills every pod connection (the server is stopping). */
@@ -102,13 +123,15 @@ export function servePortForward(ws: WebSocketConnection, options: PortForwardOp
   );
   let pendingBytes = 0;
   let paused = false;
-  ws.onmessage = (data, type) => {
+  ws.onmessage = (data) => {
     if (data.length === 0) return;
     let channel = data[0];
     let payload: Uint8Array = data.subarray(1);
-    if (base64 || type === "text") {
+    if (base64) {
       channel -= 48;
-      payload = Buffer.from(new TextDecoder().decode(payload), "base64");
+      const decoded = decodeBase64(payload);
+      if (decoded === null) return;
+      payload = decoded;
     }
     // Only even (data) channels are readable; the rest is ignored like wsstream does.
     const bridge = channel % 2 === 0 ? bridges[channel / 2] : undefined;
@@ -133,6 +156,13 @@ export function servePortForward(ws: WebSocketConnection, options: PortForwardOp
   Promise.all(bridges.map((b) => b.done)).then(() => ws.close());
 }
 
+/** Go's `base64.StdEncoding.Decode`: padding required, CR and LF ignored; null when invalid. */
+function decodeBase64(data: Uint8Array): Uint8Array | null {
+  const text = new TextDecoder().decode(data).replace(/[\r\n]/g, "");
+  if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
+  return Buffer.from(text, "base64");
+}
+
 /** One pod connection: a socat process in the pod's namespace. */
 class Bridge {
   readonly done: Promise<void>;
@@ -148,7 +178,8 @@ class Bridge {
     readonly ws: WebSocketConnection,
     readonly log?: (line: string) => void,
   ) {
-    // -t 0: when one direction ends, end at once (containerd returns on the first copy done).
+    // -t 1: when one direction ends, wait at most 1 s for the other, then end (containerd's
+    // portForward: the first copy done, then `time.After(time.Second)`).
     this.#child = new Deno.Command("ip", {
       args: [
         "netns",
@@ -158,7 +189,7 @@ class Bridge {
         "-b",
         "131072",
         "-t",
-        "0",
+        "1",
         "STDIO",
         // The kubelet dials from Go, whose sockets have TCP_NODELAY set; so does this bridge.
         `TCP:${target.host}:${port},nodelay`,

@@ -5,7 +5,21 @@
  * spaces is fine; an offer with no supported protocol is refused with `403 Forbidden`), and
  * control backpressure itself.
  *
- * Client frames must be masked; fragmented messages are reassembled; pings are answered.
+ * Frames are handled the way the kubelet's golang.org/x/net/websocket (vendored in
+ * kubernetes/kubernetes, `vendor/golang.org/x/net/websocket/`) handles them, because the
+ * kubelet's wsstream reads with `websocket.Message.Receive`:
+ *
+ * - every data frame is its own message (`Codec.Receive` "receives single frame"; a
+ *   continuation frame keeps the payload type of the frame before it, `hybiFrameHandler.
+ *   HandleFrame`), so a fragmented client message is NOT reassembled;
+ * - a frame whose payload is larger than `DefaultMaxPayloadBytes` (32 MiB) ends the connection
+ *   (`ErrFrameTooLarge`, and wsstream's `handle` loop stops on any receive error);
+ * - client frames must be masked, else a Close with 1002 (`closeStatusProtocolError`);
+ * - pings are answered with a pong carrying the same payload;
+ * - a Close from the client is not echoed: `HandleFrame` returns `io.EOF`, wsstream's `handle`
+ *   returns, and `Conn.Close()` writes its own Close with `closeStatusNormal` (1000, the
+ *   `defaultCloseStatus`) and closes the connection. Close frames carry the 2-byte status only
+ *   (`WriteClose`), never a reason.
  *
  * @module
  */
@@ -14,6 +28,12 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/** `websocket.DefaultMaxPayloadBytes`: 32 MiB. */
+export const MAX_PAYLOAD_BYTES = 32 << 20;
+/** `closeStatusNormal`, the status of every Close `Conn.Close()` writes. */
+const CLOSE_NORMAL = 1000;
+/** `closeStatusProtocolError`. */
+const CLOSE_PROTOCOL_ERROR = 1002;
 
 /** Opcodes of data messages. */
 export type MessageType = "binary" | "text";
@@ -45,8 +65,8 @@ export class WebSocketConnection {
   readonly #socket: Duplex;
   #chunks: Buffer[] = [];
   #buffered = 0;
-  #fragments: Buffer[] = [];
-  #fragmentType: MessageType | null = null;
+  /** Payload type of the last text or binary frame (`hybiFrameHandler.payloadType`). */
+  #payloadType: MessageType = "text";
   #closed = false;
   #closeSent = false;
   /** Called with each complete data message. */
@@ -140,20 +160,25 @@ export class WebSocketConnection {
     return ok;
   }
 
-  /** Sends a close frame (default 1000, normal closure) and ends the socket. */
-  close(code = 1000, reason = ""): void {
+  /**
+   * Sends a Close with `code` (default 1000) and ends the socket, like `Conn.Close()`:
+   * `WriteClose(status)` (the 2-byte status, no reason), then the connection is closed. What is
+   * queued before it is written first (the socket's `end()` flushes before its FIN).
+   */
+  close(code = CLOSE_NORMAL): void {
     if (this.#closed) return;
-    if (!this.#closeSent) {
-      this.#closeSent = true;
-      const r = Buffer.from(reason);
-      const payload = Buffer.alloc(2 + r.length);
-      payload.writeUInt16BE(code, 0);
-      r.copy(payload, 2);
-      this.#socket.write(Buffer.concat([frameHeader(8, payload.length), payload]));
-    }
+    this.#writeClose(code);
     this.#socket.end();
-    // Do not wait forever for the client's close frame.
+    // Do not wait forever for the client to read.
     setTimeout(() => this.#socket.destroy(), 2000).unref?.();
+  }
+
+  #writeClose(code: number): void {
+    if (this.#closeSent) return;
+    this.#closeSent = true;
+    const payload = Buffer.alloc(2);
+    payload.writeUInt16BE(code, 0);
+    this.#socket.write(Buffer.concat([frameHeader(8, 2), payload]));
   }
 
   /** Drops the TCP connection without a close frame. */
@@ -174,7 +199,7 @@ export class WebSocketConnection {
     while (!this.#closed) {
       const frame = this.#parse();
       if (!frame) return;
-      this.#handle(frame.fin, frame.opcode, frame.payload);
+      this.#handle(frame.opcode, frame.payload);
     }
   }
 
@@ -210,10 +235,9 @@ export class WebSocketConnection {
     return out;
   }
 
-  #parse(): { fin: boolean; opcode: number; payload: Buffer } | null {
+  #parse(): { opcode: number; payload: Buffer } | null {
     if (this.#buffered < 2) return null;
     let h = this.#peek(2);
-    const fin = (h[0] & 0x80) !== 0;
     const opcode = h[0] & 0x0f;
     const masked = (h[1] & 0x80) !== 0;
     let len = h[1] & 0x7f;
@@ -225,46 +249,28 @@ export class WebSocketConnection {
     h = this.#peek(headerLen);
     if (len === 126) len = h.readUInt16BE(2);
     else if (len === 127) len = Number(h.readBigUInt64BE(2));
-    if (this.#buffered < headerLen + len) return null;
     if (!masked) {
-      // RFC 6455 5.1: a server must close on an unmasked client frame.
-      this.close(1002, "unmasked frame");
+      // hybiFrameHandler.HandleFrame: "The client MUST mask all frames sent to the server."
+      this.close(CLOSE_PROTOCOL_ERROR);
       return null;
     }
+    if (len > MAX_PAYLOAD_BYTES && opcode < 8) {
+      // Codec.Receive: ErrFrameTooLarge; wsstream's handle() stops, Conn.Close() follows.
+      this.close();
+      return null;
+    }
+    if (this.#buffered < headerLen + len) return null;
     const header = this.#take(headerLen);
     const mask = header.subarray(headerLen - 4, headerLen);
     const payload = len ? this.#take(len) : Buffer.alloc(0);
     unmask(payload, mask);
-    return { fin, opcode, payload };
+    return { opcode, payload };
   }
 
-  #handle(fin: boolean, opcode: number, payload: Buffer): void {
+  #handle(opcode: number, payload: Buffer): void {
     switch (opcode) {
-      case 0: // continuation
-        if (!this.#fragmentType) return this.close(1002, "unexpected continuation");
-        this.#fragments.push(payload);
-        if (fin) {
-          const type = this.#fragmentType;
-          const data = Buffer.concat(this.#fragments);
-          this.#fragments = [];
-          this.#fragmentType = null;
-          this.onmessage(data, type);
-        }
-        return;
-      case 1:
-      case 2: {
-        const type: MessageType = opcode === 2 ? "binary" : "text";
-        if (fin) return this.onmessage(payload, type);
-        this.#fragmentType = type;
-        this.#fragments = [payload];
-        return;
-      }
-      case 8: // close: answer with the same code, then end
-        if (!this.#closeSent) {
-          this.#closeSent = true;
-          const code = payload.length >= 2 ? payload.subarray(0, 2) : Buffer.alloc(0);
-          this.#socket.write(Buffer.concat([frameHeader(8, code.length), code]));
-        }
+      case 8: // close: not echoed; Conn.Close() answers with 1000 and closes
+        this.#writeClose(CLOSE_NORMAL);
         this.#socket.end();
         this.#gone();
         return;
@@ -273,8 +279,16 @@ export class WebSocketConnection {
         return;
       case 10: // pong
         return;
+      case 0: // continuation: a message of its own, with the payload type of the frame before
+        return this.onmessage(payload, this.#payloadType);
+      case 1:
+      case 2:
+        this.#payloadType = opcode === 2 ? "binary" : "text";
+        return this.onmessage(payload, this.#payloadType);
       default:
-        this.close(1002, "bad opcode");
+        // HandleFrame passes frames of other opcodes through; Message.Receive returns their
+        // payload as the message.
+        return this.onmessage(payload, "binary");
     }
   }
 }
