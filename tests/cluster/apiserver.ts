@@ -56,7 +56,7 @@ type Result =
   | { code: number; json: unknown }
   | { code: number; text: string }
   | { code: 200; watch: (res: ServerResponse) => void }
-  | { code: 101; upgrade: (socket: Duplex, head: Buffer) => void };
+  | { code: 101 | 403; upgrade: (socket: Duplex, head: Buffer) => void };
 
 const PUBLIC_PATHS = ["/version", "/healthz", "/livez", "/readyz", "/version/"];
 
@@ -401,7 +401,12 @@ export class ApiServer {
     }
     const offered = offeredProtocols(req.headers["sec-websocket-protocol"] as string | undefined);
     const protocol = negotiate(offered, PORTFORWARD_PROTOCOLS);
-    if (protocol === null) return { code: 403, text: "" };
+    if (protocol === null) {
+      // golang.org/x/net/websocket newServerConn (vendored in kubernetes/kubernetes): when the
+      // Handshake func (wsstream's protocol check) fails, a bare "HTTP/1.1 403 Forbidden" and
+      // an empty line, no headers, no body.
+      return { code: 403, upgrade: (socket) => refuseUpgrade(socket, 403, "Forbidden") };
+    }
     const key = String(req.headers["sec-websocket-key"] ?? "");
     if (!key || req.headers["sec-websocket-version"] !== "13") {
       return { code: 400, text: "Bad Request" };
@@ -449,6 +454,8 @@ function supportedFields(resource: string): string[] {
   const common = ["metadata.name", "metadata.namespace"];
   switch (resource) {
     case "pods":
+      // kubernetes/kubernetes pkg/registry/core/pod/strategy.go, ToSelectableFields (no
+      // status.podIPs there).
       return [
         ...common,
         "spec.nodeName",
@@ -458,7 +465,6 @@ function supportedFields(resource: string): string[] {
         "spec.hostNetwork",
         "status.phase",
         "status.podIP",
-        "status.podIPs",
         "status.nominatedNodeName",
       ];
     case "nodes":

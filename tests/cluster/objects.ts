@@ -276,7 +276,17 @@ export function serviceObject(spec: ServiceSpec, stamp: Stamp): KObject {
   };
 }
 
-/** A networking.k8s.io/v1 ServiceCIDR, Ready (the default one is named `kubernetes`). */
+/**
+ * A networking.k8s.io/v1 ServiceCIDR, Ready. The default one is named `kubernetes` and holds the
+ * `--service-cluster-ip-range` CIDRs (kubernetes/kubernetes
+ * `pkg/controlplane/controller/defaultservicecidr/default_servicecidr_controller.go`,
+ * `DefaultServiceCIDRName`, `sync`); kube-controller-manager's service-cidr-controller adds the
+ * `networking.k8s.io/service-cidr-finalizer` finalizer and sets `Ready` `True` with the message
+ * `Kubernetes Service CIDR is ready` and no reason (`pkg/controller/servicecidrs/
+ * servicecidrs_controller.go`, `sync`). (The API server's own controller first writes `Kubernetes
+ * default Service CIDR is ready`; the controller manager's message is the one a running cluster
+ * shows.)
+ */
 export function serviceCIDRObject(name: string, cidrs: string[], stamp: Stamp): KObject {
   return {
     kind: "ServiceCIDR",

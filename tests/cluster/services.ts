@@ -1,17 +1,21 @@
 /**
  * `POST /api/v1/namespaces/{ns}/services`: a subset of ValidateService and the ClusterIP
- * allocation of pkg/registry/core/service/storage/alloc.go, with the error texts of the
- * version played:
+ * allocation of kubernetes/kubernetes `pkg/registry/core/service/storage/alloc.go`
+ * (`allocIPs`), with the error texts of the version played:
  *
- * - every version since 1.23 (alloc.go): `spec.clusterIPs: Invalid value: []string{"1.1.1.1"}:
- *   failed to allocate IP 1.1.1.1: <allocator error>`;
+ * - every version since 1.23 (`allocIPs`): `field.Invalid(spec.clusterIPs, service.Spec.ClusterIPs,
+ *   "failed to allocate IP %v: %v")` in `NewInvalid(Kind("Service"), …)`, the value printed by
+ *   `field.Error.ErrorBody` with `%#v` (k8s.io/apimachinery 1.33: `[]string{"1.1.1.1"}`), so
+ *   `spec.clusterIPs: Invalid value: []string{"1.1.1.1"}: failed to allocate IP 1.1.1.1: <err>`;
  * - bitmap allocator (up to 1.32, and 1.31–1.32 without MultiCIDRServiceAllocator), and the
- *   dry-run path of the ServiceCIDR allocator (1.33+, dryRun=All picks one allocator and checks
- *   its range): `the provided IP (1.1.1.1) is not in the valid range. The range of valid IPs is
- *   10.96.0.0/12`;
- * - ServiceCIDR MetaAllocator (1.33+, no dry run): no allocator contains the address, so
- *   ErrMismatchedNetwork: `the provided network does not match the current range` — no range
- *   in the text.
+ *   dry-run path of the ServiceCIDR allocator (1.33+: `MetaAllocator.DryRun()` is one
+ *   allocator's `dryRunAllocator`, which only checks its range): `ErrNotInRange`
+ *   (`pkg/registry/core/service/ipallocator/interfaces.go`), `the provided IP (1.1.1.1) is not
+ *   in the valid range. The range of valid IPs is 10.96.0.0/12`;
+ * - ServiceCIDR MetaAllocator (1.33+, no dry run): no allocator contains the address
+ *   (`cidrallocator.go` `getAllocator`), so `ErrMismatchedNetwork`: `the provided network does not
+ *   match the current range`, no range in the text; also for the network and broadcast address
+ *   of a ServiceCIDR.
  *
  * @module
  */
@@ -185,21 +189,27 @@ function used(ctx: ServiceCreateContext): Set<string> {
 
 function allocationError(ctx: ServiceCreateContext, ip: string, dryRun: boolean): string | null {
   const n = ipv4ToInt(ip)!;
-  const within = ctx.serviceCIDRs.find((c) => {
-    const { base, size } = cidrRange(c);
-    return n >= base && n < base + size;
-  });
+  // Neither the network address nor the IPv4 broadcast address is usable: both allocators
+  // start at network+1 and stop at broadcast-1 (ipallocator.go NewIPAllocator, bitmap.go
+  // Range), and pkg/api/servicecidr's prefixContainsIP leaves both out.
+  const contains = (cidr: string) => {
+    const { base, size } = cidrRange(cidr);
+    return n > base && n < base + size - 1;
+  };
   const notInRange = (cidr: string) =>
     `the provided IP (${ip}) is not in the valid range. The range of valid IPs is ${cidr}`;
-  if (!within) {
-    return ctx.metaAllocator && !dryRun
-      ? "the provided network does not match the current range"
-      : notInRange(ctx.serviceCIDRs[0]);
+  if (ctx.metaAllocator) {
+    // alloc.go allocIPs: with dryRun the allocator is MetaAllocator.DryRun(), one ServiceCIDR's
+    // dryRunAllocator, whose allocateService only checks that range (ErrNotInRange).
+    if (dryRun) return contains(ctx.serviceCIDRs[0]) ? null : notInRange(ctx.serviceCIDRs[0]);
+    // MetaAllocator.AllocateService: getAllocator finds no ServiceCIDR containing the address.
+    if (!ctx.serviceCIDRs.some(contains)) {
+      return "the provided network does not match the current range";
+    }
+  } else if (!contains(ctx.serviceCIDRs[0])) {
+    return notInRange(ctx.serviceCIDRs[0]);
   }
-  const { base, size } = cidrRange(within);
-  if (n === base || n === base + size - 1) return notInRange(within);
-  // The ServiceCIDR dry-run allocator only checks the range.
-  if (dryRun && ctx.metaAllocator) return null;
+  // ErrAllocated (the IPAddress object, or the bitmap bit, exists).
   if (used(ctx).has(ip)) return "provided IP is already allocated";
   return null;
 }

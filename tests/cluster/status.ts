@@ -101,7 +101,8 @@ export function forbidden(a: ForbiddenAttributes): Status {
     msg = `User ${JSON.stringify(a.user)} cannot ${a.verb} resource ${JSON.stringify(res)} ` +
       `in API group ${JSON.stringify(a.group ?? "")} ${where}`;
   }
-  // apierrors.NewForbidden
+  // ForbiddenStatusError: sanitizer.Replace(forbiddenMessage(attributes)), then NewForbidden.
+  msg = msg.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
   const gr = groupResource(a.resource ?? "", a.group);
   const message = a.name
     ? `${gr} ${JSON.stringify(a.name)} is forbidden: ${msg}`
