@@ -30,6 +30,12 @@ export const PORTFORWARD_PROTOCOL = "v4.channel.k8s.io";
 export const FLUSH_NUDGE_DELAYS_MS: readonly number[] = [5, 50, 500];
 const EMPTY = new Uint8Array(0);
 
+/**
+ * How much error-channel text is kept (security review L3): the kubelet's messages are one line;
+ * a peer that streams text there must not grow the client's memory.
+ */
+export const MAX_ERROR_TEXT = 4096;
+
 /** What one WebSocket message meant. */
 export type PortForwardEvent =
   | { type: "data"; data: Uint8Array }
@@ -102,6 +108,11 @@ export async function openPortForward(
   const demux = new PortForwardDemux();
   const chunks: Uint8Array[] = [];
   let errorText = "";
+  const addError = (text: string) => {
+    if (errorText.length >= MAX_ERROR_TEXT) return;
+    errorText += text;
+    if (errorText.length > MAX_ERROR_TEXT) errorText = `${errorText.slice(0, MAX_ERROR_TEXT)}…`;
+  };
   let ended = false;
   let wake: (() => void) | null = null;
   const notify = () => {
@@ -119,9 +130,9 @@ export async function openPortForward(
     try {
       const ev = demux.message(new Uint8Array(e.data as ArrayBuffer));
       if (ev.type === "data") chunks.push(ev.data);
-      else if (ev.type === "error") errorText += ev.text;
+      else if (ev.type === "error") addError(ev.text);
     } catch (err) {
-      errorText += (err as Error).message;
+      addError((err as Error).message);
       ws.close();
     }
     notify();

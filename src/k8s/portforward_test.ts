@@ -3,6 +3,7 @@ import { makePki } from "../../tests/cluster/pki.ts";
 import type { ClusterAccess } from "./access.ts";
 import {
   FLUSH_NUDGE_DELAYS_MS,
+  MAX_ERROR_TEXT,
   openPortForward,
   PortForwardDemux,
   portForwardUrl,
@@ -262,6 +263,31 @@ Deno.test("openPortForward() sends an empty message once writes go quiet and the
       new Uint8Array([0, 1, 2, 3]),
       new Uint8Array([0, 4]),
     ]);
+  } finally {
+    globalThis.WebSocket = real;
+  }
+});
+
+Deno.test("openPortForward() keeps at most MAX_ERROR_TEXT of error-channel text however much comes", async () => {
+  const real = globalThis.WebSocket;
+  globalThis.WebSocket = FakeWebSocket as unknown as typeof WebSocket;
+  try {
+    const access = {
+      server: "https://127.0.0.1:1",
+      headers: () => Promise.resolve({}),
+      httpClient: {} as Deno.HttpClient,
+    } as ClusterAccess;
+    const pf = await openPortForward(access, { namespace: "ns", pod: "pod", port: 8081 });
+    const ws = FakeWebSocket.last!;
+    const msg = (bytes: number[]) =>
+      ws.onmessage?.(new MessageEvent("message", { data: new Uint8Array(bytes).buffer }));
+    msg([1, 0x91, 0x1f]); // the error channel's port header
+    const line = new TextEncoder().encode("x".repeat(1000));
+    for (let i = 0; i < 1000; i++) msg([1, ...line]); // 1 MB of error text
+    ws.close();
+    const text = await pf.closed;
+    assert.ok(text !== null && text.length <= MAX_ERROR_TEXT + 1, `kept ${text?.length} chars`);
+    assert.ok(text.startsWith("xxxx"));
   } finally {
     globalThis.WebSocket = real;
   }
