@@ -227,7 +227,10 @@ class FakeWebSocket {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-Deno.test("openPortForward() sends an empty message once writes go quiet and the queue has drained, again later, and never while busy or after close", async () => {
+/** Runs `fn` with the global `WebSocket` replaced by {@linkcode FakeWebSocket}, on one port-forward. */
+async function withFakeWebSocket(
+  fn: (pf: Awaited<ReturnType<typeof openPortForward>>, ws: FakeWebSocket) => Promise<void>,
+): Promise<void> {
   const real = globalThis.WebSocket;
   globalThis.WebSocket = FakeWebSocket as unknown as typeof WebSocket;
   try {
@@ -237,7 +240,14 @@ Deno.test("openPortForward() sends an empty message once writes go quiet and the
       httpClient: {} as Deno.HttpClient,
     } as ClusterAccess;
     const pf = await openPortForward(access, { namespace: "ns", pod: "pod", port: 8081 });
-    const ws = FakeWebSocket.last!;
+    await fn(pf, FakeWebSocket.last!);
+  } finally {
+    globalThis.WebSocket = real;
+  }
+}
+
+Deno.test("openPortForward() sends an empty message once writes go quiet and the queue has drained, again later, and never while busy or after close", async () => {
+  await withFakeWebSocket(async (pf, ws) => {
     await pf.write(new Uint8Array([1, 2, 3]));
     assert.deepEqual(ws.sent, [new Uint8Array([0, 1, 2, 3])]);
     // The transport has not taken the frame yet: nothing else is sent.
@@ -263,22 +273,11 @@ Deno.test("openPortForward() sends an empty message once writes go quiet and the
       new Uint8Array([0, 1, 2, 3]),
       new Uint8Array([0, 4]),
     ]);
-  } finally {
-    globalThis.WebSocket = real;
-  }
+  });
 });
 
 Deno.test("openPortForward() keeps at most MAX_ERROR_TEXT of error-channel text however much comes", async () => {
-  const real = globalThis.WebSocket;
-  globalThis.WebSocket = FakeWebSocket as unknown as typeof WebSocket;
-  try {
-    const access = {
-      server: "https://127.0.0.1:1",
-      headers: () => Promise.resolve({}),
-      httpClient: {} as Deno.HttpClient,
-    } as ClusterAccess;
-    const pf = await openPortForward(access, { namespace: "ns", pod: "pod", port: 8081 });
-    const ws = FakeWebSocket.last!;
+  await withFakeWebSocket(async (pf, ws) => {
     const msg = (bytes: number[]) =>
       ws.onmessage?.(new MessageEvent("message", { data: new Uint8Array(bytes).buffer }));
     msg([1, 0x91, 0x1f]); // the error channel's port header
@@ -288,7 +287,5 @@ Deno.test("openPortForward() keeps at most MAX_ERROR_TEXT of error-channel text 
     const text = await pf.closed;
     assert.ok(text !== null && text.length <= MAX_ERROR_TEXT + 1, `kept ${text?.length} chars`);
     assert.ok(text.startsWith("xxxx"));
-  } finally {
-    globalThis.WebSocket = real;
-  }
+  });
 });
