@@ -29,6 +29,16 @@ import { TestCluster } from "../tests/cluster/cluster.ts";
 import { API_LAPTOP_IP, API_PORT, IPS } from "../tests/cluster/topology.ts";
 import { waitListening } from "../tests/cluster/workloads.ts";
 import type { Netns } from "../tests/_netns.ts";
+import {
+  type Iperf,
+  iperf,
+  type Latency,
+  netprobe,
+  rate,
+  type Results,
+  settings,
+  us,
+} from "./_cluster_lib.ts";
 import { startUp, type UpProcess } from "../tests/_up.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 
@@ -40,6 +50,8 @@ function arg(name: string, fallback: string): string {
 const seconds = Number(arg("seconds", "5"));
 const delayMs = Number(arg("delay", "10"));
 const sampleCpu = !Deno.args.includes("--no-cpu");
+settings.seconds = seconds;
+settings.sampleCpu = sampleCpu;
 
 const POD = IPS.echo;
 const IPERF_PORT = 5201;
@@ -49,195 +61,6 @@ const RELAY_IPERF_PORT = 7444;
 const NETPROBE = `${ROOT}tests/fixtures/netprobe.ts`;
 const RELAY = `${ROOT}tests/cluster/delay_relay.ts`;
 const DIRECT = { laptop: "100.64.9.1", cluster: "100.64.9.2", route: "10.244.0.0/24" };
-
-interface Iperf {
-  bps: number;
-  retransmits: number | null;
-  cpu: string;
-}
-interface Latency {
-  n: number;
-  p50: number;
-  p99: number;
-  mean: number;
-}
-interface Results {
-  one: Iperf & { note: string };
-  eight: Iperf & { note: string };
-  rr: Latency;
-  conn: Latency & { connect: Latency };
-}
-
-// ---- CPU sampling (/proc) ------------------------------------------------------------------
-
-interface ProcSample {
-  label: string;
-  total: number;
-  threads: Map<number, number>;
-}
-
-const CLK_TCK = 100;
-
-async function ticks(path: string): Promise<number> {
-  const s = await Deno.readTextFile(path);
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
-}
-
-function labelOf(cmdline: string[]): string {
-  const text = cmdline.join(" ");
-  const known: [RegExp, string][] = [
-    [/main\.ts up\b/, "kconnect up"],
-    [/traffic-manager/, "traffic manager"],
-    [/apiserver\.ts/, "API server stand-in"],
-    [/delay_relay\.ts.*--to \S+:(\d+)/, "delay relay"],
-    [/netprobe\.ts (\S+)/, "netprobe"],
-    [/^socat .*TCP:/, "socat (kubelet bridge)"],
-    [/^iperf3 -s/, "iperf3 server"],
-    [/^iperf3 -c/, "iperf3 client"],
-  ];
-  for (const [re, name] of known) {
-    const m = re.exec(text);
-    if (m) return m[1] ? `${name} ${m[1]}` : name;
-  }
-  return cmdline[0]?.split("/").pop() ?? "?";
-}
-
-/** Busy and total jiffies of the whole machine (namespaces share the CPUs). */
-async function machineTicks(): Promise<{ busy: number; total: number }> {
-  const f = (await Deno.readTextFile("/proc/stat")).split("\n")[0].trim().split(/\s+/).slice(1)
-    .map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - f[3] - f[4], total }; // minus idle and iowait
-}
-
-/** TX drops of the laptop's TUN (packets the kernel could not queue for kconnect). */
-async function tunDrops(laptop: Netns): Promise<number | null> {
-  const r = await laptop.exec(["cat", "/sys/class/net/kconnect0/statistics/tx_dropped"], {
-    check: false,
-  });
-  return r.code === 0 ? Number(r.stdout.trim()) : null;
-}
-
-async function pidsIn(namespaces: Netns[]): Promise<number[]> {
-  const out: number[] = [];
-  for (const ns of namespaces) {
-    const r = await new Deno.Command("ip", { args: ["netns", "pids", ns.name] }).output();
-    out.push(...new TextDecoder().decode(r.stdout).split(/\s+/).filter(Boolean).map(Number));
-  }
-  return out;
-}
-
-async function snapshot(namespaces: Netns[]): Promise<Map<number, ProcSample>> {
-  const m = new Map<number, ProcSample>();
-  for (const pid of await pidsIn(namespaces)) {
-    try {
-      const cmd = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0").filter(Boolean);
-      const threads = new Map<number, number>();
-      for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
-        try {
-          threads.set(Number(t.name), await ticks(`/proc/${pid}/task/${t.name}/stat`));
-        } catch { /* thread gone */ }
-      }
-      m.set(pid, { label: labelOf(cmd), total: await ticks(`/proc/${pid}/stat`), threads });
-    } catch { /* process gone */ }
-  }
-  return m;
-}
-
-/** "name 95% (max thread 60%)" for every process above 5% of a core between a and b. */
-function cpuLine(a: Map<number, ProcSample>, b: Map<number, ProcSample>, ms: number): string {
-  const rows: { label: string; pct: number; thread: number }[] = [];
-  const pct = (t: number) => (t / CLK_TCK) * 1000 / ms * 100;
-  for (const [pid, s] of b) {
-    const before = a.get(pid);
-    if (!before) continue;
-    let thread = 0;
-    for (const [tid, t] of s.threads) {
-      thread = Math.max(thread, pct(t - (before.threads.get(tid) ?? t)));
-    }
-    const p = pct(s.total - before.total);
-    if (p >= 5) rows.push({ label: s.label, pct: p, thread });
-  }
-  rows.sort((x, y) => y.pct - x.pct);
-  return rows.map((r) =>
-    `${r.label} ${r.pct.toFixed(0)}%` +
-    (r.pct - r.thread > 10 ? ` (busiest thread ${r.thread.toFixed(0)}%)` : "")
-  ).join(", ");
-}
-
-// ---- measurements --------------------------------------------------------------------------
-
-async function iperf(
-  client: Netns,
-  target: string,
-  port: number,
-  streams: number,
-  watch: Netns[],
-  senderFallback = false,
-): Promise<Iperf & { note: string }> {
-  const run = client.exec([
-    "iperf3",
-    "-c",
-    target,
-    "-p",
-    String(port),
-    "-t",
-    String(seconds),
-    "-P",
-    String(streams),
-    "--connect-timeout",
-    "10000",
-    "-J",
-  ], { signal: AbortSignal.timeout((seconds + 30) * 1000), check: false });
-  let cpu = "";
-  const drops0 = await tunDrops(client);
-  if (sampleCpu && seconds >= 3) {
-    await new Promise((r) => setTimeout(r, 1500));
-    const [a, ma] = [await snapshot(watch), await machineTicks()];
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, (seconds - 2.5) * 1000));
-    const [b, mb] = [await snapshot(watch), await machineTicks()];
-    const machine = (mb.busy - ma.busy) / (mb.total - ma.total) * 100;
-    cpu = `machine ${machine.toFixed(0)}% busy; ${cpuLine(a, b, performance.now() - t0)}`;
-  }
-  const r = await run;
-  const drops1 = await tunDrops(client);
-  if (drops0 !== null && drops1 !== null) cpu += `; TUN tx_dropped +${drops1 - drops0}`;
-  let j;
-  try {
-    j = JSON.parse(r.stdout);
-  } catch {
-    throw new Error(`iperf3 to ${target}:${port} failed: ${r.stderr || r.stdout}`);
-  }
-  const sent = j.end?.sum_sent?.bits_per_second ?? 0;
-  if (j.error && senderFallback && sent > 0) {
-    return {
-      bps: sent,
-      retransmits: j.end.sum_sent.retransmits ?? null,
-      cpu,
-      note: " (sender's count: the relay died at the end of the test)",
-    };
-  }
-  if (j.error) throw new Error(`iperf3 to ${target}:${port}: ${j.error}`);
-  return {
-    bps: j.end.sum_received.bits_per_second,
-    retransmits: j.end.sum_sent.retransmits ?? null,
-    cpu,
-    note: "",
-  };
-}
-
-async function netprobe<T>(ns: Netns, mode: string, params: Record<string, number | string>) {
-  const r = await ns.exec([
-    ...DENO_RUN,
-    "-A",
-    NETPROBE,
-    mode,
-    ...Object.entries(params).map(([k, v]) => `${k}=${v}`),
-  ], { signal: AbortSignal.timeout(60_000) });
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as T;
-}
 
 async function measure(laptop: Netns, watch: Netns[], slow: boolean): Promise<Results> {
   const one = await iperf(laptop, POD, IPERF_PORT, 1, watch);
@@ -259,14 +82,6 @@ async function measure(laptop: Netns, watch: Netns[], slow: boolean): Promise<Re
 }
 
 // ---- output --------------------------------------------------------------------------------
-
-function rate(bps: number): string {
-  return bps >= 1e9 ? `${(bps / 1e9).toFixed(2)} Gbit/s` : `${(bps / 1e6).toFixed(1)} Mbit/s`;
-}
-
-function us(v: number): string {
-  return v >= 10_000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`;
-}
 
 function table(title: string, r: Results, base: Results | null): void {
   console.log(`\n## ${title}`);

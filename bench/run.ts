@@ -12,7 +12,15 @@
  */
 import { DENO_RUN } from "../tests/_dataplane.ts";
 
-const all = ["tun_io", "dataplane", "cluster", "dns", "reconnect", "manager_budget"];
+const all = [
+  "tun_io",
+  "dataplane",
+  "cluster",
+  "vs_portforward",
+  "dns",
+  "reconnect",
+  "manager_budget",
+];
 const picked = Deno.args.length > 0 ? all.filter((b) => Deno.args.includes(b)) : all;
 let failed = 0;
 for (const name of picked) {
