@@ -12,7 +12,8 @@
  *
  * each at +0 ms and at +2×`--delay` ms round trip between the laptop and the API server
  * (tests/cluster/delay_relay.ts in the API server's namespace, restarted if it dies). Figures:
- * iperf3 one stream, 8 streams (-P 8) and reverse (-R); a 64 MiB HTTP download with curl
+ * iperf3 one stream, 8 streams (-P 8) and reverse (-R) (port-forward: best of
+ * {@linkcode PF_TRIES} runs); a 64 MiB HTTP download with curl
  * (median of 3); HTTP request/response p50 (curl, one kept-alive connection, 64-byte bodies);
  * a new connection to its first byte (connect, 64-byte request, reply, close: the reply is the
  * first byte a port-forward connection can deliver). CPU seconds per GB moved per process, from
@@ -81,6 +82,12 @@ const POD_NAME = "echo-7f6d5c4b3-m9n8p";
 const IPERF_PORT = 5201, RR_PORT = 7100, HTTP_PORT = 8088;
 const LOCAL = { [IPERF_PORT]: 15201, [RR_PORT]: 17100, [HTTP_PORT]: 18088 } as const;
 const RELAY_PORT = 7443;
+/**
+ * iperf3 runs per port-forward figure, the best kept: on the stand-in, port-forward's laptop →
+ * pod stream sometimes runs at a fraction of its usual rate (0.07–0.23 against 0.9–1.4 Gbit/s,
+ * with the API server stand-in spending 35–90 CPU s/GB), so the baseline gets a second chance.
+ */
+const PF_TRIES = 2;
 const BLOB = 64 << 20;
 const RELAY = `${ROOT}tests/cluster/delay_relay.ts`;
 
@@ -226,11 +233,20 @@ async function scenario(
   watch: Netns[],
   target: (port: number) => { host: string; port: number },
   slow: boolean,
+  tries: number,
 ): Promise<Scenario> {
   const ip = target(IPERF_PORT), http = target(HTTP_PORT), rr = target(RR_PORT);
-  const one = await flow(laptop, watch, ip.host, ip.port, 1, false, true);
-  const eight = await flow(laptop, watch, ip.host, ip.port, 8, false, false);
-  const reverse = await flow(laptop, watch, ip.host, ip.port, 1, true, false);
+  const best = async (streams: number, reverse: boolean, rss: boolean) => {
+    let top: Flow | null = null;
+    for (let i = 0; i < tries; i++) {
+      const f = await flow(laptop, watch, ip.host, ip.port, streams, reverse, rss);
+      if (top === null || f.bps > top.bps) top = f;
+    }
+    return top!;
+  };
+  const one = await best(1, false, true);
+  const eight = await best(8, false, false);
+  const reverse = await best(1, true, false);
   const downloadS = await curlDownload(laptop, http.host, http.port);
   const httpLat = await httpRoundTrips(laptop, http.host, http.port);
   const firstByte = await netprobe<Latency>(laptop, "connect-client", {
@@ -391,6 +407,7 @@ for (const delay of delays) {
     watch,
     (port) => ({ host: "127.0.0.1", port: LOCAL[port as keyof typeof LOCAL] }),
     delay > 0,
+    PF_TRIES,
   );
   for (const c of clients) {
     c.kill();
@@ -403,7 +420,7 @@ for (const delay of delays) {
     await new Promise((r) => setTimeout(r, 1000));
     const idle = await procs(watch);
     console.log(`${v.name} up, +${delay} ms (${elapsed()})`);
-    const s = await scenario(laptop, watch, (port) => ({ host: POD, port }), delay > 0);
+    const s = await scenario(laptop, watch, (port) => ({ host: POD, port }), delay > 0, 1);
     s.idleRss = { client: rssOf(idle, "client"), manager: rssOf(idle, "manager") };
     k.push({ name: v.name, s });
     await up.stop();

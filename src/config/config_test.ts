@@ -21,11 +21,11 @@ Deno.test("resolveSettings() takes flags over the context's entry over defaults 
   assert.equal(prod.dns, "off");
   assert.deepEqual(prod.alsoProxy, ["192.0.2.0/24"]);
   assert.deepEqual(prod.neverProxy, ["10.0.0.0/8"]);
-  assert.equal(prod.mtu, 1500);
+  assert.equal(prod.mtu, 65000);
   const dev = resolveSettings({}, file, "dev");
   assert.equal(dev.transports, 4);
   assert.equal(dev.namespace, null);
-  // The built-in defaults, written out (README: transports 2, TUN kconnect0 with mtu 1500, ...).
+  // The built-in defaults, written out (README: transports 2, TUN kconnect0 with mtu 65000, ...).
   assert.deepEqual(resolveSettings({}, null, "x"), {
     namespace: null,
     alsoProxy: [],
@@ -33,7 +33,7 @@ Deno.test("resolveSettings() takes flags over the context's entry over defaults 
     dns: "auto",
     managerNamespace: "kconnect",
     transports: 2,
-    mtu: 1500,
+    mtu: 65000,
     allowRouteConflicts: false,
     tunName: "kconnect0",
     tunNet4: "198.18.0.0/29",
