@@ -113,7 +113,11 @@ export interface SessionStatus {
     bytesIn: number;
     bytesOut: number;
   }[];
-  flows: { tcp: number; udp: number };
+  /**
+   * Open flows, and packets dropped because their source is not one of this machine's addresses
+   * (forwarded from another host: only this machine's own traffic rides the tunnel).
+   */
+  flows: { tcp: number; udp: number; notLocal?: number };
   bytes: { in: number; out: number };
   startedAt: string;
   uptimeSeconds: number;
@@ -443,7 +447,11 @@ export class ClusterSession implements AsyncDisposable {
         bytesIn: s.stats.bytesIn,
         bytesOut: s.stats.bytesOut,
       })),
-      flows: { tcp: this.#engine.stats.activeTcp, udp: this.#engine.udp.flows.size },
+      flows: {
+        tcp: this.#engine.stats.activeTcp,
+        udp: this.#engine.udp.flows.size,
+        notLocal: this.#engine.stats.notLocal,
+      },
       bytes: { in: bytesIn, out: bytesOut },
       startedAt: this.#startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),

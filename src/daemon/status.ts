@@ -140,7 +140,9 @@ export function formatStatus(r: StatusReport): string {
       "traffic",
       `in ${bytes(s.bytes.in)}, out ${
         bytes(s.bytes.out)
-      }; flows ${s.flows.tcp} TCP, ${s.flows.udp} UDP`,
+      }; flows ${s.flows.tcp} TCP, ${s.flows.udp} UDP${
+        s.flows.notLocal ? `; ${s.flows.notLocal} packets from other hosts dropped` : ""
+      }`,
     );
     row("uptime", `${duration(s.uptimeSeconds)} (since ${s.startedAt})`);
     if (s.lastError) row("last error", s.lastError);

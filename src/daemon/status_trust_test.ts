@@ -51,3 +51,18 @@ Deno.test("formatStatus() shows each refused item, where it came from and why", 
   delete old.refused;
   assert.doesNotMatch(formatStatus({ ...r, session: old as SessionStatus }), /refused/);
 });
+
+Deno.test("formatStatus() shows packets from other hosts that were dropped (review M7), only when there were some", () => {
+  const r: StatusReport = {
+    schema: 1,
+    state: "connected",
+    daemon: null,
+    ownerUid: 0,
+    session: { ...session, flows: { tcp: 2, udp: 1, notLocal: 7 } },
+    lastError: null,
+    message: null,
+  };
+  assert.match(formatStatus(r), /flows 2 TCP, 1 UDP; 7 packets from other hosts dropped$/m);
+  const none = { ...r, session: { ...session, flows: { tcp: 2, udp: 1, notLocal: 0 } } };
+  assert.doesNotMatch(formatStatus(none), /other hosts/);
+});
