@@ -69,6 +69,9 @@ export class WebSocketConnection {
   #payloadType: MessageType = "text";
   #closed = false;
   #closeSent = false;
+  #paused = false;
+  /** The TCP connection under the socket's TLS layer, when it has one (see {@linkcode pause}). */
+  readonly #tcp: ReadHandle | null;
   /** Called with each complete data message. */
   onmessage: (data: Buffer, type: MessageType) => void = () => {};
   /** Called once when the connection is gone (close frame, EOF or error). */
@@ -76,6 +79,7 @@ export class WebSocketConnection {
 
   constructor(socket: Duplex, head: Buffer) {
     this.#socket = socket;
+    this.#tcp = tcpHandle(socket);
     socket.on("data", (chunk: Buffer) => this.#receive(chunk));
     socket.on("end", () => this.#gone());
     socket.on("close", () => this.#gone());
@@ -134,13 +138,29 @@ export class WebSocketConnection {
     });
   }
 
-  /** Stops reading from the client (TCP backpressure) until {@linkcode resume}. */
+  /**
+   * Stops reading from the client (TCP backpressure) until {@linkcode resume}, as the kubelet
+   * does while its `io.Pipe` is full.
+   *
+   * Pausing the stream is not enough on Deno's `node:tls` (2.9.x): its TLS wrap keeps reading the
+   * TCP connection while the socket is paused, and `TLSWrap.readStop()` does not stop those reads,
+   * so everything the client sends meanwhile is read, decrypted and kept, and `resume()` hands it
+   * over as one `data` chunk (up to 342 MB in one measured upload). The client then never feels
+   * backpressure and the stand-in copies and queues hundreds of MB. So the TCP handle under the
+   * TLS wrap is stopped too ({@linkcode tcpHandle}).
+   */
   pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
     this.#socket.pause();
+    this.#tcp?.readStop();
   }
 
   /** Reads from the client again. */
   resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (!this.#closed) this.#tcp?.readStart();
     this.#socket.resume();
   }
 
@@ -291,6 +311,25 @@ export class WebSocketConnection {
         return this.onmessage(payload, "binary");
     }
   }
+}
+
+/** What {@linkcode tcpHandle} returns: a stream handle whose reads can be stopped. */
+interface ReadHandle {
+  readStart(): number;
+  readStop(): number;
+}
+
+/**
+ * The TCP handle under a `node:tls` socket on Deno (`socket._handle._nativeTcpHandle`, the handle
+ * its TLS wrap reads from), or null (another runtime, or not a TLS socket): stopping that handle
+ * is what stops reads from the client (see `WebSocketConnection.pause`).
+ */
+function tcpHandle(socket: Duplex): ReadHandle | null {
+  const handle = (socket as Duplex & { _handle?: { _nativeTcpHandle?: Partial<ReadHandle> } })
+    ._handle?._nativeTcpHandle;
+  return typeof handle?.readStop === "function" && typeof handle.readStart === "function"
+    ? handle as ReadHandle
+    : null;
 }
 
 function frameHeader(opcode: number, len: number): Buffer {
