@@ -204,6 +204,21 @@ export async function openPortForward(
   ws.onerror = finish;
 
   const hwm = options.highWaterMark ?? 4 << 20;
+  // Sends `frame`, whose byte 0 is free for the channel; resolves with the payload length.
+  // `send` copies the bytes before it returns, so the caller may reuse `frame` at once.
+  const send = async (frame: Uint8Array): Promise<number> => {
+    if (ended || ws.readyState !== WebSocket.OPEN) {
+      throw new Error(
+        `port-forward to ${options.pod} is closed${errorText ? `: ${errorText.trim()}` : ""}`,
+      );
+    }
+    frame[0] = 0;
+    ws.send(frame);
+    writes++;
+    if (nudgeTimer === undefined) arm(0);
+    while (ws.bufferedAmount > hwm && !ended) await new Promise((r) => setTimeout(r, 2));
+    return frame.length - 1;
+  };
   return {
     closed,
     async read(p: Uint8Array): Promise<number | null> {
@@ -221,20 +236,13 @@ export async function openPortForward(
       else chunks[0] = head.subarray(n);
       return n;
     },
-    async write(p: Uint8Array): Promise<number> {
-      if (ended || ws.readyState !== WebSocket.OPEN) {
-        throw new Error(
-          `port-forward to ${options.pod} is closed${errorText ? `: ${errorText.trim()}` : ""}`,
-        );
-      }
+    write(p: Uint8Array): Promise<number> {
       const frame = new Uint8Array(p.length + 1);
       frame.set(p, 1);
-      ws.send(frame);
-      writes++;
-      if (nudgeTimer === undefined) arm(0);
-      while (ws.bufferedAmount > hwm && !ended) await new Promise((r) => setTimeout(r, 2));
-      return p.length;
+      return send(frame);
     },
+    writeHeadroom: 1,
+    writeWithHeadroom: send,
     closeWrite: () => Promise.resolve(),
     close() {
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {

@@ -47,6 +47,20 @@ export interface Conn {
   closeWrite(): Promise<void>;
   /** Closes both directions; pending reads end. */
   close(): void;
+  /**
+   * Optional, for a transport that puts a header in front of every message (a port-forward
+   * WebSocket's channel byte): how many bytes it needs in front of the payload. A writer that can
+   * leave that much room calls {@linkcode Conn.writeWithHeadroom} instead of `write`, and the
+   * transport sends without copying the payload into a new buffer.
+   */
+  readonly writeHeadroom?: number;
+  /**
+   * Optional, with {@linkcode Conn.writeHeadroom}: writes `buf.subarray(writeHeadroom)`; the
+   * first `writeHeadroom` bytes of `buf` are the transport's to overwrite. Resolves with how many
+   * payload bytes (not counting the headroom) were taken. Like `write`, keeps no reference to
+   * `buf` once resolved.
+   */
+  writeWithHeadroom?(buf: Uint8Array): Promise<number>;
 }
 
 /** A UDP association to one far endpoint. */

@@ -153,7 +153,10 @@ export class Session implements AsyncDisposable {
 
   #control: _Control[] = [];
   #ready: Stream[] = [];
-  #batch = new Uint8Array(BATCH_BYTES);
+  /** The batch with the transport's headroom in front (see `Conn.writeHeadroom`). */
+  #batchBuf: Uint8Array;
+  #headroom: number;
+  #batch: Uint8Array;
   #writerWake: (() => void) | null = null;
   #writerIdle = true;
   #flushWaiters: (() => void)[] = [];
@@ -174,6 +177,9 @@ export class Session implements AsyncDisposable {
   /** `policy` limits what the peer's streams may hold (see {@linkcode SessionPolicy}). */
   constructor(transport: Conn, options: SessionOptions, policy: SessionPolicy = {}) {
     this.#transport = transport;
+    this.#headroom = transport.writeWithHeadroom ? transport.writeHeadroom ?? 0 : 0;
+    this.#batchBuf = new Uint8Array(this.#headroom + BATCH_BYTES);
+    this.#batch = this.#batchBuf.subarray(this.#headroom);
     this.#o = resolveSessionOptions(options);
     this.#policy = policy;
     this.#nextId = this.#o.client ? 1 : 2;
@@ -438,7 +444,7 @@ export class Session implements AsyncDisposable {
         this.#writerIdle = false;
         const len = this.#fillBatch();
         if (len === 0) continue;
-        await this.#transportWrite(this.#batch.subarray(0, len));
+        await this.#transportWrite(len);
         this.stats.bytesOut += len;
       }
     } catch (e) {
@@ -451,8 +457,11 @@ export class Session implements AsyncDisposable {
     }
   }
 
-  async #transportWrite(buf: Uint8Array): Promise<void> {
+  /** Writes the first `len` bytes of the batch. */
+  async #transportWrite(len: number): Promise<void> {
     const ms = this.#o.writeTimeoutMs;
+    const buf = this.#batch.subarray(0, len);
+    const head = this.#headroom;
     let off = 0;
     while (off < buf.length) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -463,7 +472,12 @@ export class Session implements AsyncDisposable {
         );
       });
       try {
-        off += await Promise.race([this.#transport.write(buf.subarray(off)), timeout]);
+        // With headroom the transport writes straight from the batch (one whole write; if it
+        // takes less, the rest goes by plain `write`, as the bytes in front are payload then).
+        const w = off === 0 && head > 0
+          ? this.#transport.writeWithHeadroom!(this.#batchBuf.subarray(0, head + len))
+          : this.#transport.write(buf.subarray(off));
+        off += await Promise.race([w, timeout]);
       } finally {
         clearTimeout(timer);
       }
