@@ -327,8 +327,9 @@ export class Netns implements AsyncDisposable {
 
 /**
  * Deletes `kc-*` namespaces whose creating process (the pid in the name) no longer exists,
- * killing whatever still runs in them: the leftovers of a test run that crashed. Returns the
- * names deleted. Never throws.
+ * killing whatever still runs in them, and their state directories under
+ * {@linkcode STALE_STATE_ROOT}: the leftovers of a test run that crashed. Returns what it
+ * deleted. Never throws.
  *
  * @example
  * ```ts ignore
@@ -350,8 +351,24 @@ export async function sweepStaleNamespaces(): Promise<string[]> {
   } catch {
     // best effort
   }
+  // The state directories tests/_up.ts gives each laptop namespace, left by a killed run.
+  try {
+    for await (const e of Deno.readDir(STALE_STATE_ROOT)) {
+      const match = NAME_RE.exec(e.name);
+      if (!match || !e.isDirectory) continue;
+      const pid = Number(match[2]);
+      if (pid === Deno.pid || await processExists(pid)) continue;
+      await Deno.remove(`${STALE_STATE_ROOT}/${e.name}`, { recursive: true });
+      deleted.push(`${STALE_STATE_ROOT}/${e.name}`);
+    }
+  } catch {
+    // best effort: none there
+  }
   return deleted;
 }
+
+/** Where tests/_up.ts keeps each laptop namespace's state directory. */
+export const STALE_STATE_ROOT = "/tmp/kconnect-test-state";
 
 async function processExists(pid: number): Promise<boolean> {
   try {

@@ -6,7 +6,7 @@
  * @module
  */
 import { LineWatcher } from "./_lines.ts";
-import type { ExecResult, Netns } from "./_netns.ts";
+import { type ExecResult, type Netns, STALE_STATE_ROOT } from "./_netns.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
 
 /** A running (or finished) `kconnect up`. */
@@ -20,13 +20,13 @@ export interface UpProcess extends AsyncDisposable {
 
 /** Where a test's `kconnect up` in `ns` keeps its journal: one directory per namespace. */
 export function testStateDir(ns: Netns): string {
-  return `/tmp/kconnect-test-state/${ns.name}`;
+  return `${STALE_STATE_ROOT}/${ns.name}`;
 }
 
 /** Removes a namespace's state directory, and the parent once it is empty. */
 export async function removeTestStateDir(ns: Netns): Promise<void> {
   await Deno.remove(testStateDir(ns), { recursive: true }).catch(() => {});
-  await Deno.remove("/tmp/kconnect-test-state").catch(() => {}); // fails while others use it
+  await Deno.remove(STALE_STATE_ROOT).catch(() => {}); // fails while others use it
 }
 
 /**

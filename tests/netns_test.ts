@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isRoot, Netns, sweepStaleNamespaces } from "./_netns.ts";
+import { isRoot, Netns, STALE_STATE_ROOT, sweepStaleNamespaces } from "./_netns.ts";
 
 async function ip(...args: string[]): Promise<string> {
   const out = await new Deno.Command("ip", { args, stderr: "null" }).output();
@@ -130,13 +130,18 @@ Deno.test({
 
 Deno.test({
   ...root,
-  name: "sweepStaleNamespaces() deletes kc-* namespaces of dead processes only",
+  name:
+    "sweepStaleNamespaces() deletes kc-* namespaces and state directories of dead processes only",
   async fn() {
     const gone = new Deno.Command("true").spawn();
     await gone.status;
     const stale = `kc-sweep-${gone.pid}-0`;
     await ip("netns", "add", stale);
     await using live = await Netns.create("sweep");
+    const staleDir = `${STALE_STATE_ROOT}/${stale}`;
+    const liveDir = `${STALE_STATE_ROOT}/${live.name}`;
+    await Deno.mkdir(staleDir, { recursive: true });
+    await Deno.mkdir(liveDir, { recursive: true });
     try {
       const deleted = await sweepStaleNamespaces();
       assert.ok(deleted.includes(stale), `deleted ${deleted}`);
@@ -144,8 +149,14 @@ Deno.test({
       const left = await namespaces();
       assert.ok(!left.includes(stale));
       assert.ok(left.includes(live.name));
+      assert.ok(deleted.includes(staleDir), `deleted ${deleted}`);
+      await assert.rejects(Deno.stat(staleDir), Deno.errors.NotFound);
+      assert.ok((await Deno.stat(liveDir)).isDirectory, "a live namespace's state stays");
     } finally {
-      await ip("netns", "delete", stale);
+      await ip("netns", "delete", stale).catch(() => {});
+      await Deno.remove(staleDir, { recursive: true }).catch(() => {});
+      await Deno.remove(liveDir, { recursive: true }).catch(() => {});
+      await Deno.remove(STALE_STATE_ROOT).catch(() => {});
     }
   },
 });
