@@ -12,7 +12,6 @@
  */
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
-import { kubeconfigYaml } from "./cluster/kubeconfig.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot } from "./_netns.ts";
 import { LineWatcher } from "./_lines.ts";
@@ -155,26 +154,6 @@ Deno.test({
   },
 });
 
-/** The exec context of the test cluster, with a plugin that appends `id -u` to `uids`. */
-function recordingKubeconfig(cluster: TestCluster, uids: string): string {
-  return kubeconfigYaml({
-    server: cluster.apiUrl,
-    caPem: cluster.pki.caPem,
-    token: cluster.token,
-    clientCertPem: cluster.pki.clientCertPem,
-    clientKeyPem: cluster.pki.clientKeyPem,
-    execCommand: [
-      "/bin/sh",
-      "-c",
-      `id -u >> ${uids}; exec ${
-        DENO_RUN.join(" ")
-      } --allow-env ${ROOT}tests/cluster/exec_credential.ts`,
-    ],
-    execToken: cluster.execToken,
-    currentContext: "exec",
-  });
-}
-
 Deno.test({
   name:
     "M6: sudo kconnect up (through the daemon, and --foreground) runs the user's exec plugin as SUDO_UID, never as root",
@@ -188,7 +167,7 @@ Deno.test({
     await Deno.writeTextFile(uids, "");
     await Deno.chmod(uids, 0o666);
     const kubeconfig = `${user.home}/kubeconfig`;
-    await Deno.writeTextFile(kubeconfig, recordingKubeconfig(cluster, uids), { mode: 0o600 });
+    await Deno.writeTextFile(kubeconfig, cluster.kubeconfigText("exec", uids), { mode: 0o600 });
     await Deno.chown(kubeconfig, user.uid, user.gid);
     // What `sudo kconnect up` run by uid 4001 has in its environment (its HOME and Deno cache
     // kept, as with sudo -E: the user's deno needs a cache it can read).

@@ -8,7 +8,6 @@
  */
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
-import { kubeconfigYaml } from "./cluster/kubeconfig.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, Netns } from "./_netns.ts";
 import { daemonPaths, kconnect, makeTestUser } from "./_up.ts";
@@ -176,22 +175,7 @@ Deno.test({
     const kubeconfig = `${member.home}/kubeconfig`;
     await Deno.writeTextFile(
       kubeconfig,
-      kubeconfigYaml({
-        server: cluster.apiUrl,
-        caPem: cluster.pki.caPem,
-        token: cluster.token,
-        clientCertPem: cluster.pki.clientCertPem,
-        clientKeyPem: cluster.pki.clientKeyPem,
-        execCommand: [
-          "/bin/sh",
-          "-c",
-          `id -u >> ${uids}; exec ${
-            DENO_RUN.join(" ")
-          } --allow-env ${ROOT}tests/cluster/exec_credential.ts`,
-        ],
-        execToken: cluster.execToken,
-        currentContext: "exec",
-      }),
+      cluster.kubeconfigText("exec", uids),
       { mode: 0o600 },
     );
     await Deno.chown(kubeconfig, member.uid, member.gid);

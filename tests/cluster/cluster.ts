@@ -244,7 +244,7 @@ export class TestCluster implements AsyncDisposable {
     await Deno.writeTextFile(`${this.serviceAccountDir}/ca.crt`, this.pki.caPem);
     await Deno.writeTextFile(`${this.serviceAccountDir}/namespace`, MANAGER_POD.namespace);
     await Deno.writeTextFile(this.#configFile, JSON.stringify(this.apiServerConfig, null, 2));
-    await Deno.writeTextFile(this.kubeconfig, this.#kubeconfigText("test"));
+    await Deno.writeTextFile(this.kubeconfig, this.kubeconfigText("test"));
     await this.startApiServer();
     if ((this.#options.manager ?? true) === true) await this.#startManager();
   }
@@ -315,18 +315,21 @@ export class TestCluster implements AsyncDisposable {
     };
   }
 
-  #kubeconfigText(context: KubeContext): string {
+  /**
+   * A kubeconfig for this cluster whose current context is `context`. With `recordUidsTo`, the
+   * exec plugin first appends `id -u` to that file, so a test sees which user ran it.
+   */
+  kubeconfigText(context: KubeContext, recordUidsTo?: string): string {
+    const plugin = [...DENO_RUN, "--allow-env", `${ROOT}tests/cluster/exec_credential.ts`];
     return kubeconfigYaml({
       server: this.apiUrl,
       caPem: this.pki.caPem,
       token: this.token,
       clientCertPem: this.pki.clientCertPem,
       clientKeyPem: this.pki.clientKeyPem,
-      execCommand: [
-        ...DENO_RUN,
-        "--allow-env",
-        `${ROOT}tests/cluster/exec_credential.ts`,
-      ],
+      execCommand: recordUidsTo === undefined
+        ? plugin
+        : ["/bin/sh", "-c", `id -u >> ${recordUidsTo}; exec ${plugin.join(" ")}`],
       execToken: this.execToken,
       viewerToken: this.viewerToken,
       currentContext: context,
@@ -336,7 +339,7 @@ export class TestCluster implements AsyncDisposable {
   /** Writes a kubeconfig whose current context is `context` and returns its path. */
   async kubeconfigFor(context: KubeContext): Promise<string> {
     const path = `${this.dir}/kubeconfig-${context}`;
-    await Deno.writeTextFile(path, this.#kubeconfigText(context));
+    await Deno.writeTextFile(path, this.kubeconfigText(context));
     return path;
   }
 
