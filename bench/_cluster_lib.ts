@@ -6,6 +6,7 @@
  */
 import type { Netns } from "../tests/_netns.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
+import { API_LAPTOP_IP, API_PORT } from "../tests/cluster/topology.ts";
 
 /** Run settings the helpers read; the benchmark sets them from its arguments. */
 export const settings = { seconds: 5, sampleCpu: true };
@@ -221,4 +222,25 @@ export function rate(bps: number): string {
 
 export function us(v: number): string {
   return v >= 10_000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`;
+}
+
+/** Where the delay relay between the laptop and the API server listens (API server namespace). */
+export const RELAY_PORT = 7443;
+
+/**
+ * The command of `tests/cluster/delay_relay.ts` that listens on the API server's laptop-side
+ * address at {@linkcode RELAY_PORT} and adds `delayMs` each way to the API server.
+ */
+export function delayRelayCommand(delayMs: number): string[] {
+  return [
+    ...DENO_RUN,
+    "-A",
+    `${ROOT}tests/cluster/delay_relay.ts`,
+    "--listen",
+    `${API_LAPTOP_IP}:${RELAY_PORT}`,
+    "--to",
+    `127.0.0.1:${API_PORT}`,
+    "--delay",
+    String(delayMs),
+  ];
 }

@@ -30,11 +30,13 @@ import { API_LAPTOP_IP, API_PORT, IPS } from "../tests/cluster/topology.ts";
 import { waitListening } from "../tests/cluster/workloads.ts";
 import type { Netns } from "../tests/_netns.ts";
 import {
+  delayRelayCommand,
   type Iperf,
   iperf,
   type Latency,
   netprobe,
   rate,
+  RELAY_PORT,
   type Results,
   settings,
   us,
@@ -56,7 +58,6 @@ settings.sampleCpu = sampleCpu;
 const POD = IPS.echo;
 const IPERF_PORT = 5201;
 const RR_PORT = 7100;
-const RELAY_PORT = 7443;
 const RELAY_IPERF_PORT = 7444;
 const NETPROBE = `${ROOT}tests/fixtures/netprobe.ts`;
 const RELAY = `${ROOT}tests/cluster/delay_relay.ts`;
@@ -191,17 +192,7 @@ let viaKconnect: Results;
 table("2. through kconnect up (API server at 100.64.0.1:6443)", viaKconnect, direct);
 
 // 3. Through kconnect with `delayMs` each way between the laptop and the API server.
-const apiRelay = apiserverNs.spawn([
-  ...DENO_RUN,
-  "-A",
-  RELAY,
-  "--listen",
-  `${API_LAPTOP_IP}:${RELAY_PORT}`,
-  "--to",
-  `127.0.0.1:${API_PORT}`,
-  "--delay",
-  String(delayMs),
-]);
+const apiRelay = apiserverNs.spawn(delayRelayCommand(delayMs));
 // The relay alone, as the ceiling of the delayed path: iperf3 through a relay of its own to an
 // iperf3 server in the API server's namespace. delay_relay.ts exits when a write to a closed
 // socket fails (an unhandled rejection in its writer), which iperf3's end of test can cause:

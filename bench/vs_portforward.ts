@@ -45,11 +45,13 @@ import { startUp } from "../tests/_up.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 import {
   CLK_TCK,
+  delayRelayCommand,
   type Iperf,
   iperf,
   type Latency,
   netprobe,
   pidsIn,
+  RELAY_PORT,
   settings,
 } from "./_cluster_lib.ts";
 
@@ -81,7 +83,6 @@ const POD = IPS.echo;
 const POD_NAME = "echo-7f6d5c4b3-m9n8p";
 const IPERF_PORT = 5201, RR_PORT = 7100, HTTP_PORT = 8088;
 const LOCAL = { [IPERF_PORT]: 15201, [RR_PORT]: 17100, [HTTP_PORT]: 18088 } as const;
-const RELAY_PORT = 7443;
 /**
  * iperf3 runs per port-forward figure, the best kept: on the stand-in, port-forward's laptop →
  * pod stream sometimes runs at a fraction of its usual rate (0.07–0.23 against 0.9–1.4 Gbit/s,
@@ -89,7 +90,6 @@ const RELAY_PORT = 7443;
  */
 const PF_TRIES = 2;
 const BLOB = 64 << 20;
-const RELAY = `${ROOT}tests/cluster/delay_relay.ts`;
 
 // ---- processes and /proc -------------------------------------------------------------------
 
@@ -348,17 +348,7 @@ let relayWanted = true;
 let relayRestarts = 0;
 async function superviseRelay(): Promise<void> {
   while (relayWanted) {
-    const child = apiserverNs.spawn([
-      ...DENO_RUN,
-      "-A",
-      RELAY,
-      "--listen",
-      `${API_LAPTOP_IP}:${RELAY_PORT}`,
-      "--to",
-      `127.0.0.1:${API_PORT}`,
-      "--delay",
-      String(delayMs),
-    ]);
+    const child = apiserverNs.spawn(delayRelayCommand(delayMs));
     stopRelay = () => {
       try {
         child.kill();
