@@ -1,6 +1,7 @@
 /**
  * Helpers shared by the cluster benchmarks (bench/cluster.ts, bench/vs_portforward.ts): iperf3
- * and netprobe runs from a namespace, CPU sampling from /proc, and number formatting.
+ * and netprobe runs from a namespace, CPU and memory sampling from /proc by process role, and
+ * number formatting.
  *
  * @module
  */
@@ -58,6 +59,7 @@ export function labelOf(cmdline: string[]): string {
     [/delay_relay\.ts.*--to \S+:(\d+)/, "delay relay"],
     [/netprobe\.ts (\S+)/, "netprobe"],
     [/^socat .*TCP:/, "socat (kubelet bridge)"],
+    [/kubelet/, "kubelet"],
     [/^iperf3 -s/, "iperf3 server"],
     [/^iperf3 -c/, "iperf3 client"],
   ];
@@ -133,6 +135,88 @@ export function cpuLine(
     `${r.label} ${r.pct.toFixed(0)}%` +
     (r.pct - r.thread > 10 ? ` (busiest thread ${r.thread.toFixed(0)}%)` : "")
   ).join(", ");
+}
+
+// ---- processes by role (bench/vs_portforward.ts) ------------------------------------------
+
+/** What a process in the test cluster is, for the CPU and memory tables. */
+export type Role = "client" | "manager" | "pf" | "api" | "kubelet";
+export const ROLES: Role[] = ["client", "manager", "pf", "api", "kubelet"];
+export const ROLE_NAME: Record<Role, string> = {
+  client: "kconnect client",
+  manager: "manager",
+  pf: "port-forward client",
+  api: "API server",
+  kubelet: "kubelet relays",
+};
+
+/**
+ * The role of a process from its command line (arguments joined by spaces). The kubelet hop is
+ * the stand-in's per-connection `socat`, or any other process whose command line names the
+ * kubelet; the client and the manager are matched first (a pod the stand-in's kubelet runs has
+ * its directory under `…/kubelet/`).
+ */
+export function roleOf(cmdline: string): Role | null {
+  if (/main\.ts up\b/.test(cmdline)) return "client";
+  if (/traffic-manager/.test(cmdline)) return "manager";
+  if (/pf_client\.ts/.test(cmdline)) return "pf";
+  if (/apiserver\.ts/.test(cmdline)) return "api";
+  if (/^socat .*TCP:/.test(cmdline) || /kubelet/.test(cmdline)) return "kubelet";
+  return null;
+}
+
+/** A process's CPU ticks (its own and its reaped children's) and memory. */
+export interface Proc {
+  role: Role;
+  own: number;
+  children: number;
+  /** VmRSS, bytes. */
+  rss: number;
+  /** VmHWM (peak RSS), bytes. */
+  peak: number;
+}
+
+/** Every process of a known role in `namespaces`, by pid. */
+export async function procs(namespaces: Netns[]): Promise<Map<number, Proc>> {
+  const m = new Map<number, Proc>();
+  for (const pid of await pidsIn(namespaces)) {
+    try {
+      const cmd = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0").join(" ").trim();
+      const role = roleOf(cmd);
+      if (role === null) continue;
+      const s = await Deno.readTextFile(`/proc/${pid}/stat`);
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      const status = await Deno.readTextFile(`/proc/${pid}/status`);
+      const kib = (field: string) =>
+        Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+      m.set(pid, {
+        role,
+        own: Number(f[11]) + Number(f[12]),
+        children: Number(f[13]) + Number(f[14]),
+        rss: kib("VmRSS"),
+        peak: kib("VmHWM"),
+      });
+    } catch { /* gone */ }
+  }
+  return m;
+}
+
+/** CPU seconds per role between two snapshots (reaped socat children count as kubelet). */
+export function cpuDelta(a: Map<number, Proc>, b: Map<number, Proc>): Record<Role, number> {
+  const out = { client: 0, manager: 0, pf: 0, api: 0, kubelet: 0 };
+  for (const [pid, p] of b) {
+    const before = a.get(pid);
+    out[p.role] += (p.own - (before?.own ?? 0)) / CLK_TCK;
+    if (p.role === "api") out.kubelet += (p.children - (before?.children ?? p.children)) / CLK_TCK;
+  }
+  return out;
+}
+
+/** The largest RSS (or, with `peak`, VmHWM) of a process of `role`, bytes. */
+export function rssOf(m: Map<number, Proc>, role: Role, peak = false): number {
+  let max = 0;
+  for (const p of m.values()) if (p.role === role) max = Math.max(max, peak ? p.peak : p.rss);
+  return max;
 }
 
 // ---- measurements --------------------------------------------------------------------------

@@ -3,10 +3,14 @@
  * Runs every benchmark in turn (`deno task bench`, as root) and prints their tables:
  * TUN packet I/O (bench/tun_io.ts), iperf3 through the whole data path against loopback
  * (bench/dataplane.ts), and laptop → pod through `kconnect up` on the test cluster against a
- * direct route, also with 20 ms to the API server (bench/cluster.ts), and DNS through kconnect
- * against the cluster's DNS and the laptop's resolver before and during `up` (bench/dns.ts),
- * and how long reconnecting takes after an API server restart and a black hole
- * (bench/reconnect.ts). Extra arguments pick benchmarks by name: `deno task bench dataplane`.
+ * direct route, also with 20 ms to the API server (bench/cluster.ts), kconnect against a
+ * per-connection port-forward client (bench/vs_portforward.ts, its tables), and DNS through
+ * kconnect against the cluster's DNS and the laptop's resolver before and during `up`
+ * (bench/dns.ts), how long reconnecting takes after an API server restart and a black hole
+ * (bench/reconnect.ts), and the manager's memory under a hostile client
+ * (bench/manager_budget.ts). Extra arguments pick benchmarks by name: `deno task bench
+ * dataplane`. Each runs with its default options; for others (e.g. bench/vs_portforward.ts's
+ * `--plot` and `--scale`) run the file itself.
  *
  * @module
  */

@@ -12,15 +12,14 @@
  *
  * each at +0 ms and at +2×`--delay` ms round trip between the laptop and the API server
  * (tests/cluster/delay_relay.ts in the API server's namespace, restarted if it dies). Figures:
- * iperf3 one stream, 8 streams (-P 8) and reverse (-R) (port-forward: best of
- * {@linkcode PF_TRIES} runs); a 64 MiB HTTP download with curl
- * (median of 3); HTTP request/response p50 (curl, one kept-alive connection, 64-byte bodies);
- * a new connection to its first byte (connect, 64-byte request, reply, close: the reply is the
- * first byte a port-forward connection can deliver). CPU seconds per GB moved per process, from
- * /proc/<pid>/stat utime+stime deltas over each iperf3 run: kconnect client, traffic manager,
- * port-forward client, API server stand-in, and the stand-in's kubelet relays (its `socat`
- * children: live ones' utime+stime plus the API server's cutime+cstime for the reaped ones).
- * RSS of the client and the manager idle and at the middle of the one-stream run.
+ * iperf3 one stream, 8 streams (-P 8) and reverse (-R), one run each; a 64 MiB HTTP download with
+ * curl (median of 3); HTTP request/response p50 (curl, one kept-alive connection, 64-byte
+ * bodies); a new connection to its first byte (connect, 64-byte request, reply, close: the reply
+ * is the first byte a port-forward connection can deliver). CPU seconds per GB moved per
+ * process, from /proc/<pid>/stat utime+stime deltas over each iperf3 run: kconnect client,
+ * traffic manager, port-forward client, API server stand-in, and the stand-in's kubelet relays
+ * (its `socat` children: live ones' utime+stime plus the API server's cutime+cstime for the
+ * reaped ones). RSS of the client and the manager idle and at the middle of the one-stream run.
  *
  * How the stand-in differs from a real chain: the API server stand-in terminates the WebSocket
  * itself and relays each port-forward through a `socat` process into the pod's namespace
@@ -30,10 +29,28 @@
  * port-forward WebSocket on this stand-in, so the comparison is like for like; absolute figures
  * against a real cluster are lower (one more TLS decrypt and encrypt per byte on the server side).
  *
- *   sudo deno run -A --unstable-net bench/vs_portforward.ts [--seconds 5] [--delay 10]
- *     [--variant "mtu 65000=--mtu 65000"]… [--no-default] [--only-delay 0]
+ * Two more parts, each asked for by its option (numbers printed, nothing asserted):
  *
- * Prints tables; asserts nothing. About three minutes.
+ * - `--plot <file.svg>`: single-stream iperf3 throughput, laptop → pod and reverse, for
+ *   port-forward and each kconnect path at each added round trip of `--delays` (ms, default
+ *   0,10,20,40; half each way, every point through the delay relay, 0 ms included), printed as a
+ *   table and drawn as an SVG line chart (bench/_svg.ts) with the date, cores and commit;
+ * - `--scale <n>`: the client's and the manager's RSS while `n` idle TCP connections from the
+ *   laptop to a pod are held through kconnect, and how many still answer (bench/_scale.ts). With
+ *   the defaults first; while a try does not hold all `n`, the next: the manager started with
+ *   `--scale-manager-flags` (default `--max-streams 10240 --max-session-streams 4096`), then also
+ *   `kconnect up` with `--scale-up-flags` (default `--transports 4`). Each try on a fresh test
+ *   cluster, the client at `--log-level debug` (its dial failures and memory stats).
+ *
+ * `--no-tables` skips the side-by-side tables (for a run of only the parts above).
+ *
+ *   sudo deno run -A --unstable-net bench/vs_portforward.ts [--seconds 5] [--delay 10]
+ *     [--variant "mtu 65000=--mtu 65000"]… [--no-default] [--only-delay <rtt ms>]… [--no-tables]
+ *     [--plot docs/perf/throughput_vs_rtt.svg [--delays 0,10,20,40]] [--scale 10000
+ *     [--scale-up-flags "--transports 4"] [--scale-manager-flags "--max-streams 10240 …"]]
+ *
+ * Prints tables; asserts nothing. The tables take about three minutes, the plot about 40 s per
+ * round trip, the scale part under a minute per configuration (10,000 connections, here).
  *
  * @module
  */
@@ -44,16 +61,22 @@ import type { Netns } from "../tests/_netns.ts";
 import { startUp } from "../tests/_up.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 import {
-  CLK_TCK,
+  cpuDelta,
   delayRelayCommand,
   type Iperf,
   iperf,
   type Latency,
   netprobe,
-  pidsIn,
+  procs,
   RELAY_PORT,
+  type Role,
+  ROLE_NAME,
+  ROLES,
+  rssOf,
   settings,
 } from "./_cluster_lib.ts";
+import { type ChartSeries, lineChartSvg } from "./_svg.ts";
+import { printScale, raiseNofile, type ScaleConfig, type ScaleResult, scaleRun } from "./_scale.ts";
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -66,97 +89,38 @@ function args(name: string): string[] {
   });
   return out;
 }
+const words = (text: string) => text.split(/\s+/).filter((w) => w !== "");
 
 settings.seconds = Number(arg("seconds", "5"));
 settings.sampleCpu = false;
 const delayMs = Number(arg("delay", "10"));
+/** Added round trips of the tables, ms (the relay adds half of each in each direction). */
 const delays = args("only-delay").length > 0 ? args("only-delay").map(Number) : [0, 2 * delayMs];
 const variants: { name: string; flags: string[] }[] = [
   ...(Deno.args.includes("--no-default") ? [] : [{ name: "kconnect", flags: [] }]),
   ...args("variant").map((v) => {
     const i = v.indexOf("=");
-    return { name: `kconnect ${v.slice(0, i)}`, flags: v.slice(i + 1).split(/\s+/) };
+    return { name: `kconnect ${v.slice(0, i)}`, flags: words(v.slice(i + 1)) };
   }),
 ];
+const tables = !Deno.args.includes("--no-tables");
+const plotFile = arg("plot", "");
+/** Added round trips of the plot, ms. */
+const plotDelays = arg("delays", "0,10,20,40").split(",").map(Number);
+const scaleN = Number(arg("scale", "0"));
+const scaleUpFlags = words(arg("scale-up-flags", "--transports 4"));
+const scaleManagerFlags = words(
+  arg("scale-manager-flags", "--max-streams 10240 --max-session-streams 4096"),
+);
+for (const [name, v] of [["delays", plotDelays], ["only-delay", delays]] as const) {
+  if (v.some((d) => !(d >= 0))) throw new Error(`--${name}: not a list of ms ≥ 0: ${v}`);
+}
 
 const POD = IPS.echo;
 const POD_NAME = "echo-7f6d5c4b3-m9n8p";
 const IPERF_PORT = 5201, RR_PORT = 7100, HTTP_PORT = 8088;
 const LOCAL = { [IPERF_PORT]: 15201, [RR_PORT]: 17100, [HTTP_PORT]: 18088 } as const;
-/**
- * iperf3 runs per port-forward figure, the best kept: on the stand-in, port-forward's laptop →
- * pod stream sometimes runs at a fraction of its usual rate (0.07–0.23 against 0.9–1.4 Gbit/s,
- * with the API server stand-in spending 35–90 CPU s/GB), so the baseline gets a second chance.
- */
-const PF_TRIES = 2;
 const BLOB = 64 << 20;
-
-// ---- processes and /proc -------------------------------------------------------------------
-
-type Role = "client" | "manager" | "pf" | "api" | "kubelet";
-const ROLES: Role[] = ["client", "manager", "pf", "api", "kubelet"];
-const ROLE_NAME: Record<Role, string> = {
-  client: "kconnect client",
-  manager: "manager",
-  pf: "port-forward client",
-  api: "API server",
-  kubelet: "kubelet relays",
-};
-
-function roleOf(cmdline: string): Role | null {
-  if (/main\.ts up\b/.test(cmdline)) return "client";
-  if (/traffic-manager/.test(cmdline)) return "manager";
-  if (/pf_client\.ts/.test(cmdline)) return "pf";
-  if (/apiserver\.ts/.test(cmdline)) return "api";
-  if (/^socat .*TCP:/.test(cmdline)) return "kubelet";
-  return null;
-}
-
-interface Proc {
-  role: Role;
-  own: number;
-  children: number;
-  rss: number;
-}
-
-async function procs(namespaces: Netns[]): Promise<Map<number, Proc>> {
-  const m = new Map<number, Proc>();
-  for (const pid of await pidsIn(namespaces)) {
-    try {
-      const cmd = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0").join(" ").trim();
-      const role = roleOf(cmd);
-      if (role === null) continue;
-      const s = await Deno.readTextFile(`/proc/${pid}/stat`);
-      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      const status = await Deno.readTextFile(`/proc/${pid}/status`);
-      const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-      m.set(pid, {
-        role,
-        own: Number(f[11]) + Number(f[12]),
-        children: Number(f[13]) + Number(f[14]),
-        rss,
-      });
-    } catch { /* gone */ }
-  }
-  return m;
-}
-
-/** CPU seconds per role between two snapshots (reaped socat children count as kubelet). */
-function cpuDelta(a: Map<number, Proc>, b: Map<number, Proc>): Record<Role, number> {
-  const out = { client: 0, manager: 0, pf: 0, api: 0, kubelet: 0 };
-  for (const [pid, p] of b) {
-    const before = a.get(pid);
-    out[p.role] += (p.own - (before?.own ?? 0)) / CLK_TCK;
-    if (p.role === "api") out.kubelet += (p.children - (before?.children ?? p.children)) / CLK_TCK;
-  }
-  return out;
-}
-
-function rssOf(m: Map<number, Proc>, role: Role): number {
-  let max = 0;
-  for (const p of m.values()) if (p.role === role) max = Math.max(max, p.rss);
-  return max;
-}
 
 // ---- measurements --------------------------------------------------------------------------
 
@@ -233,20 +197,11 @@ async function scenario(
   watch: Netns[],
   target: (port: number) => { host: string; port: number },
   slow: boolean,
-  tries: number,
 ): Promise<Scenario> {
   const ip = target(IPERF_PORT), http = target(HTTP_PORT), rr = target(RR_PORT);
-  const best = async (streams: number, reverse: boolean, rss: boolean) => {
-    let top: Flow | null = null;
-    for (let i = 0; i < tries; i++) {
-      const f = await flow(laptop, watch, ip.host, ip.port, streams, reverse, rss);
-      if (top === null || f.bps > top.bps) top = f;
-    }
-    return top!;
-  };
-  const one = await best(1, false, true);
-  const eight = await best(8, false, false);
-  const reverse = await best(1, true, false);
+  const one = await flow(laptop, watch, ip.host, ip.port, 1, false, true);
+  const eight = await flow(laptop, watch, ip.host, ip.port, 8, false, false);
+  const reverse = await flow(laptop, watch, ip.host, ip.port, 1, true, false);
   const downloadS = await curlDownload(laptop, http.host, http.port);
   const httpLat = await httpRoundTrips(laptop, http.host, http.port);
   const firstByte = await netprobe<Latency>(laptop, "connect-client", {
@@ -306,74 +261,47 @@ function cpuTable(rows: { path: string; f: Flow }[]): void {
   }
 }
 
-// ---- the run -------------------------------------------------------------------------------
+// ---- the delay relay -----------------------------------------------------------------------
 
-if (Deno.uid() !== 0) {
-  console.error("bench/vs_portforward.ts needs root (network namespaces and a TUN device)");
-  Deno.exit(1);
-}
-const started = performance.now();
-const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
-console.log(
-  `laptop → pod ${POD} through the API server stand-in, port-forward client vs kconnect up, one ` +
-    `run, ${navigator.hardwareConcurrency} cores; iperf3 -t ${settings.seconds}; ` +
-    `+${2 * delayMs} ms = delay_relay.ts ${delayMs} ms each way`,
-);
+/**
+ * tests/cluster/delay_relay.ts in the API server's namespace, restarted whenever it exits (it
+ * can die when a peer closes mid-write).
+ */
+class Relay {
+  restarts = 0;
+  #wanted = false;
+  #child: Deno.ChildProcess | null = null;
+  #loop: Promise<void> = Promise.resolve();
 
-await using cluster = await TestCluster.start();
-const { laptop, apiserverNs, clusterNs } = cluster;
-const watch = [laptop, apiserverNs, clusterNs];
+  constructor(readonly ns: Netns) {}
 
-clusterNs.spawn(["iperf3", "-s", "-B", POD, "-p", String(IPERF_PORT)]);
-clusterNs.spawn([
-  ...DENO_RUN,
-  "-A",
-  `${ROOT}tests/fixtures/netprobe.ts`,
-  "rr-server",
-  `host=${POD}`,
-  `port=${RR_PORT}`,
-]);
-clusterNs.spawn([
-  ...DENO_RUN,
-  "-A",
-  `${ROOT}bench/_blob_server.ts`,
-  POD,
-  String(HTTP_PORT),
-  String(BLOB),
-]);
-for (const p of [IPERF_PORT, RR_PORT, HTTP_PORT]) await waitListening(clusterNs, null, POD, p);
+  /** Starts it with `oneWayMs` each way; resolves once it listens. */
+  async start(oneWayMs: number): Promise<void> {
+    await this.stop();
+    this.#wanted = true;
+    this.#loop = (async () => {
+      while (this.#wanted) {
+        this.#child = this.ns.spawn(delayRelayCommand(oneWayMs));
+        await this.#child.status;
+        if (this.#wanted) this.restarts++;
+      }
+    })();
+    await waitListening(this.ns, null, API_LAPTOP_IP, RELAY_PORT);
+  }
 
-// The delay relay, restarted whenever it exits (it can die when a peer closes mid-write).
-let relayWanted = true;
-let relayRestarts = 0;
-async function superviseRelay(): Promise<void> {
-  while (relayWanted) {
-    const child = apiserverNs.spawn(delayRelayCommand(delayMs));
-    stopRelay = () => {
-      try {
-        child.kill();
-      } catch { /* exited */ }
-    };
-    await child.status;
-    if (relayWanted) relayRestarts++;
+  async stop(): Promise<void> {
+    this.#wanted = false;
+    try {
+      this.#child?.kill();
+    } catch { /* exited */ }
+    await this.#loop;
+    this.#child = null;
   }
 }
-let stopRelay = () => {};
-const relayDone = superviseRelay();
-await waitListening(apiserverNs, null, API_LAPTOP_IP, RELAY_PORT);
-const original = await Deno.readTextFile(cluster.kubeconfig);
-const server = `https://${API_LAPTOP_IP}:${API_PORT}`;
-const delayedKubeconfig = `${cluster.dir}/kubeconfig-delayed`;
-await Deno.writeTextFile(
-  delayedKubeconfig,
-  original.replaceAll(server, `https://${API_LAPTOP_IP}:${RELAY_PORT}`),
-);
 
-const results: { delay: number; pf: Scenario; k: { name: string; s: Scenario }[] }[] = [];
-for (const delay of delays) {
-  const kubeconfig = delay === 0 ? cluster.kubeconfig : delayedKubeconfig;
-  // (a) per-connection port-forward.
-  const clients = [IPERF_PORT, RR_PORT, HTTP_PORT].map((port) =>
+/** Starts the port-forward clients (one per port, listening on 127.0.0.1 in the laptop). */
+async function startPf(laptop: Netns, kubeconfig: string, ports: number[]) {
+  const clients = ports.map((port) =>
     laptop.spawn([
       ...DENO_RUN,
       "-A",
@@ -390,69 +318,286 @@ for (const delay of delays) {
       String(port),
     ])
   );
-  for (const p of Object.values(LOCAL)) await waitListening(laptop, null, "127.0.0.1", p);
-  console.log(`\nport-forward clients listening, +${delay} ms (${elapsed()})`);
-  const pf = await scenario(
-    laptop,
-    watch,
-    (port) => ({ host: "127.0.0.1", port: LOCAL[port as keyof typeof LOCAL] }),
-    delay > 0,
-    PF_TRIES,
-  );
-  for (const c of clients) {
-    c.kill();
-    await c.status;
+  for (const port of ports) {
+    await waitListening(laptop, null, "127.0.0.1", LOCAL[port as keyof typeof LOCAL]);
   }
-  // (b) kconnect up, each variant.
-  const k: { name: string; s: Scenario }[] = [];
-  for (const v of variants) {
-    await using up = await startUp(laptop, ["--kubeconfig", kubeconfig, ...v.flags]);
-    await new Promise((r) => setTimeout(r, 1000));
-    const idle = await procs(watch);
-    console.log(`${v.name} up, +${delay} ms (${elapsed()})`);
-    const s = await scenario(laptop, watch, (port) => ({ host: POD, port }), delay > 0, 1);
-    s.idleRss = { client: rssOf(idle, "client"), manager: rssOf(idle, "manager") };
-    k.push({ name: v.name, s });
-    await up.stop();
-  }
-  results.push({ delay, pf, k });
+  return {
+    async stop() {
+      for (const c of clients) {
+        try {
+          c.kill();
+        } catch { /* exited */ }
+        await c.status;
+      }
+    },
+  };
 }
-relayWanted = false;
-stopRelay();
-await relayDone;
+
+// ---- the run -------------------------------------------------------------------------------
+
+if (Deno.uid() !== 0) {
+  console.error("bench/vs_portforward.ts needs root (network namespaces and a TUN device)");
+  Deno.exit(1);
+}
+const started = performance.now();
+const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
+const loadavg = async () => (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3);
+const loadAtStart = await loadavg();
+console.log(
+  `laptop → pod ${POD} through the API server stand-in, port-forward client vs kconnect up, one ` +
+    `run, ${navigator.hardwareConcurrency} cores; iperf3 -t ${settings.seconds}; load average ` +
+    `${loadAtStart.join(" ")}` +
+    (tables
+      ? `; tables at +${delays.join(", +")} ms round trip (delay_relay.ts, half each way)`
+      : "") +
+    (plotFile ? `; plot at +${plotDelays.join(", +")} ms` : "") +
+    (scaleN > 0 ? `; ${scaleN} idle connections` : ""),
+);
+
+interface PlotPoint {
+  delay: number;
+  path: string;
+  reverse: boolean;
+  bps: number;
+  error?: string;
+}
+const results: { delay: number; pf: Scenario; k: { name: string; s: Scenario }[] }[] = [];
+const plotPoints: PlotPoint[] = [];
+let relayRestarts = 0;
+
+if (tables || plotFile) {
+  await using cluster = await TestCluster.start();
+  const { laptop, apiserverNs, clusterNs } = cluster;
+  const watch = [laptop, apiserverNs, clusterNs];
+
+  clusterNs.spawn(["iperf3", "-s", "-B", POD, "-p", String(IPERF_PORT)]);
+  clusterNs.spawn([
+    ...DENO_RUN,
+    "-A",
+    `${ROOT}tests/fixtures/netprobe.ts`,
+    "rr-server",
+    `host=${POD}`,
+    `port=${RR_PORT}`,
+  ]);
+  clusterNs.spawn([
+    ...DENO_RUN,
+    "-A",
+    `${ROOT}bench/_blob_server.ts`,
+    POD,
+    String(HTTP_PORT),
+    String(BLOB),
+  ]);
+  for (const p of [IPERF_PORT, RR_PORT, HTTP_PORT]) await waitListening(clusterNs, null, POD, p);
+
+  const relay = new Relay(apiserverNs);
+  const original = await Deno.readTextFile(cluster.kubeconfig);
+  const server = `https://${API_LAPTOP_IP}:${API_PORT}`;
+  const delayedKubeconfig = `${cluster.dir}/kubeconfig-delayed`;
+  await Deno.writeTextFile(
+    delayedKubeconfig,
+    original.replaceAll(server, `https://${API_LAPTOP_IP}:${RELAY_PORT}`),
+  );
+
+  try {
+    for (const delay of tables ? delays : []) {
+      // +0 goes straight to the API server; a delay through the relay.
+      if (delay > 0) await relay.start(delay / 2);
+      const kubeconfig = delay === 0 ? cluster.kubeconfig : delayedKubeconfig;
+      // (a) per-connection port-forward.
+      const pfClients = await startPf(laptop, kubeconfig, [IPERF_PORT, RR_PORT, HTTP_PORT]);
+      console.log(`\nport-forward clients listening, +${delay} ms (${elapsed()})`);
+      const pf = await scenario(
+        laptop,
+        watch,
+        (port) => ({ host: "127.0.0.1", port: LOCAL[port as keyof typeof LOCAL] }),
+        delay > 0,
+      );
+      await pfClients.stop();
+      // (b) kconnect up, each variant.
+      const k: { name: string; s: Scenario }[] = [];
+      for (const v of variants) {
+        await using up = await startUp(laptop, ["--kubeconfig", kubeconfig, ...v.flags]);
+        await new Promise((r) => setTimeout(r, 1000));
+        const idle = await procs(watch);
+        console.log(`${v.name} up, +${delay} ms (${elapsed()})`);
+        const s = await scenario(laptop, watch, (port) => ({ host: POD, port }), delay > 0);
+        s.idleRss = { client: rssOf(idle, "client"), manager: rssOf(idle, "manager") };
+        k.push({ name: v.name, s });
+        await up.stop();
+      }
+      await relay.stop();
+      results.push({ delay, pf, k });
+    }
+
+    // The plot: every point through the relay (0 ms included), so only the delay changes.
+    for (const delay of plotFile ? plotDelays : []) {
+      await relay.start(delay / 2);
+      const point = async (path: string, host: string, port: number, reverse: boolean) => {
+        try {
+          const f = await flow(laptop, watch, host, port, 1, reverse, false);
+          plotPoints.push({ delay, path, reverse, bps: f.bps });
+        } catch (err) {
+          const error = (err as Error).message.split("\n")[0];
+          console.log(`  ${path}, +${delay} ms${reverse ? ", reverse" : ""}: ${error}`);
+          plotPoints.push({ delay, path, reverse, bps: NaN, error });
+        }
+      };
+      const pfClients = await startPf(laptop, delayedKubeconfig, [IPERF_PORT]);
+      console.log(`\nplot: port-forward, +${delay} ms (${elapsed()})`);
+      for (const reverse of [false, true]) {
+        await point("port-forward", "127.0.0.1", LOCAL[IPERF_PORT], reverse);
+      }
+      await pfClients.stop();
+      for (const v of variants) {
+        await using up = await startUp(laptop, ["--kubeconfig", delayedKubeconfig, ...v.flags]);
+        console.log(`plot: ${v.name}, +${delay} ms (${elapsed()})`);
+        for (const reverse of [false, true]) await point(v.name, POD, IPERF_PORT, reverse);
+        await up.stop();
+      }
+      await relay.stop();
+    }
+  } finally {
+    await relay.stop();
+    relayRestarts = relay.restarts;
+  }
+}
+
+// ---- the tables ----------------------------------------------------------------------------
 
 for (const r of results) {
   for (const { name, s } of r.k) sideBySide(`+${r.delay} ms round trip`, r.pf, s, name);
 }
-const cpuRows: { path: string; f: Flow }[] = [];
-for (const r of results) {
-  cpuRows.push({ path: `port-forward, +${r.delay} ms, 1 stream`, f: r.pf.one });
-  for (const { name, s } of r.k) {
-    cpuRows.push({ path: `${name}, +${r.delay} ms, 1 stream`, f: s.one });
+if (results.length > 0) {
+  const cpuRows: { path: string; f: Flow }[] = [];
+  for (const r of results) {
+    cpuRows.push({ path: `port-forward, +${r.delay} ms, 1 stream`, f: r.pf.one });
+    for (const { name, s } of r.k) {
+      cpuRows.push({ path: `${name}, +${r.delay} ms, 1 stream`, f: s.one });
+    }
+    cpuRows.push({ path: `port-forward, +${r.delay} ms, reverse`, f: r.pf.reverse });
+    for (const { name, s } of r.k) {
+      cpuRows.push({ path: `${name}, +${r.delay} ms, reverse`, f: s.reverse });
+    }
+    cpuRows.push({ path: `port-forward, +${r.delay} ms, 8 streams`, f: r.pf.eight });
+    for (const { name, s } of r.k) {
+      cpuRows.push({ path: `${name}, +${r.delay} ms, 8 streams`, f: s.eight });
+    }
   }
-  cpuRows.push({ path: `port-forward, +${r.delay} ms, reverse`, f: r.pf.reverse });
-  for (const { name, s } of r.k) {
-    cpuRows.push({ path: `${name}, +${r.delay} ms, reverse`, f: s.reverse });
-  }
-  cpuRows.push({ path: `port-forward, +${r.delay} ms, 8 streams`, f: r.pf.eight });
-  for (const { name, s } of r.k) {
-    cpuRows.push({ path: `${name}, +${r.delay} ms, 8 streams`, f: s.eight });
+  cpuTable(cpuRows);
+
+  console.log("\n## RSS (MiB): idle after up, and at the middle of the one-stream run");
+  console.log("| path | client idle | manager idle | client, 1 stream | manager, 1 stream |");
+  console.log("|---|---|---|---|---|");
+  for (const r of results) {
+    console.log(`| port-forward client, +${r.delay} ms | | | ${mb(r.pf.one.rss?.pf ?? 0)} | |`);
+    for (const { name, s } of r.k) {
+      console.log(
+        `| ${name}, +${r.delay} ms | ${mb(s.idleRss!.client)} | ${mb(s.idleRss!.manager)} | ${
+          mb(s.one.rss?.client ?? 0)
+        } | ${mb(s.one.rss?.manager ?? 0)} |`,
+      );
+    }
   }
 }
-cpuTable(cpuRows);
 
-console.log("\n## RSS (MiB): idle after up, and at the middle of the one-stream run");
-console.log("| path | client idle | manager idle | client, 1 stream | manager, 1 stream |");
-console.log("|---|---|---|---|---|");
-for (const r of results) {
-  console.log(`| port-forward client, +${r.delay} ms | | | ${mb(r.pf.one.rss?.pf ?? 0)} | |`);
-  for (const { name, s } of r.k) {
-    console.log(
-      `| ${name}, +${r.delay} ms | ${mb(s.idleRss!.client)} | ${mb(s.idleRss!.manager)} | ${
-        mb(s.one.rss?.client ?? 0)
-      } | ${mb(s.one.rss?.manager ?? 0)} |`,
+// ---- the plot ------------------------------------------------------------------------------
+
+if (plotFile) {
+  const paths = ["port-forward", ...variants.map((v) => v.name)];
+  const dir = (reverse: boolean) => reverse ? "pod → laptop (-R)" : "laptop → pod";
+  const at = (delay: number, path: string, reverse: boolean) =>
+    plotPoints.find((p) => p.delay === delay && p.path === path && p.reverse === reverse);
+  const cell = (p: PlotPoint | undefined) =>
+    p === undefined || !Number.isFinite(p.bps) ? "failed" : `${(p.bps / 1e9).toFixed(2)}`;
+  console.log(
+    `\n## Single-stream throughput (Gbit/s) against added round trip (iperf3 -t ${settings.seconds}, ` +
+      "one run per point; every point through delay_relay.ts, half the round trip each way)",
+  );
+  const cols = paths.flatMap((p) => [false, true].map((r) => `${p}, ${dir(r)}`));
+  const ratioCols = paths.slice(1).flatMap((p) =>
+    [false, true].map((r) => `${p} / port-forward, ${r ? "←" : "→"}`)
+  );
+  console.log(`| added RTT | ${[...cols, ...ratioCols].join(" | ")} |`);
+  console.log(`|---|${[...cols, ...ratioCols].map(() => "---").join("|")}|`);
+  for (const d of plotDelays) {
+    const cells = paths.flatMap((p) => [false, true].map((r) => cell(at(d, p, r))));
+    const ratios = paths.slice(1).flatMap((p) =>
+      [false, true].map((r) => {
+        const a = at(d, "port-forward", r)?.bps ?? NaN, b = at(d, p, r)?.bps ?? NaN;
+        return Number.isFinite(a / b) ? `${(b / a).toFixed(2)}×` : "–";
+      })
     );
+    console.log(`| ${d} ms | ${[...cells, ...ratios].join(" | ")} |`);
   }
+  const git = async (...a: string[]) =>
+    new TextDecoder().decode(
+      (await new Deno.Command("git", { args: ["-C", ROOT, ...a], stderr: "null" }).output())
+        .stdout,
+    ).trim();
+  const commit = (await git("rev-parse", "--short", "HEAD")) || "unknown";
+  const dirty = (await git("status", "--porcelain", "--untracked-files=no")) !== "";
+  const colors: Record<string, string> = { "port-forward": "#d62728", kconnect: "#1f77b4" };
+  const spare = ["#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+  const series: ChartSeries[] = paths.flatMap((p, i) =>
+    [false, true].map((reverse) => ({
+      name: `${p}, ${dir(reverse)}`,
+      color: colors[p] ?? spare[(i - 1) % spare.length],
+      dashed: reverse,
+      points: plotDelays.map((d) => ({ x: d, y: (at(d, p, reverse)?.bps ?? NaN) / 1e9 })),
+    }))
+  );
+  const when = new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  const svg = lineChartSvg({
+    title: "Single-stream TCP throughput against added round trip: kconnect vs port-forward",
+    xLabel: "round trip added between laptop and API server (ms)",
+    yLabel: "iperf3 throughput, one stream (Gbit/s)",
+    series,
+    formatY: (y) => y.toFixed(2),
+    caption: [
+      `${when} · ${navigator.hardwareConcurrency} cores · kconnect commit ${commit}` +
+      `${dirty ? " + uncommitted changes" : ""} · Deno ${Deno.version.deno}`,
+      `Load average (1, 5, 15 min) at the start of the run ${loadAtStart.join(" ")}, at the end ` +
+      `${(await loadavg()).join(" ")}.`,
+      `One run per point, iperf3 -t ${settings.seconds}, one stream: laptop namespace → echo ` +
+      "pod through the API server stand-in (tests/cluster).",
+      "Round trip added by tests/cluster/delay_relay.ts between laptop and API server, half " +
+      "each way, at every point (0 ms too).",
+      "port-forward: bench/pf_client.ts, one WebSocket per connection; kconnect: kconnect up, " +
+      `${variants.length > 1 ? "variants as named" : "default settings"}.`,
+      "Made by bench/vs_portforward.ts --plot.",
+    ],
+  });
+  const slash = plotFile.lastIndexOf("/");
+  if (slash > 0) await Deno.mkdir(plotFile.slice(0, slash), { recursive: true });
+  await Deno.writeTextFile(plotFile, svg);
+  console.log(`\nwrote ${plotFile} (commit ${commit}${dirty ? ", uncommitted changes" : ""})`);
 }
 if (relayRestarts > 0) console.log(`\n(the delay relay was restarted ${relayRestarts} times)`);
+
+// ---- memory and scale ----------------------------------------------------------------------
+
+if (scaleN > 0) {
+  const notes: string[] = [];
+  console.log(`\n${await raiseNofile(scaleN + 1024)}`);
+  const scale: ScaleResult[] = [];
+  // Defaults first; while a configuration does not hold them all, the next step: the manager's
+  // limits raised, then also the client's flags.
+  const configs: ScaleConfig[] = [
+    { name: "defaults", upFlags: [], managerFlags: null },
+    { name: "manager limits raised", upFlags: [], managerFlags: scaleManagerFlags },
+    {
+      name: `manager limits raised, ${scaleUpFlags.join(" ")}`,
+      upFlags: scaleUpFlags,
+      managerFlags: scaleManagerFlags,
+    },
+  ];
+  console.log(`\nscale: ${scaleN} connections (${elapsed()})`);
+  for (const config of configs) {
+    const r = await scaleRun(config, scaleN, (line) => console.log(line));
+    scale.push(r);
+    if (r.opened === scaleN && r.answered === scaleN) break;
+    notes.push(`"${config.name}" held ${r.opened} of ${scaleN} (${r.answered} answered).`);
+  }
+  printScale(scale, notes);
+}
 console.log(`\ntotal ${elapsed()}`);
