@@ -219,23 +219,32 @@ export async function openPortForward(
     while (ws.bufferedAmount > hwm && !ended) await new Promise((r) => setTimeout(r, 2));
     return frame.length - 1;
   };
+  // Each chunk is a view of its own message's buffer, which nothing else holds: handed out as is.
+  const readChunk = async (max: number): Promise<Uint8Array | null> => {
+    while (chunks.length === 0) {
+      if (ended) {
+        if (errorText) throw new Error(`port-forward to ${options.pod}: ${errorText.trim()}`);
+        return null;
+      }
+      await new Promise<void>((r) => wake = r);
+    }
+    const head = chunks[0];
+    if (head.length <= max) {
+      chunks.shift();
+      return head;
+    }
+    chunks[0] = head.subarray(max);
+    return head.subarray(0, max);
+  };
   return {
     closed,
     async read(p: Uint8Array): Promise<number | null> {
-      while (chunks.length === 0) {
-        if (ended) {
-          if (errorText) throw new Error(`port-forward to ${options.pod}: ${errorText.trim()}`);
-          return null;
-        }
-        await new Promise<void>((r) => wake = r);
-      }
-      const head = chunks[0];
-      const n = Math.min(p.length, head.length);
-      p.set(head.subarray(0, n));
-      if (n === head.length) chunks.shift();
-      else chunks[0] = head.subarray(n);
-      return n;
+      const c = await readChunk(p.length);
+      if (c === null) return null;
+      p.set(c);
+      return c.length;
     },
+    readChunk,
     write(p: Uint8Array): Promise<number> {
       const frame = new Uint8Array(p.length + 1);
       frame.set(p, 1);

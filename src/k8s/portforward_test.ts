@@ -289,3 +289,22 @@ Deno.test("openPortForward() keeps at most MAX_ERROR_TEXT of error-channel text 
     assert.ok(text.startsWith("xxxx"));
   });
 });
+
+Deno.test("openPortForward() readChunk() hands out each message's own bytes, at most max at a time, then end of stream", async () => {
+  await withFakeWebSocket(async (pf, ws) => {
+    const msg = (bytes: number[]) =>
+      ws.onmessage?.(new MessageEvent("message", { data: new Uint8Array(bytes).buffer }));
+    msg([0, 0x91, 0x1f]); // the data channel's port header
+    msg([0, 1, 2, 3, 4, 5]);
+    msg([0, 6]);
+    const first = await pf.readChunk!(4);
+    assert.deepEqual(first, new Uint8Array([1, 2, 3, 4]));
+    const second = await pf.readChunk!(100);
+    assert.deepEqual(second, new Uint8Array([5]));
+    // Each chunk is a view of its own message: the one handed out first is still intact.
+    assert.notEqual(first!.buffer, (await pf.readChunk!(100))!.buffer);
+    assert.deepEqual(first, new Uint8Array([1, 2, 3, 4]));
+    ws.close();
+    assert.equal(await pf.readChunk!(100), null);
+  });
+});

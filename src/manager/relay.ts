@@ -9,6 +9,7 @@
  * @module
  */
 import type { Conn } from "../stack/dialer.ts";
+import { writeAll } from "../stack/relay.ts";
 
 /** Buffer per direction to start with, bytes. */
 export const MIN_RELAY_BUFFER = 4 * 1024;
@@ -24,12 +25,18 @@ export interface RelayBudget {
 }
 
 async function pump(from: Conn, to: Conn, budget: RelayBudget, held: { n: number }) {
+  if (from.readChunk) {
+    // The stream's own buffers (already within the session's receive budget) go out as they
+    // are: no buffer here, no copy.
+    for (let c; (c = await from.readChunk(MAX_RELAY_BUFFER)) !== null;) await writeAll(to, c);
+    await to.closeWrite();
+    return;
+  }
   let buf = new Uint8Array(MIN_RELAY_BUFFER);
   while (true) {
     const n = await from.read(buf);
     if (n === null) break;
-    let off = 0;
-    while (off < n) off += await to.write(buf.subarray(off, n));
+    await writeAll(to, buf.subarray(0, n));
     // A full read means more is waiting: a bigger buffer moves it in fewer rounds.
     if (n === buf.length && buf.length < MAX_RELAY_BUFFER && budget.grow(buf.length)) {
       held.n += buf.length;

@@ -41,6 +41,14 @@ export class DialError extends Error {
 export interface Conn {
   /** Reads into `p`; resolves with the byte count, or null at end of stream. */
   read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Optional, for a connection that already holds what arrived in buffers of its own (a
+   * WebSocket's messages, a tunnel stream's frames): resolves with the next bytes, at most
+   * `max`, in a buffer the caller now owns (the connection never touches it again), or null at
+   * end of stream. Saves the copy into the caller's buffer that `read` makes. Do not mix with
+   * `read` on the same connection while a call is pending.
+   */
+  readChunk?(max: number): Promise<Uint8Array | null>;
   /** Writes some of `p`; resolves with how many bytes were taken. */
   write(p: Uint8Array): Promise<number>;
   /** Half-close: no more writes; the far end reads end of stream. */

@@ -23,15 +23,35 @@ export interface RelayResult {
 }
 
 async function pump(from: Conn, to: Conn, size: number, count: (n: number) => void): Promise<void> {
-  const buf = new Uint8Array(size);
+  // A connection that hands out its own buffers (a tunnel stream) is read without a copy.
+  const buf = from.readChunk ? null : new Uint8Array(size);
   while (true) {
-    const n = await from.read(buf);
-    if (n === null) break;
-    let off = 0;
-    while (off < n) off += await to.write(buf.subarray(off, n));
-    count(n);
+    const chunk = await readSome(from, buf, size);
+    if (chunk === null) break;
+    await writeAll(to, chunk);
+    count(chunk.length);
   }
   await to.closeWrite();
+}
+
+/**
+ * The next bytes from `from`: into `buf`, or, when `buf` is null, in a buffer of `from`'s own
+ * (`Conn.readChunk`) of at most `max` bytes. Null at end of stream.
+ */
+export async function readSome(
+  from: Conn,
+  buf: Uint8Array | null,
+  max: number,
+): Promise<Uint8Array | null> {
+  if (buf === null) return await from.readChunk!(max);
+  const n = await from.read(buf);
+  return n === null ? null : buf.subarray(0, n);
+}
+
+/** Writes all of `p` to `to` (looping over partial writes). */
+export async function writeAll(to: Conn, p: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < p.length) off += await to.write(off === 0 ? p : p.subarray(off));
 }
 
 /**

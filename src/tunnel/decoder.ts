@@ -16,6 +16,11 @@ export interface DecoderOptions {
 }
 
 const EMPTY = new Uint8Array(0);
+/**
+ * How many times its payload's size an owned view may keep alive (see `Decoder.push`): with
+ * 256 KiB messages of 64 KiB frames, the usual case, every payload qualifies.
+ */
+export const MAX_RETAIN_FACTOR = 4;
 const KNOWN_FLAGS = Flag.SYN | Flag.ACK | Flag.FIN | Flag.RST;
 
 /**
@@ -96,6 +101,8 @@ export class Decoder implements Iterable<Frame> {
   #pending: Frame | null = null;
   #payloadFill = 0;
   #failed: ProtocolError | null = null;
+  /** Payloads at least this long are handed out owned (see `push`). */
+  #keepBelow = Infinity;
 
   constructor(options: DecoderOptions = {}) {
     this.#maxFrameSize = options.maxFrameSize ?? 1024 * 1024;
@@ -110,14 +117,21 @@ export class Decoder implements Iterable<Frame> {
    * Adds a chunk. Views of earlier chunks handed out in frames become invalid; the chunk is
    * not copied, so the caller must not change it until the frames from it are consumed.
    * Throws if the previous chunk still has undecoded bytes (call `next()` until null first).
+   *
+   * With `owned` the caller gives the chunk away (nothing will write to its buffer again), and
+   * a Data payload that is a view of it comes out `owned` too, so a stream keeps the view
+   * instead of copying it — if the payload is at least 1/{@linkcode MAX_RETAIN_FACTOR} of the
+   * whole buffer: a view keeps all of its buffer alive, and a stream's accounting sees only
+   * the payload, so a small frame in a large buffer is still copied.
    */
-  push(chunk: Uint8Array): void {
+  push(chunk: Uint8Array, owned = false): void {
     if (this.#failed) throw this.#failed;
     if (this.#pos < this.#chunk.length) {
       throw new Error("decoder push: previous chunk not fully decoded");
     }
     this.#chunk = chunk;
     this.#pos = 0;
+    this.#keepBelow = owned ? chunk.buffer.byteLength / MAX_RETAIN_FACTOR : Infinity;
   }
 
   /** The next whole frame, or null when more bytes are needed. Throws {@linkcode ProtocolError}. */
@@ -190,7 +204,7 @@ export class Decoder implements Iterable<Frame> {
         streamId,
         length,
         data: chunk.subarray(pos, pos + length),
-        owned: false,
+        owned: length >= this.#keepBelow,
       };
     }
     const frame: Frame = {

@@ -7,27 +7,13 @@
  */
 import type { Conn } from "../stack/dialer.ts";
 import { ProtocolError } from "./errors.ts";
+import { writeAll } from "../stack/relay.ts";
+
+/** Writes all of a buffer (looping over partial writes); lives with the relay. */
+export { writeAll };
 
 /** Default largest u32 frame, bytes (1 MiB). */
 export const DEFAULT_MAX_U32_FRAME = 1024 * 1024;
-
-/**
- * Writes all of `bytes` (looping over partial writes).
- *
- * @example
- * ```ts
- * import { memoryPipe } from "./pipe.ts";
- * import { writeAll } from "./framing.ts";
- * const [a, b] = memoryPipe();
- * await writeAll(a, new Uint8Array(10));
- * a.close();
- * b.close();
- * ```
- */
-export async function writeAll(conn: Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(off === 0 ? bytes : bytes.subarray(off));
-}
 
 /**
  * Writes `payload` with a u16 big-endian length in front, in one write. RangeError when

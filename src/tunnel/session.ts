@@ -93,6 +93,8 @@ interface _PendingPing {
   reject: (e: Error) => void;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Size of the reused buffer frames are gathered in before one transport write. */
 const BATCH_BYTES = 256 * 1024;
 /** Largest Data payload this side sends in one frame. */
@@ -160,6 +162,9 @@ export class Session implements AsyncDisposable {
   #writerWake: (() => void) | null = null;
   #writerIdle = true;
   #flushWaiters: (() => void)[] = [];
+  /** When the pending transport write began (`performance.now()`), or -1. */
+  #writeStarted = -1;
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
 
   #pings = new Map<number, _PendingPing>();
   #nextPing = 0;
@@ -459,52 +464,77 @@ export class Session implements AsyncDisposable {
 
   /** Writes the first `len` bytes of the batch. */
   async #transportWrite(len: number): Promise<void> {
-    const ms = this.#o.writeTimeoutMs;
     const buf = this.#batch.subarray(0, len);
     const head = this.#headroom;
     let off = 0;
-    while (off < buf.length) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`transport write did not finish within ${ms} ms`)),
-          ms,
-        );
-      });
-      try {
+    this.#writeStarted = performance.now();
+    this.#armWatchdog();
+    try {
+      while (off < buf.length) {
         // With headroom the transport writes straight from the batch (one whole write; if it
         // takes less, the rest goes by plain `write`, as the bytes in front are payload then).
-        const w = off === 0 && head > 0
+        off += await (off === 0 && head > 0
           ? this.#transport.writeWithHeadroom!(this.#batchBuf.subarray(0, head + len))
-          : this.#transport.write(buf.subarray(off));
-        off += await Promise.race([w, timeout]);
-      } finally {
-        clearTimeout(timer);
+          : this.#transport.write(buf.subarray(off)));
       }
+    } finally {
+      this.#writeStarted = -1;
     }
+  }
+
+  /**
+   * Ends the session when a transport write takes longer than `writeTimeoutMs`. One timer for
+   * all writes, not one per write: it re-arms itself for the write pending when it fires and
+   * lapses when none is.
+   */
+  #armWatchdog(): void {
+    if (this.#watchdog !== undefined) return;
+    const ms = this.#o.writeTimeoutMs;
+    const check = () => {
+      this.#watchdog = undefined;
+      if (this.#writeStarted < 0 || this.#terminating) return;
+      const left = this.#writeStarted + ms - performance.now();
+      if (left > 0) {
+        this.#watchdog = setTimeout(check, left);
+        return;
+      }
+      this.#terminate({
+        reason: "transport-error",
+        error: new Error(`transport write did not finish within ${ms} ms`),
+      });
+    };
+    this.#watchdog = setTimeout(check, ms);
   }
 
   // --- reader ---
 
   async #readLoop(): Promise<void> {
-    const buf = new Uint8Array(READ_BYTES);
+    // A transport that hands out its own buffers (a WebSocket's messages) is read without a
+    // copy, and payloads stay views of them (`Decoder.push`).
+    const transport = this.#transport;
+    const owned = transport.readChunk !== undefined;
+    const buf = owned ? EMPTY : new Uint8Array(READ_BYTES);
     const decoder = new Decoder({ maxFrameSize: this.#o.maxFrameSize });
     while (!this.#terminating) {
-      let n: number | null;
+      let chunk: Uint8Array | null;
       try {
-        n = await this.#transport.read(buf);
+        if (owned) chunk = await transport.readChunk!(READ_BYTES);
+        else {
+          const n = await transport.read(buf);
+          chunk = n === null ? null : buf.subarray(0, n);
+        }
       } catch (e) {
         this.#terminate({ reason: "transport-error", error: asError(e) });
         return;
       }
       if (this.#terminating) return;
-      if (n === null) {
+      if (chunk === null) {
         this.#terminate(this.#endInfo({ reason: "transport-eof" }));
         return;
       }
-      this.stats.bytesIn += n;
+      this.stats.bytesIn += chunk.length;
       try {
-        decoder.push(buf.subarray(0, n));
+        decoder.push(chunk, owned);
         let f: Frame | null;
         while (!this.#terminating && (f = decoder.next()) !== null) this.#handle(f);
       } catch (e) {
@@ -673,6 +703,7 @@ export class Session implements AsyncDisposable {
     this.#terminating = true;
     clearInterval(this.#keepaliveTimer);
     clearTimeout(this.#keepaliveTimeout);
+    clearTimeout(this.#watchdog);
     const describe = info.error ? `${info.reason}: ${info.error.message}` : info.reason;
     const err = new SessionClosedError(`session closed (${describe})`, { cause: info.error });
     this.#closeError = err;

@@ -190,6 +190,21 @@ export class Stream implements Conn {
   }
 
   /**
+   * Like `read`, without the copy: resolves with the next received bytes (at most `max`) in a
+   * buffer the caller now owns, or null after the peer's FIN once all data is consumed (or
+   * after `close()`). Rejects as `read` does.
+   */
+  async readChunk(max: number): Promise<Uint8Array | null> {
+    while (true) {
+      if (this.#readError) throw this.#readError;
+      if (this.#buffered > 0) return this.#takeChunk(max);
+      if (this.#remoteFin || this.#readClosed) return null;
+      if (max === 0) return EMPTY;
+      await new Promise<void>((resolve) => this.#readWaiters.push(resolve));
+    }
+  }
+
+  /**
    * Writes all of `p`, waiting for send window as needed; resolves with `p.length` once every
    * byte has been handed to the session writer (then `p` may be reused). Rejects with
    * {@linkcode StreamResetError} after a reset, {@linkcode SessionClosedError} when the session
@@ -342,6 +357,28 @@ export class Stream implements Conn {
         this.#chunkOff = 0;
       }
     }
+    this.#consumedOut(n);
+    return n;
+  }
+
+  /** The next buffered bytes, at most `max`, as a view (the chunks are the stream's own). */
+  #takeChunk(max: number): Uint8Array {
+    const c = this.#chunks[this.#chunkHead];
+    const take = Math.min(max, c.length - this.#chunkOff);
+    const out = this.#chunkOff === 0 && take === c.length
+      ? c
+      : c.subarray(this.#chunkOff, this.#chunkOff + take);
+    this.#chunkOff += take;
+    if (this.#chunkOff === c.length) {
+      this.#chunks[this.#chunkHead++] = EMPTY;
+      this.#chunkOff = 0;
+    }
+    this.#consumedOut(take);
+    return out;
+  }
+
+  /** `n` bytes left the receive buffer: compacts the chunk list, returns credit. */
+  #consumedOut(n: number): void {
     if (this.#chunkHead === this.#chunks.length) {
       this.#chunks = [];
       this.#chunkHead = 0;
@@ -353,7 +390,6 @@ export class Stream implements Conn {
     this.#host.addBuffered(-n);
     this.#consumed += n;
     this.#maybeUpdateWindow();
-    return n;
   }
 
   /** Sends a WindowUpdate once half the window is consumed; grows the window when fast. */
