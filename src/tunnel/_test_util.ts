@@ -49,6 +49,7 @@ export interface SeenFrame {
 export function tapReads(conn: Conn): { conn: Conn; frames: SeenFrame[] } {
   const frames: SeenFrame[] = [];
   const d = new Decoder({ maxFrameSize: 0xffffffff });
+  const carry = { frame: null };
   return {
     frames,
     conn: {
@@ -56,7 +57,7 @@ export function tapReads(conn: Conn): { conn: Conn; frames: SeenFrame[] } {
         const n = await conn.read(p);
         if (n !== null && n > 0) {
           d.push(p.slice(0, n));
-          for (const f of d) {
+          for (const f of wholeFrames(d, carry)) {
             frames.push({ type: f.type, flags: f.flags, streamId: f.streamId, length: f.length });
           }
         }
@@ -180,14 +181,15 @@ export async function readFramesUntil(
   stop: (f: Frame) => boolean,
 ): Promise<Frame[]> {
   const d = new Decoder();
+  const carry = { frame: null };
   const buf = new Uint8Array(64 * 1024);
   const out: Frame[] = [];
   while (true) {
     const n = await conn.read(buf);
     if (n === null) return out;
     d.push(buf.subarray(0, n));
-    for (const f of d) {
-      out.push({ ...f, data: f.data.slice(), owned: true });
+    for (const f of wholeFrames(d, carry)) {
+      out.push({ ...f, owned: true });
       if (stop(f)) return out;
     }
   }
@@ -261,3 +263,30 @@ export const YAMUX_CLIENT_VECTOR: { name: string; bytes: number[] }[] = [
   // type 3 Go Away, no flags, stream 0, code 0 (normal termination)
   { name: "go away", bytes: [0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
 ];
+
+/**
+ * The frames `decoder` yields now, with the pieces of a Data frame that spans chunks joined
+ * into one frame again (`carry` holds a frame still incomplete at the end of a chunk).
+ */
+export function wholeFrames(
+  decoder: Iterable<Frame>,
+  carry: { frame: Frame | null },
+): Frame[] {
+  const out: Frame[] = [];
+  for (const f of decoder) {
+    const prev = carry.frame;
+    const joined: Frame = prev === null ? { ...f, data: f.data.slice() } : {
+      ...prev,
+      flags: prev.flags | f.flags,
+      length: prev.length + f.length,
+      data: new Uint8Array([...prev.data, ...f.data]),
+    };
+    if (f.partial) carry.frame = joined;
+    else {
+      carry.frame = null;
+      delete joined.partial;
+      out.push(joined);
+    }
+  }
+  return out;
+}

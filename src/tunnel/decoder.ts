@@ -1,8 +1,12 @@
 /**
- * Incremental frame decoder: feed it transport chunks with `push()`, take whole frames with
- * `next()` (or iterate). Frames may be split across chunks and many may share one chunk. The
- * header is checked as soon as it is complete, so a bad version, type, flag combination or
- * oversized Data length throws {@linkcode ProtocolError} before any payload is awaited.
+ * Incremental frame decoder: feed it transport chunks with `push()`, take frames with `next()`
+ * (or iterate). Frames may be split across chunks and many may share one chunk. The header is
+ * checked as soon as it is complete, so a bad version, type, flag combination or oversized
+ * Data length throws {@linkcode ProtocolError} before any payload is awaited.
+ *
+ * A Data payload split across chunks comes out in pieces, one per chunk, as views of the
+ * chunks (`partial` on all but the last): gathering it into a new buffer first would cost an
+ * allocation, a zero fill and a copy per byte, and a stream only appends the bytes anyway.
  *
  * @module
  */
@@ -16,6 +20,15 @@ export interface DecoderOptions {
 }
 
 const EMPTY = new Uint8Array(0);
+
+interface _Pending {
+  flags: number;
+  streamId: number;
+  /** Payload bytes still to come. */
+  left: number;
+  /** No piece handed out yet. */
+  first: boolean;
+}
 /**
  * How many times its payload's size an owned view may keep alive (see `Decoder.push`): with
  * 256 KiB messages of 64 KiB frames, the usual case, every payload qualifies.
@@ -97,9 +110,8 @@ export class Decoder implements Iterable<Frame> {
   /** Header bytes gathered across chunks. */
   #head = new Uint8Array(HEADER_LENGTH);
   #headFill = 0;
-  /** The frame whose header is complete but whose payload is not. */
-  #pending: Frame | null = null;
-  #payloadFill = 0;
+  /** The Data frame whose header is complete but whose payload is still coming. */
+  #pending: _Pending | null = null;
   #failed: ProtocolError | null = null;
   /** Payloads at least this long are handed out owned (see `push`). */
   #keepBelow = Infinity;
@@ -108,9 +120,9 @@ export class Decoder implements Iterable<Frame> {
     this.#maxFrameSize = options.maxFrameSize ?? 1024 * 1024;
   }
 
-  /** Bytes of the last pushed chunk not yet decoded plus partial-frame bytes held. */
+  /** Bytes of the last pushed chunk not yet decoded plus header bytes held. */
   get bufferedBytes(): number {
-    return this.#chunk.length - this.#pos + this.#headFill + this.#payloadFill;
+    return this.#chunk.length - this.#pos + this.#headFill;
   }
 
   /**
@@ -134,7 +146,7 @@ export class Decoder implements Iterable<Frame> {
     this.#keepBelow = owned ? chunk.buffer.byteLength / MAX_RETAIN_FACTOR : Infinity;
   }
 
-  /** The next whole frame, or null when more bytes are needed. Throws {@linkcode ProtocolError}. */
+  /** The next frame (or piece of one), or null when more bytes are needed. Throws {@linkcode ProtocolError}. */
   next(): Frame | null {
     if (this.#failed) throw this.#failed;
     try {
@@ -145,7 +157,7 @@ export class Decoder implements Iterable<Frame> {
     }
   }
 
-  /** Iterates the whole frames available now. */
+  /** Iterates the frames (and pieces) available now. */
   *[Symbol.iterator](): Iterator<Frame> {
     while (true) {
       const f = this.next();
@@ -159,15 +171,13 @@ export class Decoder implements Iterable<Frame> {
     let pos = this.#pos;
     const pending = this.#pending;
     if (pending !== null) {
-      // Continue a payload that spans chunks.
-      const take = Math.min(pending.length - this.#payloadFill, chunk.length - pos);
-      pending.data.set(chunk.subarray(pos, pos + take), this.#payloadFill);
-      this.#payloadFill += take;
+      // Continue a payload that spans chunks: hand on what this chunk has of it.
+      const take = Math.min(pending.left, chunk.length - pos);
+      if (take === 0) return null;
+      pending.left -= take;
       this.#pos = pos + take;
-      if (this.#payloadFill < pending.length) return null;
-      this.#pending = null;
-      this.#payloadFill = 0;
-      return pending;
+      if (pending.left === 0) this.#pending = null;
+      return this.#piece(pending, chunk.subarray(pos, pos + take));
     }
     let h: Uint8Array;
     let hp: number;
@@ -207,19 +217,32 @@ export class Decoder implements Iterable<Frame> {
         owned: length >= this.#keepBelow,
       };
     }
-    const frame: Frame = {
+    // The payload goes on in later chunks: hand on what is here now, the rest as it comes.
+    const take = chunk.length - pos;
+    const p: _Pending = { flags, streamId, left: length - take, first: true };
+    this.#pos = chunk.length;
+    this.#pending = p;
+    return take === 0 ? null : this.#piece(p, chunk.subarray(pos));
+  }
+
+  /**
+   * One piece of a Data frame that spans chunks: SYN and ACK ride on the first piece, FIN and
+   * RST on the last, so a receiver that handles each piece as a frame sees the stream open
+   * before its data and end after it.
+   */
+  #piece(p: _Pending, data: Uint8Array): Frame {
+    const last = p.left === 0;
+    const flags = (p.first ? p.flags & (Flag.SYN | Flag.ACK) : 0) |
+      (last ? p.flags & (Flag.FIN | Flag.RST) : 0);
+    p.first = false;
+    return {
       type: FrameType.Data,
       flags,
-      streamId,
-      length,
-      data: new Uint8Array(length),
-      owned: true,
+      streamId: p.streamId,
+      length: data.length,
+      data,
+      owned: data.length >= this.#keepBelow,
+      partial: !last,
     };
-    const take = chunk.length - pos;
-    frame.data.set(chunk.subarray(pos), 0);
-    this.#payloadFill = take;
-    this.#pos = chunk.length;
-    this.#pending = frame;
-    return null;
   }
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Decoder } from "./decoder.ts";
 import { ProtocolError } from "./errors.ts";
 import { encodeFrame, Flag, FrameType } from "./frame.ts";
-import { YAMUX_CLIENT_VECTOR } from "./_test_util.ts";
+import { wholeFrames, YAMUX_CLIENT_VECTOR } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 
@@ -81,6 +81,7 @@ Deno.test("Decoder matches the reference decoder on random chunkings", () => {
     const bytes = randomFrames(rand, 60);
     const want = referenceDecode(bytes);
     const d = new Decoder();
+    const carry = { frame: null };
     const got: _Ref[] = [];
     let off = 0;
     while (off < bytes.length) {
@@ -90,7 +91,7 @@ Deno.test("Decoder matches the reference decoder on random chunkings", () => {
       const chunk = bytes.slice(off, off + n);
       off += n;
       d.push(chunk);
-      for (const f of d) {
+      for (const f of wholeFrames(d, carry)) {
         const { type, flags, streamId, length } = f;
         got.push({ type, flags, streamId, length, data: [...f.data] });
       }
@@ -113,10 +114,11 @@ Deno.test("Decoder reads frames as hashicorp/yamux writes them; encodeFrame() wr
   // Whole, and one byte at a time.
   for (const chunk of [wire.length, 1]) {
     const d = new Decoder();
+    const carry = { frame: null };
     const got: _Ref[] = [];
     for (let off = 0; off < wire.length; off += chunk) {
       d.push(new Uint8Array(wire.slice(off, off + chunk)));
-      for (const f of d) {
+      for (const f of wholeFrames(d, carry)) {
         const { type, flags, streamId, length } = f;
         got.push({ type, flags, streamId, length, data: [...f.data] });
       }
@@ -191,4 +193,33 @@ Deno.test("Decoder.push() refuses a chunk while the previous one is undecoded", 
   const d = new Decoder();
   d.push(encodeFrame(FrameType.Ping, Flag.SYN, 0, 1));
   assert.throws(() => d.push(new Uint8Array(1)), /not fully decoded/);
+});
+
+Deno.test("Decoder hands on a payload split over chunks piece by piece: SYN on the first piece, FIN on the last, no copy", () => {
+  const payload = new Uint8Array(1000).map((_, i) => i % 253);
+  const bytes = encodeFrame(FrameType.Data, Flag.SYN | Flag.FIN, 5, payload);
+  const d = new Decoder();
+  const pieces: { flags: number; length: number; partial?: boolean; view: boolean }[] = [];
+  const data: number[] = [];
+  for (const [from, to] of [[0, 12], [12, 400], [400, 401], [401, 1012]]) {
+    const chunk = bytes.slice(from, to);
+    d.push(chunk);
+    for (const f of d) {
+      assert.equal(f.streamId, 5);
+      pieces.push({
+        flags: f.flags,
+        length: f.length,
+        partial: f.partial,
+        view: f.data.buffer === chunk.buffer,
+      });
+      data.push(...f.data);
+    }
+  }
+  assert.deepEqual(pieces, [
+    { flags: Flag.SYN, length: 388, partial: true, view: true },
+    { flags: 0, length: 1, partial: true, view: true },
+    { flags: Flag.FIN, length: 611, partial: false, view: true },
+  ]);
+  assert.deepEqual(data, [...payload]);
+  assert.equal(d.bufferedBytes, 0);
 });

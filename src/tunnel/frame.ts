@@ -59,6 +59,11 @@ export interface Frame {
   data: Uint8Array;
   /** True when `data` is a buffer of its own that the receiver may keep. */
   owned: boolean;
+  /**
+   * True on a piece of a Data frame whose payload goes on in the next Data frame the decoder
+   * yields (see `Decoder`): `length` is then the piece's length, not the frame's.
+   */
+  partial?: boolean;
 }
 
 /**
