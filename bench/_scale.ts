@@ -10,7 +10,8 @@
  * laptop namespace. RSS is read from /proc (VmRSS, and VmHWM for the peak) idle after `up`, once
  * every connection is open, after each has sent one byte and got it back, and 5 s after they are
  * closed. Connections kconnect refuses are counted with the error the program saw, and the
- * client's and manager's log lines that name a limit are printed.
+ * client's and manager's log lines that name a limit or a failed dial are printed, one of each
+ * kind with a count.
  *
  * @module
  */
@@ -63,7 +64,7 @@ export interface ScaleResult {
   nofile: Record<string, string>;
   /** The client's own `stats` log lines (RSS, heap, flows, streams) while holding. */
   clientStats: string[];
-  /** Log lines of the client and the manager that name a limit (first of each kind). */
+  /** Log lines of the client and the manager that name a limit or a failed dial (one a kind). */
   limitLines: string[];
   /** Lines the echo server printed on stderr. */
   echoErrors: string[];
@@ -162,12 +163,17 @@ async function startCluster(managerFlags: string[] | null, dir: string): Promise
   return cluster;
 }
 
-/** Lines of `text` that name a limit: the first of each kind (digits aside), with a count. */
+/**
+ * Lines of `text` that name a limit or a failed dial (the client's are at debug level): the first
+ * of each kind (digits aside), with a count.
+ */
 function limitLines(text: string, who: string): string[] {
   const kinds = new Map<string, { first: string; times: number }>();
   for (const line of text.split("\n")) {
-    if (!/busy|limit|refus|already open|too many|EMFILE|os error 24/i.test(line)) continue;
-    const kind = line.replace(/\d+/g, "#");
+    if (!/busy|limit|refus|already open|too many|EMFILE|os error 24|\bdial\b/i.test(line)) {
+      continue;
+    }
+    const kind = line.replace(/^\S+Z\s+/, "").replace(/\d+/g, "#");
     const k = kinds.get(kind);
     if (k) k.times++;
     else kinds.set(kind, { first: line.trim(), times: 1 });
@@ -393,9 +399,9 @@ export function printScale(results: ScaleResult[], notes: string[]): void {
     );
     for (const l of r.clientStats) console.log(`- client's stats log, ${l}`);
     if (r.limitLines.length > 0) {
-      console.log("- log lines naming a limit:");
+      console.log("- log lines naming a limit or a failed dial (the first of each kind):");
       for (const l of r.limitLines) console.log(`  - ${l}`);
-    } else console.log("- no log line of the client or the manager names a limit");
+    } else console.log("- no log line of the client or the manager names a limit or a failed dial");
     if (r.echoErrors.length > 0) console.log(`- echo server: ${r.echoErrors.join("; ")}`);
   }
   for (const line of notes) console.log(line);
