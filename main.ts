@@ -1,5 +1,7 @@
 /**
- * kconnect's entry point: builds the command line from the commands in `src/cli/` and runs it.
+ * kconnect's entry point: builds the command line from the commands in `src/cli/` (and
+ * `traffic-manager`, which the manager bundle shares, from `src/manager/command.ts`) on the
+ * command-line frame of `src/cmdline/`, and runs it.
  *
  * `deno run -A main.ts --help` runs it from source; `scripts/build.ts` compiles it into one
  * binary.
@@ -14,8 +16,8 @@ import { registerDown } from "./src/cli/down.ts";
 import { registerForward } from "./src/cli/forward.ts";
 import { registerGatherLogs } from "./src/cli/gather_logs.ts";
 import { registerInstall, registerUninstall } from "./src/cli/install.ts";
-import { createProgram, runProgram } from "./src/cli/program.ts";
-import { registerTrafficManager } from "./src/cli/traffic_manager.ts";
+import { createProgram, runProgram } from "./src/cmdline/program.ts";
+import { registerTrafficManager } from "./src/manager/command.ts";
 import { registerService } from "./src/cli/service.ts";
 import { registerStatus } from "./src/cli/status.ts";
 import { registerUp } from "./src/cli/up.ts";
@@ -23,7 +25,8 @@ import { registerVersion } from "./src/cli/version.ts";
 
 /**
  * Builds the `kconnect` command with every subcommand registered. Each subcommand lives in
- * `src/cli/<name>.ts` and exports a `register<Name>(program)` function; add new ones here.
+ * `src/cli/<name>.ts` (`traffic-manager` in `src/manager/command.ts`) and exports a
+ * `register<Name>(program)` function; add new ones here.
  *
  * @example
  * ```ts
@@ -50,7 +53,7 @@ export function buildProgram(): Command {
 
 /**
  * Runs kconnect with `args` (without the program name) and returns the exit status; see
- * `src/cli/program.ts` for what each status means.
+ * `src/cmdline/program.ts` for what each status means.
  *
  * @example
  * ```ts

@@ -13,7 +13,7 @@
  */
 import { DirectDialer } from "../src/dial/direct.ts";
 import { TrafficManager } from "../src/manager/server.ts";
-import type { DialOptions, Endpoint } from "../src/stack/dialer.ts";
+import type { DialOptions, Endpoint } from "../src/io/dialer.ts";
 import { Session } from "../src/tunnel/session.ts";
 
 export const BLACK_HOLE = "10.255.255.1";

@@ -17,7 +17,7 @@ import { makePki } from "../tests/cluster/pki.ts";
 import { DENO_RUN } from "../tests/_dataplane.ts";
 import type { ClusterAccess } from "../src/k8s/access.ts";
 import { openPortForward } from "../src/k8s/portforward.ts";
-import type { Conn } from "../src/stack/dialer.ts";
+import type { Conn } from "../src/io/conn.ts";
 import { Session } from "../src/tunnel/session.ts";
 
 /** A server-side WebSocket as a port-forward Conn: channel byte 0 in front of each send. */

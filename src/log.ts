@@ -1,13 +1,16 @@
 /**
  * kconnect's one logger. Quiet by default: only errors and warnings are written unless
  * `--log-level` (or `setLogLevel()`) asks for more. Every line goes to stderr, so stdout stays
- * free for a command's own output (see `src/cli/output.ts`).
+ * free for a command's own output (see `src/cmdline/output.ts`).
  *
  * A line looks like `2025-01-02T03:04:05.678Z WARN  tun: queue full dropped=3`. Messages and
  * values may carry text from outside (a manager's warnings, an exec plugin's stderr), so control
  * characters in them are escaped ({@linkcode escapeControls}), and a message's own newlines
  * (a multi-line error, a stack trace) continue the line indented by two spaces: every record
  * starts with its timestamp and nothing logged can move a terminal's cursor or forge a record.
+ *
+ * Beside it, {@linkcode Progress}: the port through which long operations report their steps to
+ * the user, whoever shows them.
  *
  * @example Log from a module
  * ```ts
@@ -40,6 +43,20 @@ export interface Logger {
   info(message: string, fields?: LogFields): void;
   /** Detail for finding bugs; may be frequent. */
   debug(message: string, fields?: LogFields): void;
+}
+
+/**
+ * The steps of a long operation (`up`, `install`), for the person waiting: what the operation
+ * reports, not how it is shown. The command line prints them (`consoleProgress` in
+ * `src/cli/progress.ts`); the daemon sends them to its client.
+ */
+export interface Progress {
+  /** A step is done: `name` and what came of it. */
+  done(name: string, detail: string): void;
+  /** An indented detail line under the last step. */
+  detail(text: string): void;
+  /** A warning line. */
+  warn(text: string): void;
 }
 
 /** The level a fresh process logs at. */

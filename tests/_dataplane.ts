@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { sourceRunFlags } from "../src/daemon/self.ts";
+import { sourceRunFlags } from "../src/host/self.ts";
 import { LineWatcher } from "./_lines.ts";
 import { Netns } from "./_netns.ts";
 

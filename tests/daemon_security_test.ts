@@ -17,7 +17,7 @@ import { isRoot } from "./_netns.ts";
 import { LineWatcher } from "./_lines.ts";
 import { daemonPaths, kconnect, makeTestUser, type TestUser } from "./_up.ts";
 import { Daemon } from "../src/daemon/server.ts";
-import { fetchMaterialAs, MAX_CHILD_OUTPUT } from "../src/daemon/as_user.ts";
+import { fetchMaterialAs, MAX_CHILD_OUTPUT } from "../src/k8s/as_user.ts";
 
 const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 

@@ -2,7 +2,7 @@
  * `kconnect credentials --json` (internal, hidden from help): loads the kubeconfig as the user
  * who runs it — token files, certificates, exec plugins and all — and prints the resolved
  * {@linkcode CredentialMaterial} as one JSON line. The daemon runs it as the user who asked to
- * connect (see `src/daemon/as_user.ts`), so the daemon never reads a user's kubeconfig or runs a
+ * connect (see `src/k8s/as_user.ts`), so the daemon never reads a user's kubeconfig or runs a
  * user's exec plugin as root.
  *
  * With `--env-stdin` the process first replaces its environment with the JSON object read from
@@ -17,8 +17,8 @@
 import type { Command } from "commander";
 import { readKubeconfig, resolveCredentials } from "../k8s/access.ts";
 import { materialFrom } from "../k8s/material.ts";
-import { printLine } from "./output.ts";
-import { UsageError } from "./program.ts";
+import { printLine } from "../cmdline/output.ts";
+import { UsageError } from "../cmdline/program.ts";
 
 interface CredentialsOptions {
   json?: boolean;

@@ -17,11 +17,11 @@ import { logger, setLogLevel, setLogWriter } from "../log.ts";
 import { RotatingFile } from "../log_file.ts";
 import { Daemon } from "../daemon/server.ts";
 import { logFilePath, socketPath } from "../daemon/paths.ts";
-import { checkTrustedParents } from "../daemon/safe_path.ts";
+import { checkTrustedParents } from "../host/safe_path.ts";
 import { type AccessPolicy, accessPolicy, describeAccess } from "../daemon/access.ts";
-import { printLine } from "./output.ts";
-import { UsageError } from "./program.ts";
-import { untilSignal } from "./signals.ts";
+import { printLine } from "../cmdline/output.ts";
+import { UsageError } from "../cmdline/program.ts";
+import { untilSignal } from "../cmdline/signals.ts";
 
 const log = logger("daemon");
 

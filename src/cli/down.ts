@@ -10,11 +10,11 @@
 import type { Command } from "commander";
 import { Journal, stateDir } from "../journal/journal.ts";
 import { isRunning, runningUp, type UpRecord } from "../journal/pidfile.ts";
-import { undoLeftovers } from "../journal/undo.ts";
+import { undoLeftovers } from "../connect/leftovers.ts";
 import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
 import { socketPath } from "../daemon/paths.ts";
 import type { DownResult } from "../daemon/protocol.ts";
-import { printLine } from "./output.ts";
+import { printLine } from "../cmdline/output.ts";
 
 interface DownOptions {
   stateDir?: string;

@@ -15,8 +15,8 @@ import { FlowEngine } from "../stack/engine.ts";
 import { DEFAULT_TUN_NET4, DEFAULT_TUN_NET6, tunAddresses } from "../stack/tun_addresses.ts";
 import { openTun } from "../tun/open.ts";
 import { Cidr } from "../wire/address.ts";
-import { printLine } from "./output.ts";
-import { untilSignal } from "./signals.ts";
+import { printLine } from "../cmdline/output.ts";
+import { untilSignal } from "../cmdline/signals.ts";
 
 const log = logger("forward");
 

@@ -12,7 +12,7 @@ import { stateDir } from "../journal/journal.ts";
 import { logFilePath, socketPath } from "../daemon/paths.ts";
 import { statusReport } from "./status.ts";
 import { versionReport } from "./version.ts";
-import { printLine } from "./output.ts";
+import { printLine } from "../cmdline/output.ts";
 
 interface GatherOptions {
   output?: string;

@@ -5,14 +5,15 @@
  * @module
  */
 import type { Command } from "commander";
-import { MANAGER_NAMESPACE } from "../connect/find_manager.ts";
+import { MANAGER_NAMESPACE } from "../manager_identity/identity.ts";
 import { loadKubeconfig } from "../k8s/access.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { installTrafficManager, uninstallTrafficManager } from "../install/install.ts";
 import { VERSION } from "../version.ts";
-import { printLine } from "./output.ts";
-import { UsageError } from "./program.ts";
-import { consoleProgress, type Progress } from "./progress.ts";
+import { printLine } from "../cmdline/output.ts";
+import { UsageError } from "../cmdline/program.ts";
+import type { Progress } from "../log.ts";
+import { consoleProgress } from "./progress.ts";
 
 /** Options of `kconnect install`. */
 export interface InstallCliOptions {

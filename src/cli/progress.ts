@@ -3,17 +3,8 @@
  *
  * @module
  */
-import { printLine } from "./output.ts";
-
-/** Reports steps of a long operation. */
-export interface Progress {
-  /** A step is done: `name` and what came of it. */
-  done(name: string, detail: string): void;
-  /** An indented detail line under the last step. */
-  detail(text: string): void;
-  /** A warning line. */
-  warn(text: string): void;
-}
+import type { Progress } from "../log.ts";
+import { printLine } from "../cmdline/output.ts";
 
 /** Progress written to stdout, one line per event. */
 export const consoleProgress: Progress = {

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { installService, realHost, serviceText, uninstallService } from "../service/install.ts";
-import { print, printLine } from "./output.ts";
+import { print, printLine } from "../cmdline/output.ts";
 
 interface ServiceCliOptions {
   group?: string;

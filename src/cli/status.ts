@@ -14,8 +14,8 @@ import { runningUp } from "../journal/pidfile.ts";
 import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
 import { socketPath } from "../daemon/paths.ts";
 import { formatStatus, noDaemonReport, type StatusReport } from "../daemon/status.ts";
-import { print, printLine } from "./output.ts";
-import { ExitStatus } from "./program.ts";
+import { print, printLine } from "../cmdline/output.ts";
+import { ExitStatus } from "../cmdline/program.ts";
 
 /** Exit status of `kconnect status` when not connected. */
 export const EXIT_NOT_CONNECTED = 3;

@@ -14,9 +14,9 @@
  * first; when the daemon does not come up, `up` prints what it said and where the log is.
  *
  * Under sudo (`SUDO_UID` set), the invoking user's credentials are fetched as that user, the way
- * the daemon fetches a member's (`src/daemon/as_user.ts`): their exec plugins and token files
+ * the daemon fetches a member's (`src/k8s/as_user.ts`): their exec plugins and token files
  * are never run or read as root. The daemon's log file is created only below directories no
- * other user can change (`src/daemon/safe_path.ts`).
+ * other user can change (`src/host/safe_path.ts`).
  *
  * Settings come from the flags, else the user's config file (`src/config/config.ts`), else the
  * defaults.
@@ -25,13 +25,13 @@
  */
 import type { Command } from "commander";
 import { defaultHome, kubeconfigPaths, loadKubeconfig } from "../k8s/access.ts";
-import { checkTrustedParents } from "../daemon/safe_path.ts";
+import { checkTrustedParents } from "../host/safe_path.ts";
 import { Journal, stateDir } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
-import { undoLeftovers } from "../journal/undo.ts";
+import { undoLeftovers } from "../connect/leftovers.ts";
 import { DNS_MODES, type DnsMode } from "../resolver/select.ts";
 import { ClusterSession, sessionOptions } from "../connect/session.ts";
-import { logger } from "../log.ts";
+import { logger, type Progress } from "../log.ts";
 import { Cidr } from "../wire/address.ts";
 import {
   configPath,
@@ -42,20 +42,15 @@ import {
 } from "../config/config.ts";
 import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
 import { logFilePath, socketPath } from "../daemon/paths.ts";
-import {
-  chooseGroup,
-  describeAccess,
-  type NamedGroup,
-  resolveGroup,
-  sudoUid,
-} from "../daemon/access.ts";
+import { chooseGroup, describeAccess, type NamedGroup, resolveGroup } from "../daemon/access.ts";
+import { sudoUid } from "../host/sudo.ts";
 import { createLogFile } from "../log_file.ts";
 import type { ProgressEvent, UpResult } from "../daemon/protocol.ts";
-import { selfCommand } from "../daemon/self.ts";
-import { printLine } from "./output.ts";
-import { consoleProgress, type Progress } from "./progress.ts";
-import { UsageError } from "./program.ts";
-import { untilSignal } from "./signals.ts";
+import { selfCommand } from "../host/self.ts";
+import { printLine } from "../cmdline/output.ts";
+import { consoleProgress } from "./progress.ts";
+import { UsageError } from "../cmdline/program.ts";
+import { untilSignal } from "../cmdline/signals.ts";
 
 const log = logger("up");
 

@@ -6,7 +6,7 @@
 
 import type { Command } from "commander";
 import { buildInfo, VERSION } from "../version.ts";
-import { printLine } from "./output.ts";
+import { printLine } from "../cmdline/output.ts";
 
 /** Everything `kconnect version` reports. */
 export interface VersionReport {

@@ -18,7 +18,7 @@
  * `dns`, `managerNamespace`, `transports`, `mtu`, `allowRouteConflicts` and `clusterDomain` (the
  * cluster's DNS domain when it ends in a public top-level domain, e.g. `k8s.example.com`:
  * kconnect accepts such a domain from the traffic manager only when the user named it here; see
- * `src/connect/trust.ts`). A setting comes from
+ * `src/trust/trust.ts`). A setting comes from
  * the command line if given there, else from the context's entry, else from `defaults`, else
  * kconnect's built-in default ({@linkcode resolveSettings}). A bad file is an error that names
  * the file and the field.
@@ -31,9 +31,9 @@
  */
 import { DNS_MODES, type DnsMode, dnsModeProblem } from "../resolver/select.ts";
 import { Cidr } from "../wire/address.ts";
-import { dnsLabelProblem, normalizeDnsName, quote, TUN_NAME, within } from "../connect/trust.ts";
+import { dnsLabelProblem, normalizeDnsName, quote, TUN_NAME, within } from "../trust/trust.ts";
 import { DEFAULT_TUN_NET4, DEFAULT_TUN_NET6 } from "../stack/tun_addresses.ts";
-import { MANAGER_NAMESPACE } from "../connect/find_manager.ts";
+import { MANAGER_NAMESPACE } from "../manager_identity/identity.ts";
 
 /** Settings one entry of the config file may give. */
 export interface FileSettings {

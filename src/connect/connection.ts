@@ -9,13 +9,13 @@ import type { ClusterAccess } from "../k8s/access.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { KubeApiError } from "../k8s/errors.ts";
 import { openPortForward } from "../k8s/portforward.ts";
-import { logger } from "../log.ts";
-import type { SessionInfo } from "../manager/session_info.ts";
+import { logger, type Progress } from "../log.ts";
+import type { SessionInfo } from "../protocol/session_info.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
 import { SessionPool } from "../tunnel/pool.ts";
-import type { Progress } from "../cli/progress.ts";
 import { openControl } from "./control.ts";
-import { findTrafficManager, type ManagerPod } from "./find_manager.ts";
+import { findTrafficManager } from "../manager_identity/find.ts";
+import type { ManagerPod } from "../manager_identity/identity.ts";
 import { ensureTrafficManager } from "../install/ensure.ts";
 
 const log = logger("connect");

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { SessionInfo } from "../manager/session_info.ts";
-import { checkInfo, quote, type TrustPolicy } from "./trust.ts";
+import type { SessionInfo } from "../protocol/session_info.ts";
+import { checkInfo, quote, type TrustPolicy } from "../trust/trust.ts";
 import { FrameReader } from "../tunnel/framing.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { StreamOpener } from "../dial/tunnel.ts";
@@ -21,7 +21,7 @@ export interface Control {
 }
 
 /**
- * Parses one session info and checks every entry (see `trust.ts`): a cluster domain that is not
+ * Parses one session info and checks every entry (see `src/trust/`): a cluster domain that is not
  * a DNS name is replaced, namespaces that are not DNS labels and prefixes that do not parse are
  * dropped, text is cleaned; each is listed in `refused` with the reason. With `policy` the
  * domain and prefix policy applies too (the session applies it with the user's settings).

@@ -3,9 +3,9 @@
  * that is not trusted. Driven through `openControl`, as the connection uses it.
  */
 import assert from "node:assert/strict";
-import { openControl } from "./control.ts";
+import { openControl, parseInfo } from "./control.ts";
 import type { StreamOpener } from "../dial/tunnel.ts";
-import type { SessionInfo } from "../manager/session_info.ts";
+import type { SessionInfo } from "../protocol/session_info.ts";
 
 /** A control stream that delivers `infos` as u32 frames, then ends. */
 function opener(infos: unknown[]): StreamOpener {
@@ -119,4 +119,20 @@ Deno.test("a manager that refuses the session is reported with its reason, escap
       return true;
     },
   );
+});
+
+Deno.test("parseInfo with the policy refuses cluster domains com, example.com, empty and x\\ny", () => {
+  const bytes = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  const none = { clusterDomains: [], alsoProxy: [] };
+  for (const d of ["com", "example.com", "", "x\ny", "."]) {
+    const info = parseInfo(bytes({ ...GOOD, clusterDomain: d }), none);
+    assert.equal(info.clusterDomain, "cluster.local", JSON.stringify(d));
+    assert.equal(info.refused!.length, 1, JSON.stringify(d));
+    assert.match(info.refused![0].item, /^cluster domain /);
+  }
+  const allowed = parseInfo(bytes({ ...GOOD, clusterDomain: "k8s.example.com" }), {
+    ...none,
+    clusterDomains: ["k8s.example.com"],
+  });
+  assert.equal(allowed.clusterDomain, "k8s.example.com");
 });

@@ -8,12 +8,11 @@
 import { forwardDns } from "../dns/forward.ts";
 import { DnsServer } from "../dns/server.ts";
 import type { LocalService } from "../dial/local.ts";
-import type { SessionInfo } from "../manager/session_info.ts";
-import type { Progress } from "../cli/progress.ts";
+import type { SessionInfo } from "../protocol/session_info.ts";
 import { type DnsPlan, dnsPlan, type ResolverConfigurator } from "../resolver/plan.ts";
 import { verifySystemResolver } from "../resolver/verify.ts";
 import { Cidr } from "../wire/address.ts";
-import { logger } from "../log.ts";
+import { logger, type Progress } from "../log.ts";
 
 const log = logger("dns");
 
@@ -29,7 +28,7 @@ export class DnsSetup {
   #plan: DnsPlan | null = null;
 
   constructor(o: {
-    /** The session info in force (already checked, see `trust.ts`). */
+    /** The session info in force (already checked, see `src/trust/`). */
     info: () => SessionInfo;
     /**
      * The namespaces that may be routing domains (and `<svc>.<ns>` names); the others resolve

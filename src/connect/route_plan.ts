@@ -2,7 +2,7 @@
  * Which prefixes `kconnect up` routes into its TUN: the cluster's CIDRs plus `--also-proxy`,
  * minus `--never-proxy`, the API server's own address, the machine's DNS servers and the
  * gateways of its routes, checked against the routes the machine already has. A cluster prefix
- * wider than the policy allows (`MIN_CLUSTER_PREFIX` in `trust.ts`) also collides with the
+ * wider than the policy allows (`MIN_CLUSTER_PREFIX` in `src/trust/`) also collides with the
  * default route, unless the user routes it with `--also-proxy`. No I/O: the caller passes the
  * machine's routes in.
  *
@@ -10,7 +10,7 @@
  */
 import { Cidr, parseAddress } from "../wire/address.ts";
 import type { RouteEntry } from "../routes/linux.ts";
-import { MIN_CLUSTER_PREFIX, within } from "./trust.ts";
+import { MIN_CLUSTER_PREFIX, within } from "../trust/trust.ts";
 
 /** A prefix to route and why. */
 export interface PlannedRoute {

@@ -9,11 +9,10 @@ import type { ClusterAccess } from "../k8s/access.ts";
 import type { Journal } from "../journal/journal.ts";
 import { checkSettings, sessionNamespace, type UpSettings } from "../config/config.ts";
 import { LocalServicesDialer } from "../dial/local.ts";
-import { logger } from "../log.ts";
-import type { Refusal, SessionInfo } from "../manager/session_info.ts";
-import type { Progress } from "../cli/progress.ts";
+import { logger, type Progress } from "../log.ts";
+import type { Refusal, SessionInfo } from "../protocol/session_info.ts";
 import { type DnsMode, selectResolver } from "../resolver/select.ts";
-import { addRoute, deleteRoute, listRoutes } from "../routes/linux.ts";
+import { addRoute, deleteRoute, listRoutes, ROUTE_KIND } from "../routes/linux.ts";
 import { FlowEngine } from "../stack/engine.ts";
 import { tunAddresses } from "../stack/tun_addresses.ts";
 import { openTun } from "../tun/open.ts";
@@ -22,10 +21,10 @@ import { Cidr, parseAddress } from "../wire/address.ts";
 import { type ClusterConnection, connectCluster } from "./connection.ts";
 import { DnsSetup } from "./dns_setup.ts";
 import { describeConflicts, type PlannedRoute, planRoutes, type RoutePlan } from "./route_plan.ts";
-import { describeRefusal, FROM_MANAGER, InfoGate } from "./trust.ts";
+import { describeRefusal, FROM_MANAGER, InfoGate } from "../trust/trust.ts";
 import { systemDnsServers } from "../resolver/system_servers.ts";
 import { VERSION } from "../version.ts";
-import { ROUTE_KIND, TUN_KIND } from "../journal/undo.ts";
+import { TUN_KIND } from "../tun/undo.ts";
 
 const log = logger("session");
 
@@ -207,7 +206,7 @@ export class ClusterSession implements AsyncDisposable {
   readonly #startedAt = new Date();
   readonly #warnings: string[] = [];
   readonly #refused: Refusal[] = [];
-  /** The session info in force: the manager's, as far as it was accepted (see `trust.ts`). */
+  /** The session info in force: the manager's, as far as it was accepted (`src/trust/`). */
   #info: SessionInfo;
   #lastError: string | null = null;
   #closed: Promise<void> | null = null;

@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { DEFAULT_SETTINGS, SettingsError } from "../config/config.ts";
 import type { ClusterAccess } from "../k8s/access.ts";
 import type { Journal } from "../journal/journal.ts";
-import type { SessionInfo } from "../manager/session_info.ts";
+import type { SessionInfo } from "../protocol/session_info.ts";
 import { Cidr } from "../wire/address.ts";
 import { planRoutes } from "./route_plan.ts";
 import { sessionOptions } from "./session.ts";
-import { InfoGate } from "./trust.ts";
+import { InfoGate } from "../trust/trust.ts";
 
 const access = (namespace: string) =>
   ({

@@ -8,7 +8,6 @@ import {
   type GroupLookup,
   resolveGroup,
   socketModes,
-  sudoUid,
 } from "./access.ts";
 import { parseConfig, SettingsError } from "../config/config.ts";
 
@@ -90,13 +89,6 @@ Deno.test("resolveGroup() takes gids as they are, looks names up, and refuses a 
       return true;
     },
   );
-});
-
-Deno.test("sudoUid() reads a non-root uid from SUDO_UID only", () => {
-  assert.equal(sudoUid({ SUDO_UID: "1000" }), 1000);
-  for (const v of [undefined, "", "0", "-1", "1000x", " 1000", "4294967295", "99999999999"]) {
-    assert.equal(sudoUid({ SUDO_UID: v }), null, String(v));
-  }
 });
 
 Deno.test("accessPolicy(): no group means root and the sudo user; a group means its members; never both", async () => {

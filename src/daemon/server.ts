@@ -14,14 +14,16 @@
  *   directory, see `auth.ts`), and refuses it, with how to get access, unless
  *   {@linkcode decideAccess} lets it in;
  * - a session for a non-root user gets its credentials by running `kconnect credentials` *as
- *   that user* (`as_user.ts`): the daemon never reads a user's kubeconfig or runs a user's exec
- *   plugin as root, and refreshes the token the same way before it expires or after a 401.
+ *   that user* (`src/k8s/as_user.ts`): the daemon never reads a user's kubeconfig or runs a
+ *   user's exec plugin as root, and refreshes the token the same way before it expires or after
+ *   a 401.
  *   The same holds for root's requests made under sudo (`sudo kconnect up`: the request's
  *   environment has the `SUDO_UID` of the user who ran sudo): the credentials are fetched as
  *   that user. Only root's own requests load the kubeconfig in-process;
  * - the socket's directory, the auth directory and the state directory must be root's alone:
- *   every directory leading to them is one no other user can change (`safe_path.ts`), so no
- *   `--socket` or `--state-dir` can make root chown, chmod or write through another user's link.
+ *   every directory leading to them is one no other user can change (`src/host/safe_path.ts`),
+ *   so no `--socket` or `--state-dir` can make root chown, chmod or write through another
+ *   user's link.
  *
  * Membership of the group (or being an allowed uid) is a grant to change this machine's routes
  * and resolver settings the way `up` does (including `--also-proxy` prefixes and
@@ -36,17 +38,16 @@ import { type ClusterAccess, loadKubeconfig } from "../k8s/access.ts";
 import { accessFromMaterial } from "../k8s/material.ts";
 import { Journal } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
-import { undoLeftovers } from "../journal/undo.ts";
+import { undoLeftovers } from "../connect/leftovers.ts";
 import { ClusterSession, sessionOptions } from "../connect/session.ts";
 import { checkSettings, resolveSettings } from "../config/config.ts";
-import type { Progress } from "../cli/progress.ts";
-import { logger } from "../log.ts";
+import { logger, type Progress } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { checkIdentity, isNonce, newNonce, type Peer } from "./auth.ts";
-import { fetchMaterialAs } from "./as_user.ts";
+import { fetchMaterialAs } from "../k8s/as_user.ts";
 import { authDirOf, runDirOf } from "./paths.ts";
 import { PeerCredListener, peerCredSupported, PeerCredUnavailableError } from "./peercred.ts";
-import { ensureTrustedDir } from "./safe_path.ts";
+import { ensureTrustedDir } from "../host/safe_path.ts";
 import { type AccessPolicy, decideAccess, describeAccess, socketModes } from "./access.ts";
 import {
   type DownResult,

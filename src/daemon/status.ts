@@ -15,7 +15,7 @@
  */
 import type { SessionStatus } from "../connect/session.ts";
 import { describeAccess } from "./access.ts";
-import { describeRefusal } from "../connect/trust.ts";
+import { describeRefusal } from "../trust/trust.ts";
 
 /** The schema version of {@linkcode StatusReport}; bumped when a field changes meaning. */
 export const STATUS_SCHEMA = 1;

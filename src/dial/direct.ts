@@ -6,15 +6,15 @@
  * @module
  */
 import dgram from "node:dgram";
+import type { Conn } from "../io/conn.ts";
 import {
-  type Conn,
   type DatagramFlow,
   type Dialer,
   DialError,
   type DialOptions,
   type Endpoint,
   type UdpOptions,
-} from "../stack/dialer.ts";
+} from "../io/dialer.ts";
 import { type AddressMapRule, mapAddress } from "./address_map.ts";
 
 /** Options for {@linkcode DirectDialer}. */

@@ -4,15 +4,15 @@
  *
  * @module
  */
-import type {
-  Conn,
-  DatagramFlow,
-  Dialer,
-  DialOptions,
-  Endpoint,
-  UdpOptions,
-} from "../stack/dialer.ts";
-import { DialError } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
+import {
+  type DatagramFlow,
+  type Dialer,
+  DialError,
+  type DialOptions,
+  type Endpoint,
+  type UdpOptions,
+} from "../io/dialer.ts";
 import { memoryPipe } from "../tunnel/pipe.ts";
 import { parseAddress } from "../wire/address.ts";
 import { equalAddr } from "../stack/tuple_table.ts";

@@ -4,15 +4,15 @@
  *
  * @module
  */
+import type { Conn } from "../io/conn.ts";
 import {
-  type Conn,
   type DatagramFlow,
   type Dialer,
   DialError,
   type DialOptions,
   type Endpoint,
   type UdpOptions,
-} from "../stack/dialer.ts";
+} from "../io/dialer.ts";
 import { datagramSender, FrameReader } from "../tunnel/framing.ts";
 import { readOpenReply } from "../tunnel/open.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
-import { type Clock, systemClock } from "../stack/clock.ts";
+import type { Conn } from "../io/conn.ts";
+import { type Clock, systemClock } from "../io/clock.ts";
 import { FrameReader, writeU16Frame } from "../tunnel/framing.ts";
 import { DnsCache } from "./cache.ts";
 import {

@@ -24,7 +24,7 @@
  * @module
  */
 import { logger } from "../log.ts";
-import { ensureTrustedDir } from "../daemon/safe_path.ts";
+import { ensureTrustedDir } from "../host/safe_path.ts";
 import { sha256Hex } from "./manifests.ts";
 
 const log = logger("install");

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { bundleCacheDir, managerBundle, ROOT_CACHE_DIR, sourceKey } from "./bundle.ts";
 import { checkRootOnlyCode, installService, type ServiceHost } from "../service/install.ts";
-import { selfCommand, sourceRunFlags } from "../daemon/self.ts";
+import { selfCommand, sourceRunFlags } from "../host/self.ts";
 
 const root = Deno.build.os === "linux" && Deno.uid() === 0;
 const REPO = new URL("../../", import.meta.url).pathname;

@@ -16,18 +16,20 @@
  *
  * @module
  */
-import type { Progress } from "../cli/progress.ts";
+import type { Progress } from "../log.ts";
+import { findTrafficManager, NoTrafficManagerError } from "../manager_identity/find.ts";
 import {
-  findTrafficManager,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MANAGER_NAME,
   type ManagerPod,
-  NoTrafficManagerError,
-} from "../connect/find_manager.ts";
+} from "../manager_identity/identity.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { VERSION } from "../version.ts";
 import { getObject } from "./apply.ts";
 import { type ManagerBundle, managerBundle } from "./bundle.ts";
 import { installTrafficManager, templateBundle, templateVersion } from "./install.ts";
-import { MANAGED_BY, MANAGED_BY_LABEL, MANAGER_NAME, RESOURCES } from "./manifests.ts";
+import { RESOURCES } from "./manifests.ts";
 
 /** Options of {@linkcode ensureTrafficManager}. */
 export interface EnsureManagerOptions {

@@ -8,8 +8,15 @@
  *
  * @module
  */
-import type { Progress } from "../cli/progress.ts";
-import type { ManagerPod } from "../connect/find_manager.ts";
+import type { Progress } from "../log.ts";
+import {
+  BUNDLE_SHA256_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MANAGER_NAME,
+  type ManagerPod,
+  VERSION_LABEL,
+} from "../manager_identity/identity.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -22,18 +29,13 @@ import {
 } from "./apply.ts";
 import { type ManagerBundle, managerBundle } from "./bundle.ts";
 import {
-  BUNDLE_ANNOTATION,
   clusterRbacName,
   CONFIGMAP_LIMIT,
   CREATED_NAMESPACE_ANNOTATION,
   describeRbac,
-  MANAGED_BY,
-  MANAGED_BY_LABEL,
-  MANAGER_NAME,
   type ManagerManifests,
   managerManifests,
   RESOURCES,
-  VERSION_LABEL,
 } from "./manifests.ts";
 import { listManagerPods, waitForManagerPod } from "./wait.ts";
 
@@ -183,7 +185,7 @@ export function templateBundle(d: ServerObject): string | null {
   const spec = d.spec as {
     template?: { metadata?: { annotations?: Record<string, string> } };
   };
-  return spec?.template?.metadata?.annotations?.[BUNDLE_ANNOTATION] ?? null;
+  return spec?.template?.metadata?.annotations?.[BUNDLE_SHA256_ANNOTATION] ?? null;
 }
 
 /** Options of {@linkcode uninstallTrafficManager}. */

@@ -19,29 +19,21 @@
  *
  * @module
  */
+import { SERVICE_ACCOUNT_DIR } from "../k8s/access.ts";
 import {
+  APP_NAME,
   BUNDLE_SHA256_ANNOTATION,
   DEFAULT_TUNNEL_PORT,
-  MANAGER_DEPLOYMENT,
-  MANAGER_SELECTOR,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MANAGER_NAME,
+  NAME_LABEL,
   TUNNEL_PORT_NAME,
-} from "../connect/find_manager.ts";
-import { SERVICE_ACCOUNT_DIR } from "../k8s/access.ts";
+  VERSION_LABEL,
+} from "../manager_identity/identity.ts";
 
-/** Name of the namespaced objects (ServiceAccount, Role, ConfigMap, Deployment, …). */
-export const MANAGER_NAME = MANAGER_DEPLOYMENT;
-/** `app.kubernetes.io/name` of every manager object and pod. */
-export const APP_NAME = MANAGER_SELECTOR.split("=")[1];
-/** Label marking what kconnect installed. */
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-/** Its value. */
-export const MANAGED_BY = "kconnect";
 /** Selector of everything kconnect installed. */
 export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
-/** Label holding the client version that installed an object. */
-export const VERSION_LABEL = "app.kubernetes.io/version";
-/** Annotation: sha256 of the manager bundle (on the ConfigMap, Deployment and pod template). */
-export const BUNDLE_ANNOTATION = BUNDLE_SHA256_ANNOTATION;
 /** Annotation: sha256 of the object's desired form, see the module doc. */
 export const APPLIED_ANNOTATION = "kconnect.io/applied-sha256";
 /** Annotation on a namespace kconnect created (uninstall deletes only such namespaces). */
@@ -277,7 +269,7 @@ export async function withAppliedHash<T extends Manifest>(m: T): Promise<T> {
 /** The labels of every object: name, version, managed-by. */
 export function commonLabels(version: string): Labels {
   return {
-    "app.kubernetes.io/name": APP_NAME,
+    [NAME_LABEL]: APP_NAME,
     [VERSION_LABEL]: version,
     "app.kubernetes.io/component": "traffic-manager",
     "app.kubernetes.io/part-of": "kconnect",
@@ -380,18 +372,21 @@ export async function managerManifests(o: ManifestOptions): Promise<ManagerManif
   });
   const sa = { kind: "ServiceAccount", name: MANAGER_NAME, namespace };
   const rbac = "rbac.authorization.k8s.io";
-  const selector = { "app.kubernetes.io/name": APP_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
+  const selector = { [NAME_LABEL]: APP_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
   const deployment: DeploymentManifest = {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: meta(MANAGER_NAME, namespace, { [BUNDLE_ANNOTATION]: bundleSha256 }),
+    metadata: meta(MANAGER_NAME, namespace, { [BUNDLE_SHA256_ANNOTATION]: bundleSha256 }),
     spec: {
       replicas: 1,
       selector: { matchLabels: selector },
       // The new pod is ready before the old one goes: a client finds a manager throughout.
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
-        metadata: { labels: { ...labels }, annotations: { [BUNDLE_ANNOTATION]: bundleSha256 } },
+        metadata: {
+          labels: { ...labels },
+          annotations: { [BUNDLE_SHA256_ANNOTATION]: bundleSha256 },
+        },
         spec: {
           serviceAccountName: MANAGER_NAME,
           automountServiceAccountToken: true,
@@ -485,7 +480,7 @@ export async function managerManifests(o: ManifestOptions): Promise<ManagerManif
     configMap: {
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: meta(MANAGER_NAME, namespace, { [BUNDLE_ANNOTATION]: bundleSha256 }),
+      metadata: meta(MANAGER_NAME, namespace, { [BUNDLE_SHA256_ANNOTATION]: bundleSha256 }),
       data: { [BUNDLE_KEY]: o.bundle },
     },
     deployment,

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import {
-  APPLIED_ANNOTATION,
-  BUNDLE_ANNOTATION,
-  canonicalJson,
-  managerManifests,
-  type Manifest,
-} from "./manifests.ts";
+import { APPLIED_ANNOTATION, canonicalJson, managerManifests, type Manifest } from "./manifests.ts";
 import { describeApiError, InstallError } from "./apply.ts";
-import { describePod, type PodObject, podReady } from "./wait.ts";
+import { describePod } from "./wait.ts";
+import {
+  BUNDLE_SHA256_ANNOTATION,
+  type PodObject,
+  podReady,
+} from "../manager_identity/identity.ts";
 import { KubeApiError } from "../k8s/errors.ts";
 import { RESOURCES } from "./manifests.ts";
 
@@ -63,8 +62,8 @@ Deno.test("the Deployment: one replica, labels, bundle hash, image, command, por
   assert.equal(labels["app.kubernetes.io/name"], "kconnect-traffic-manager");
   assert.equal(labels["app.kubernetes.io/version"], "1.2.3");
   assert.equal(labels["app.kubernetes.io/managed-by"], "kconnect");
-  assert.equal(d.spec.template.metadata.annotations[BUNDLE_ANNOTATION], m.bundleSha256);
-  assert.equal(d.metadata.annotations[BUNDLE_ANNOTATION], m.bundleSha256);
+  assert.equal(d.spec.template.metadata.annotations[BUNDLE_SHA256_ANNOTATION], m.bundleSha256);
+  assert.equal(d.metadata.annotations[BUNDLE_SHA256_ANNOTATION], m.bundleSha256);
   // The selector does not include the version: it cannot change on upgrade.
   assert.deepEqual(d.spec.selector.matchLabels, {
     "app.kubernetes.io/name": "kconnect-traffic-manager",

@@ -6,54 +6,20 @@
  *
  * @module
  */
-import type { Progress } from "../cli/progress.ts";
+import type { Progress } from "../log.ts";
 import {
-  DEFAULT_TUNNEL_PORT,
+  BUNDLE_SHA256_ANNOTATION,
+  MANAGER_NAME,
   MANAGER_SELECTOR,
   type ManagerPod,
-  TUNNEL_PORT_NAME,
-} from "../connect/find_manager.ts";
+  managerPodOf,
+  type PodObject,
+  podReady,
+  VERSION_LABEL,
+} from "../manager_identity/identity.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { getObject, InstallError } from "./apply.ts";
-import { BUNDLE_ANNOTATION, MANAGER_NAME, RESOURCES, VERSION_LABEL } from "./manifests.ts";
-
-/** A pod as the API returns it (what is read here). */
-export interface PodObject {
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    deletionTimestamp?: string;
-    creationTimestamp?: string;
-  };
-  spec?: {
-    containers?: {
-      name?: string;
-      image?: string;
-      ports?: { name?: string; containerPort?: number }[];
-    }[];
-  };
-  status?: {
-    phase?: string;
-    podIP?: string;
-    reason?: string;
-    message?: string;
-    conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
-    containerStatuses?: {
-      name?: string;
-      image?: string;
-      ready?: boolean;
-      restartCount?: number;
-      state?: {
-        waiting?: { reason?: string; message?: string };
-        running?: { startedAt?: string };
-        terminated?: { reason?: string; message?: string; exitCode?: number };
-      };
-      lastState?: { terminated?: { reason?: string; message?: string; exitCode?: number } };
-    }[];
-  };
-}
+import { RESOURCES } from "./manifests.ts";
 
 interface DeploymentObject {
   metadata: { name: string; generation?: number };
@@ -97,24 +63,6 @@ const FATAL_WAITING = new Set([
   "CreateContainerError",
   "RunContainerError",
 ]);
-
-/** True when the pod is Running and Ready and not being deleted. */
-export function podReady(p: PodObject): boolean {
-  return p.status?.phase === "Running" && !p.metadata.deletionTimestamp &&
-    (p.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
-}
-
-/** The pod as a port-forward target. */
-export function managerPodOf(p: PodObject, namespace: string): ManagerPod {
-  const ports = (p.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
-  return {
-    namespace,
-    name: p.metadata.name,
-    ip: p.status?.podIP ?? "",
-    port: ports.find((x) => x.name === TUNNEL_PORT_NAME)?.containerPort ?? DEFAULT_TUNNEL_PORT,
-    version: p.metadata.labels?.[VERSION_LABEL] ?? null,
-  };
-}
 
 /** `Pending (ContainerCreating)`, `Running, not ready (Ready=False: …)`. */
 export function describePod(p: PodObject): string {
@@ -226,7 +174,7 @@ export async function waitForManagerPod(
   };
   const ours = (p: PodObject) =>
     p.metadata.labels?.[VERSION_LABEL] === target.version &&
-    p.metadata.annotations?.[BUNDLE_ANNOTATION] === target.bundleSha256 &&
+    p.metadata.annotations?.[BUNDLE_SHA256_ANNOTATION] === target.bundleSha256 &&
     p.spec?.containers?.[0]?.image === target.image &&
     !p.metadata.deletionTimestamp;
   let ready: PodObject | null = null;

@@ -4,13 +4,13 @@
  * power cut the next `up` or `down` can undo exactly what is left.
  *
  * The state directory is root's alone: every directory leading to it must be one no other user
- * can change (`src/daemon/safe_path.ts`), it is mode 0700, and the journal is written to a
+ * can change (`src/host/safe_path.ts`), it is mode 0700, and the journal is written to a
  * freshly created temporary file (never an existing one, never through a link) that is renamed
  * over `journal.json`.
  *
  * @module
  */
-import { ensureTrustedDir } from "../daemon/safe_path.ts";
+import { ensureTrustedDir } from "../host/safe_path.ts";
 import { processIdentity } from "./process.ts";
 
 /** One recorded change. `kind` says which undo applies; `data` is what the undo needs. */

@@ -2,74 +2,56 @@
  * Undoing what the journal says is left: after a crash, `kill -9` or a power cut, the next `up`
  * or `down` puts the machine back.
  *
+ * The journal knows no kind of change itself. Each owner of a host change registers how to undo
+ * its kind ({@linkcode registerUndo}) when its module loads: the resolver configurators in
+ * `src/resolver/`, routes in `src/routes/linux.ts`, the TUN device in `src/tun/undo.ts`.
+ * `src/connect/leftovers.ts` loads them all; `up`, `down` and the daemon undo through it.
+ *
  * @module
  */
-import {
-  RESOLVER_FILE_KIND,
-  type ResolverFileRecord,
-  undoResolverFile,
-} from "../resolver/macos.ts";
-import {
-  RESOLV_CONF_KIND,
-  type ResolvConfRecord,
-  undoResolvConf,
-} from "../resolver/resolv_conf.ts";
-import { RESOLVED_KIND, undoResolvedLink } from "../resolver/resolved.ts";
 import type { Journal, JournalEntry } from "./journal.ts";
-import { deleteRoute } from "../routes/linux.ts";
-import { Cidr } from "../wire/address.ts";
 import { sameProcessAlive } from "./process.ts";
 
-export { processAlive } from "./process.ts";
+/** Puts back one recorded change from its journaled `data`; resolves with what it did. */
+export type Undo = (data: Record<string, unknown>) => Promise<string>;
 
-/** The journal kind of a route kconnect added (`{ cidr, dev }`). */
-export const ROUTE_KIND = "route";
-/** The journal kind of a TUN device kconnect created (`{ name }`). */
-export const TUN_KIND = "tun";
+const undos = new Map<string, Undo>();
 
-async function undoTun(name: string): Promise<string> {
-  if (Deno.build.os !== "linux") return `TUN ${name}: nothing to do`;
-  const show = await new Deno.Command("ip", {
-    args: ["-d", "-j", "link", "show", name],
-    stdout: "piped",
-    stderr: "null",
-  })
-    .output().catch(() => null);
-  if (show === null || !show.success) return `TUN ${name} is gone`;
-  const [link] = JSON.parse(new TextDecoder().decode(show.stdout) || "[{}]");
-  if (link?.linkinfo?.info_kind !== "tun") {
-    return `${name} is not a TUN device any more; left alone`;
+/**
+ * Registers how to undo changes of journal kind `kind`; called by the change's owner when its
+ * module loads. A kind has one undo: registering another for it throws.
+ *
+ * @example
+ * ```ts
+ * import { registerUndo } from "./undo.ts";
+ * registerUndo("example", (data) => Promise.resolve(`example ${data.name} removed`));
+ * ```
+ */
+export function registerUndo(kind: string, undo: Undo): void {
+  const had = undos.get(kind);
+  if (had !== undefined && had !== undo) {
+    throw new Error(`journal kind "${kind}" has an undo already`);
   }
-  await new Deno.Command("ip", { args: ["link", "del", name], stdout: "null", stderr: "null" })
-    .output();
-  return `TUN ${name} removed`;
+  undos.set(kind, undo);
+}
+
+/** The kinds that have an undo registered so far. */
+export function undoKinds(): string[] {
+  return [...undos.keys()];
 }
 
 async function undoOne(e: JournalEntry): Promise<string> {
-  switch (e.kind) {
-    case RESOLV_CONF_KIND:
-      return await undoResolvConf(e.data as ResolvConfRecord);
-    case RESOLVED_KIND:
-      return await undoResolvedLink(String(e.data.link));
-    case RESOLVER_FILE_KIND:
-      return await undoResolverFile(e.data as ResolverFileRecord);
-    case TUN_KIND:
-      return await undoTun(String(e.data.name));
-    case ROUTE_KIND: {
-      const cidr = Cidr.parse(String(e.data.cidr));
-      if (cidr === null) return `bad route entry ${e.data.cidr} left alone`;
-      await deleteRoute(cidr, String(e.data.dev));
-      return `route ${cidr} via ${e.data.dev} removed`;
-    }
-    default:
-      return `unknown change "${e.kind}" left alone`;
-  }
+  const undo = undos.get(e.kind);
+  if (undo === undefined) return `unknown change "${e.kind}" left alone`;
+  return await undo(e.data);
 }
 
 /**
  * Undoes every entry whose process is gone (newest first) and returns what was done. Entries of
  * a live process belong to a running kconnect and are left alone — but a process that only got
- * the same pid later (another start time) does not keep them.
+ * the same pid later (another start time) does not keep them. An entry of a kind nobody
+ * registered is dropped with `unknown change "<kind>" left alone`, so call this through
+ * `src/connect/leftovers.ts`, which loads every owner of a change.
  */
 export async function undoLeftovers(journal: Journal): Promise<string[]> {
   const done: string[] = [];

@@ -23,7 +23,7 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import process from "node:process";
-import { fetchMaterialAs, sudoRunAs } from "../daemon/as_user.ts";
+import { fetchMaterialAs, sudoRunAs } from "./as_user.ts";
 import { accessFromMaterial } from "./material.ts";
 
 /** Everything needed to talk to one API server as one user. */
@@ -359,7 +359,7 @@ export function defaultHome(): string | undefined {
  *
  * A root process under sudo (`SUDO_UID` of a non-root user in `options.env`, by default this
  * process's environment) does not read the kubeconfig itself: it runs `kconnect credentials` as
- * that user (`src/daemon/as_user.ts`, the daemon's way for its members) and builds its access from
+ * that user (`src/k8s/as_user.ts`, the daemon's way for its members) and builds its access from
  * what that prints, fetching it again the same way before it expires. So `sudo kconnect …` never
  * runs the user's exec plugins, or reads their token files, as root.
  */

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import type { ClusterAccess } from "./access.ts";
 
 /** The subprotocol kconnect speaks. */

@@ -10,7 +10,7 @@ import { parseMaterial } from "./material.ts";
 import { checkServerUrl } from "./access.ts";
 import { KubeClient } from "./client.ts";
 import { KubeUnreachableError } from "./errors.ts";
-import { sourceRunFlags } from "../daemon/self.ts";
+import { sourceRunFlags } from "../host/self.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const hasOpenssl = await new Deno.Command("openssl", { args: ["version"], stdout: "null" })

@@ -11,7 +11,7 @@ import {
   type DialOptions,
   type Endpoint,
   type UdpOptions,
-} from "../stack/dialer.ts";
+} from "../io/dialer.ts";
 import { FrameReader } from "../tunnel/framing.ts";
 import { readOpenReply } from "../tunnel/open.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";

@@ -19,7 +19,7 @@ import type { KubeClient } from "../k8s/client.ts";
 import { KubeApiError } from "../k8s/errors.ts";
 import { Cidr } from "../wire/address.ts";
 import { coverAddresses, mergeCidrs } from "./cover.ts";
-import type { CidrInfo } from "./session_info.ts";
+import type { CidrInfo } from "../protocol/session_info.ts";
 
 interface List<T> {
   metadata?: { continue?: string };

@@ -1,9 +1,11 @@
 /**
  * The traffic manager's own entry point: what runs in the cluster, bundled into one JavaScript
  * file (`deno bundle`, see `src/install/bundle.ts`) that `kconnect install` puts in a ConfigMap.
- * It registers only `traffic-manager`, with the manager's budget and `--deny` flags (see
- * `flags.ts`), so the bundle holds none of the client's commands and not
- * `@kubernetes/client-node` (in-cluster access reads the service account files itself).
+ * It builds its program on the command-line frame both programs share (`src/cmdline/`: global
+ * options, errors and exit statuses) with only `traffic-manager` (`command.ts`, with the
+ * manager's budget and `--deny` flags from `flags.ts`), so the bundle holds none of the client's
+ * commands and not `@kubernetes/client-node` (in-cluster access reads the service account files
+ * itself).
  *
  * The Deployment runs it with only the permissions it needs (see `managerCommand()` in
  * `src/install/manifests.ts`):
@@ -16,8 +18,8 @@
  *
  * @module
  */
-import { createProgram, runProgram } from "../cli/program.ts";
-import { registerTrafficManager } from "../cli/traffic_manager.ts";
+import { createProgram, runProgram } from "../cmdline/program.ts";
+import { registerTrafficManager } from "./command.ts";
 
 /** Runs the manager's command line (`traffic-manager …`) and returns the exit status. */
 export function managerMain(args: string[]): Promise<number> {

@@ -1,6 +1,6 @@
 /**
  * The manager's relay between a client's stream and the TCP connection it dialled. Like
- * `src/stack/relay.ts` (half-close passed on, an error closes both sides), but with buffers that
+ * `src/io/relay.ts` (half-close passed on, an error closes both sides), but with buffers that
  * start small and grow only for flows that fill them, within the session's budget: an idle or
  * slow connection holds 2 × {@linkcode MIN_RELAY_BUFFER}, a bulk one up to 2 ×
  * {@linkcode MAX_RELAY_BUFFER}. With fixed 64 KiB buffers every connection cost 128 KiB, so
@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
-import { writeAll } from "../stack/relay.ts";
+import type { Conn } from "../io/conn.ts";
+import { writeAll } from "../io/relay.ts";
 
 /** Buffer per direction to start with, bytes. */
 export const MIN_RELAY_BUFFER = 4 * 1024;

@@ -7,13 +7,13 @@
  */
 import { DirectDialer } from "../dial/direct.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import type { Dialer } from "../stack/dialer.ts";
+import type { Dialer } from "../io/dialer.ts";
 import { logger } from "../log.ts";
 import { Session } from "../tunnel/session.ts";
 import { VERSION } from "../version.ts";
 import { discoverNetworks } from "./discovery.ts";
-import { clusterDomainOf, parseResolvConf } from "./resolv_conf.ts";
-import { infoChanged, type SessionInfo } from "./session_info.ts";
+import { clusterDomainOf, parseResolvConf } from "../dns/resolv_conf.ts";
+import { infoChanged, type SessionInfo } from "../protocol/session_info.ts";
 import { serveStream, type StreamContext } from "./streams.ts";
 import { DEFAULT_DENIED } from "./policy.ts";
 import { Cidr } from "../wire/address.ts";

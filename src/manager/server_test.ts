@@ -3,7 +3,8 @@ import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { openControl } from "../connect/control.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
-import type { Conn, DialError } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
+import type { DialError } from "../io/dialer.ts";
 import { Session } from "../tunnel/session.ts";
 import { TrafficManager, type TrafficManagerOptions } from "./server.ts";
 

@@ -7,7 +7,7 @@
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { logger } from "../log.ts";
-import { type Dialer, DialError } from "../stack/dialer.ts";
+import { type Dialer, DialError } from "../io/dialer.ts";
 import { leanRelay } from "./relay.ts";
 import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts";
 import { readOpenRequest, writeOpenReply } from "../tunnel/open.ts";
@@ -16,7 +16,7 @@ import type { Stream } from "../tunnel/stream.ts";
 import { forwardDns } from "../dns/forward.ts";
 import { deniedReason } from "./policy.ts";
 import type { Cidr } from "../wire/address.ts";
-import type { SessionInfo } from "./session_info.ts";
+import type { SessionInfo } from "../protocol/session_info.ts";
 import {
   MAX_CONTROL_MESSAGE,
   MAX_DIAL_TIMEOUT_MS,

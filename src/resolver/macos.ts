@@ -11,9 +11,10 @@
  * @module
  */
 import type { Journal } from "../journal/journal.ts";
+import { registerUndo } from "../journal/undo.ts";
 import type { DnsPlan, ResolverConfigurator } from "./plan.ts";
 import { decodeBase64, encodeBase64 } from "./_bytes.ts";
-import { isDnsName } from "../connect/trust.ts";
+import { isDnsName } from "../trust/trust.ts";
 import { parseAddress } from "../wire/address.ts";
 
 /** The journal kind of this change. */
@@ -59,6 +60,8 @@ export async function undoResolverFile(r: ResolverFileRecord): Promise<string> {
   await Deno.writeFile(r.path, decodeBase64(r.original));
   return `${r.path} restored`;
 }
+
+registerUndo(RESOLVER_FILE_KIND, (data) => undoResolverFile(data as ResolverFileRecord));
 
 /** Writes `/etc/resolver/<domain>` files. */
 export class MacosResolverConfigurator implements ResolverConfigurator {

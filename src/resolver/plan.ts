@@ -7,7 +7,7 @@
 import type { Cidr } from "../wire/address.ts";
 import { reverseZones } from "../dns/names.ts";
 import { isPublicTld, sharesTopLevel } from "../dns/tld.ts";
-import { isDnsLabel, normalizeDnsName } from "../connect/trust.ts";
+import { isDnsLabel, normalizeDnsName } from "../trust/trust.ts";
 
 export { isPublicTld, sharesTopLevel };
 

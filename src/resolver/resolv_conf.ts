@@ -7,10 +7,11 @@
  * @module
  */
 import type { Journal } from "../journal/journal.ts";
-import { parseResolvConf } from "../manager/resolv_conf.ts";
+import { registerUndo } from "../journal/undo.ts";
+import { parseResolvConf } from "../dns/resolv_conf.ts";
 import type { DnsPlan, ResolverConfigurator } from "./plan.ts";
 import { decodeBase64, encodeBase64, sha256Hex } from "./_bytes.ts";
-import { isDnsName } from "../connect/trust.ts";
+import { isDnsName } from "../trust/trust.ts";
 import { parseAddress } from "../wire/address.ts";
 
 /** The journal kind of this change. */
@@ -107,6 +108,8 @@ export async function undoResolvConf(r: ResolvConfRecord): Promise<string> {
   await writeFile(r.path, new TextDecoder().decode(decodeBase64(r.original)), r.mode);
   return `${r.path} restored`;
 }
+
+registerUndo(RESOLV_CONF_KIND, (data) => undoResolvConf(data as ResolvConfRecord));
 
 /** Points resolv.conf at kconnect. */
 export class ResolvConfConfigurator implements ResolverConfigurator {

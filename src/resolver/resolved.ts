@@ -8,8 +8,9 @@
  * @module
  */
 import type { Journal } from "../journal/journal.ts";
+import { registerUndo } from "../journal/undo.ts";
 import type { DnsPlan, ResolverConfigurator } from "./plan.ts";
-import { isDnsName, TUN_NAME } from "../connect/trust.ts";
+import { isDnsName, TUN_NAME } from "../trust/trust.ts";
 import { parseAddress } from "../wire/address.ts";
 
 /** Refuses a plan whose link, server or domains `resolvectl` could read as something else. */
@@ -75,6 +76,8 @@ export async function undoResolvedLink(link: string): Promise<string> {
     throw err;
   }
 }
+
+registerUndo(RESOLVED_KIND, (data) => undoResolvedLink(String(data.link)));
 
 /** Configures systemd-resolved for the TUN link. */
 export class ResolvedConfigurator implements ResolverConfigurator {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseResolvConf } from "../manager/resolv_conf.ts";
+import { parseResolvConf } from "../dns/resolv_conf.ts";
 import { parseAddress } from "../wire/address.ts";
 
 /** Files that list the machine's DNS servers. */

@@ -12,12 +12,12 @@
  * can change. A checkout in a user's home is refused: whoever owns it (or anything running as
  * them) would get root at the next start. Install a compiled binary, or copy the checkout and
  * its cache somewhere root owns. From source the unit runs with the lock (`--frozen
- * --cached-only`, `src/daemon/self.ts`), so nothing is fetched either.
+ * --cached-only`, `src/host/self.ts`), so nothing is fetched either.
  *
  * @module
  */
-import { runningFromSource, selfCommand } from "../daemon/self.ts";
-import { checkTrustedParents, UntrustedPathError } from "../daemon/safe_path.ts";
+import { runningFromSource, selfCommand } from "../host/self.ts";
+import { checkTrustedParents, UntrustedPathError } from "../host/safe_path.ts";
 import { DEFAULT_SOCKET, SERVICE_GROUP } from "../daemon/paths.ts";
 import { LAUNCHD_LABEL, launchdPlist } from "./launchd.ts";
 import { systemdUnit, UNIT_NAME } from "./systemd.ts";

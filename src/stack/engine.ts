@@ -7,10 +7,10 @@
 import type { TunDevice } from "../tun/device.ts";
 import { formatAddress, parseAddress } from "../wire/address.ts";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../wire/protocol.ts";
-import { type Clock, systemClock } from "./clock.ts";
-import { type Dialer, DialError, type DialFailure } from "./dialer.ts";
+import { type Clock, systemClock } from "../io/clock.ts";
+import { type Dialer, DialError, type DialFailure } from "../io/dialer.ts";
 import { viewIp } from "./ip_info.ts";
-import { relay } from "./relay.ts";
+import { relay } from "../io/relay.ts";
 import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";
 import { type UdpFlow, type UdpFlowOptions, UdpFlows } from "./udp_flows.ts";
 import { equalAddr } from "./tuple_table.ts";

@@ -3,7 +3,7 @@ import { MemoryTun } from "../tun/memory.ts";
 import { formatAddress } from "../wire/address.ts";
 import { TCP_ACK, TCP_RST, TCP_SYN, TcpSegment } from "../wire/tcp.ts";
 import { UdpDatagram } from "../wire/udp.ts";
-import { type DatagramFlow, type Dialer, DialError, type Endpoint } from "./dialer.ts";
+import { type DatagramFlow, type Dialer, DialError, type Endpoint } from "../io/dialer.ts";
 import { FlowEngine } from "./engine.ts";
 import { viewIp } from "./ip_info.ts";
 import { tcpPacket, udpPacket } from "./_test_packets.ts";

@@ -14,7 +14,7 @@
  * @module
  */
 import { formatAddress, parseAddress } from "../wire/address.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../io/clock.ts";
 
 /** Decides whether a packet's source address may use the tunnel. */
 export interface SourceFilter {

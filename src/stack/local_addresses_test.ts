@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MemoryTun } from "../tun/memory.ts";
-import { type DatagramFlow, type Dialer, DialError, type Endpoint } from "./dialer.ts";
+import { type DatagramFlow, type Dialer, DialError, type Endpoint } from "../io/dialer.ts";
 import { FlowEngine } from "./engine.ts";
 import { LocalAddresses, systemAddresses } from "./local_addresses.ts";
 import { addr, tcpPacket, udpPacket } from "./_test_packets.ts";

@@ -14,7 +14,8 @@
  * @module
  */
 import { TcpSegment } from "../wire/tcp.ts";
-import type { Conn, DialFailure } from "./dialer.ts";
+import type { Conn } from "../io/conn.ts";
+import type { DialFailure } from "../io/dialer.ts";
 import { type IpInfo, rewriteAddresses, viewIp } from "./ip_info.ts";
 import { icmpUnreachable, tcpReset } from "./replies.ts";
 import { equalAddr, type TupleKeyed, TupleTable } from "./tuple_table.ts";

@@ -3,7 +3,7 @@ import { formatAddress } from "../wire/address.ts";
 import { Icmpv4Message } from "../wire/icmpv4.ts";
 import { Icmpv6Message } from "../wire/icmpv6.ts";
 import { TCP_ACK, TCP_RST, TCP_SYN, TcpSegment } from "../wire/tcp.ts";
-import type { Conn } from "./dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import { viewIp } from "./ip_info.ts";
 import { addr, tcpPacket } from "./_test_packets.ts";
 import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";

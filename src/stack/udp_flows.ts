@@ -8,7 +8,7 @@
  * @module
  */
 import { UdpDatagram } from "../wire/udp.ts";
-import type { DatagramFlow, DialFailure } from "./dialer.ts";
+import type { DatagramFlow, DialFailure } from "../io/dialer.ts";
 import type { IpInfo } from "./ip_info.ts";
 import { icmpUnreachable, udpReply } from "./replies.ts";
 import { type TupleKeyed, TupleTable } from "./tuple_table.ts";

@@ -18,64 +18,21 @@
  */
 import type { KubeClient } from "../k8s/client.ts";
 import { KubeApiError } from "../k8s/errors.ts";
+import {
+  BUNDLE_SHA256_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MANAGER_NAME,
+  MANAGER_NAMESPACE,
+  MANAGER_SELECTOR,
+  type ManagerPod,
+  managerPodOf,
+  type OwnerRef,
+  type PodObject,
+  podReady,
+} from "./identity.ts";
 
-/** The label every traffic manager pod carries. */
-export const MANAGER_SELECTOR = "app.kubernetes.io/name=kconnect-traffic-manager";
-/** The namespace the manager lives in unless told otherwise. */
-export const MANAGER_NAMESPACE = "kconnect";
-/** Name of the container port the manager listens on. */
-export const TUNNEL_PORT_NAME = "tunnel";
-/** Port used when the pod names none. */
-export const DEFAULT_TUNNEL_PORT = 8081;
-/** Name of the Deployment `kconnect install` creates (and of its other namespaced objects). */
-export const MANAGER_DEPLOYMENT = "kconnect-traffic-manager";
-/** Annotation: sha256 of the manager bundle (on the ConfigMap, Deployment and pod template). */
-export const BUNDLE_SHA256_ANNOTATION = "kconnect.io/bundle-sha256";
-
-/** The manager pod to port-forward to. */
-export interface ManagerPod {
-  namespace: string;
-  name: string;
-  ip: string;
-  port: number;
-  /** `app.kubernetes.io/version` label, when set. */
-  version: string | null;
-  /** The `kconnect.io/bundle-sha256` annotation: the manager code it runs, when known. */
-  bundleSha256?: string | null;
-}
-
-interface OwnerRef {
-  apiVersion?: string;
-  kind?: string;
-  name?: string;
-  uid?: string;
-  controller?: boolean;
-}
-
-interface Pod {
-  metadata?: {
-    name?: string;
-    uid?: string;
-    deletionTimestamp?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: OwnerRef[];
-  };
-  spec?: { containers?: { ports?: { name?: string; containerPort?: number }[] }[] };
-  status?: {
-    phase?: string;
-    podIP?: string;
-    conditions?: { type?: string; status?: string }[];
-    containerStatuses?: { state?: { waiting?: { reason?: string; message?: string } } }[];
-  };
-}
-
-function ready(p: Pod): boolean {
-  return p.status?.phase === "Running" && !p.metadata?.deletionTimestamp &&
-    (p.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
-}
-
-function whyNotReady(p: Pod): string {
+function whyNotReady(p: PodObject): string {
   const waiting = p.status?.containerStatuses?.map((c) => c.state?.waiting).find((w) => w);
   const phase = p.status?.phase ?? "unknown phase";
   if (p.metadata?.deletionTimestamp) return `${p.metadata.name} is being deleted`;
@@ -119,8 +76,6 @@ interface Controller {
   spec?: { template?: { metadata?: { annotations?: Record<string, string> } } };
 }
 
-const MANAGED_BY = "app.kubernetes.io/managed-by";
-
 async function getOrNull<T>(
   client: KubeClient,
   path: string,
@@ -134,7 +89,7 @@ async function getOrNull<T>(
   }
 }
 
-function controllerOf(p: Pod): OwnerRef | undefined {
+function controllerOf(p: PodObject): OwnerRef | undefined {
   return p.metadata?.ownerReferences?.find((r) => r.controller === true);
 }
 
@@ -146,13 +101,13 @@ async function notOurs(
   client: KubeClient,
   namespace: string,
   deploy: Controller,
-  pod: Pod,
+  pod: PodObject,
   replicaSets: Map<string, Controller | number>,
   signal?: AbortSignal,
 ): Promise<string | null> {
   const owner = controllerOf(pod);
   const hash = pod.metadata?.labels?.["pod-template-hash"];
-  const dname = deploy.metadata?.name ?? MANAGER_DEPLOYMENT;
+  const dname = deploy.metadata?.name ?? MANAGER_NAME;
   if (owner === undefined) return "it has no controller (a bare pod)";
   if (owner.kind !== "ReplicaSet" || !hash || owner.name !== `${dname}-${hash}`) {
     return `its controller is ${owner.kind ?? "?"} ${owner.name ?? "?"}, not a ReplicaSet of ` +
@@ -202,7 +157,7 @@ export async function findTrafficManager(
   namespace: string,
   options: FindManagerOptions = {},
 ): Promise<ManagerPod> {
-  let pods: { items?: Pod[] };
+  let pods: { items?: PodObject[] };
   try {
     pods = await client.get(
       `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${
@@ -230,12 +185,12 @@ export async function findTrafficManager(
   const ns = encodeURIComponent(namespace);
   const deploy = await getOrNull<Controller>(
     client,
-    `/apis/apps/v1/namespaces/${ns}/deployments/${MANAGER_DEPLOYMENT}`,
+    `/apis/apps/v1/namespaces/${ns}/deployments/${MANAGER_NAME}`,
     options.signal,
   );
   let candidates = items;
   let current: string | undefined;
-  if (typeof deploy !== "number" && deploy.metadata?.labels?.[MANAGED_BY] === "kconnect") {
+  if (typeof deploy !== "number" && deploy.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY) {
     const replicaSets = new Map<string, Controller | number>();
     const refused: string[] = [];
     candidates = [];
@@ -247,7 +202,7 @@ export async function findTrafficManager(
     if (candidates.length === 0) {
       throw new UntrustedManagerError(
         `Refusing the pods labelled ${MANAGER_SELECTOR} in namespace "${namespace}": none is ` +
-          `run by the traffic manager's Deployment ${namespace}/${MANAGER_DEPLOYMENT} (${
+          `run by the traffic manager's Deployment ${namespace}/${MANAGER_NAME} (${
             refused.join("; ")
           }). A pod that only carries the label may be anyone's: delete it, or run ` +
           `kconnect install${
@@ -257,16 +212,16 @@ export async function findTrafficManager(
     }
     current = deploy.spec?.template?.metadata?.annotations?.[BUNDLE_SHA256_ANNOTATION];
   } else {
-    const name = items.find(ready)?.metadata?.name ?? items[0].metadata?.name;
+    const name = items.find(podReady)?.metadata?.name ?? items[0].metadata?.name;
     options.warn?.(
       deploy === 403
-        ? `cannot read Deployment ${namespace}/${MANAGER_DEPLOYMENT} to check that the traffic ` +
+        ? `cannot read Deployment ${namespace}/${MANAGER_NAME} to check that the traffic ` +
           `manager pod ${namespace}/${name} is kconnect's own`
         : `traffic manager pod ${namespace}/${name} does not belong to a Deployment that ` +
           "kconnect install made: kconnect cannot check which code it runs",
     );
   }
-  const readyOnes = candidates.filter(ready);
+  const readyOnes = candidates.filter(podReady);
   const pod = readyOnes.find((p) => options.prefer && p.metadata?.name === options.prefer) ??
     readyOnes.find((p) =>
       current !== undefined && p.metadata?.annotations?.[BUNDLE_SHA256_ANNOTATION] === current
@@ -278,14 +233,5 @@ export async function findTrafficManager(
       }`,
     );
   }
-  const ports = (pod.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
-  const port = ports.find((p) => p.name === TUNNEL_PORT_NAME)?.containerPort ?? DEFAULT_TUNNEL_PORT;
-  return {
-    namespace,
-    name: pod.metadata?.name ?? "",
-    ip: pod.status?.podIP ?? "",
-    port,
-    version: pod.metadata?.labels?.["app.kubernetes.io/version"] ?? null,
-    bundleSha256: pod.metadata?.annotations?.[BUNDLE_SHA256_ANNOTATION] ?? null,
-  };
+  return managerPodOf(pod, namespace);
 }

@@ -1,7 +1,8 @@
 /**
  * `kconnect traffic-manager`: the in-cluster side, run in a pod. It reads the Kubernetes API
  * with the pod's service account and serves kconnect sessions on a port that only port-forward
- * reaches (localhost by default).
+ * reaches (localhost by default). Registered both on the `kconnect` binary's program (`main.ts`)
+ * and on the manager bundle's own (`main.ts` here).
  *
  * @module
  */
@@ -9,10 +10,10 @@ import type { Command } from "commander";
 import { loadInCluster, SERVICE_ACCOUNT_DIR } from "../k8s/access.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { logger } from "../log.ts";
-import { withManagerFlags } from "../manager/flags.ts";
-import { TrafficManager } from "../manager/server.ts";
-import { UsageError } from "./program.ts";
-import { untilSignal } from "./signals.ts";
+import { withManagerFlags } from "./flags.ts";
+import { TrafficManager } from "./server.ts";
+import { UsageError } from "../cmdline/program.ts";
+import { untilSignal } from "../cmdline/signals.ts";
 
 const log = logger("manager");
 

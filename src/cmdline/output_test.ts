@@ -3,7 +3,7 @@
  * plugin or another member; none of it may reach the terminal as control sequences.
  */
 import assert from "node:assert/strict";
-import { sourceRunFlags } from "../daemon/self.ts";
+import { sourceRunFlags } from "../host/self.ts";
 
 const HOSTILE = "warn\x1b]0;owned\x07\x1b[2J\u009b31m\r\u202eevil\x00\x7f\tend";
 
@@ -21,7 +21,7 @@ async function printed(code: string): Promise<{ stdout: string; stderr: string }
 
 Deno.test("print, printLine and printError escape control characters, keep newlines and tabs", async () => {
   const r = await printed(`
-    import { print, printError, printLine } from "./src/cli/output.ts";
+    import { print, printError, printLine } from "./src/cmdline/output.ts";
     const h = ${JSON.stringify(HOSTILE)};
     print(h + "\\n");
     printLine("! " + h);

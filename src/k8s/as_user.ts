@@ -25,9 +25,9 @@
  *
  * @module
  */
-import { type CredentialMaterial, parseMaterial } from "../k8s/material.ts";
-import { sudoUid } from "./access.ts";
-import { runningFromSource, selfCommand } from "./self.ts";
+import { type CredentialMaterial, parseMaterial } from "./material.ts";
+import { sudoUid } from "../host/sudo.ts";
+import { runningFromSource, selfCommand } from "../host/self.ts";
 
 /** Who to run as. */
 export interface RunAs {

@@ -29,7 +29,7 @@
  */
 import { Cidr, parseAddress } from "../wire/address.ts";
 import { isPublicTld, LOCAL_USE_TOP_LEVEL, sharesTopLevel } from "../dns/tld.ts";
-import type { CidrInfo, Refusal, SessionInfo } from "../manager/session_info.ts";
+import type { CidrInfo, Refusal, SessionInfo } from "../protocol/session_info.ts";
 
 export type { Refusal };
 

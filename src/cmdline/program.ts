@@ -1,6 +1,8 @@
 /**
  * The root `kconnect` command and the top-level runner: global options, how commander writes
- * and exits, and how errors become `kconnect: <message>` with an exit status.
+ * and exits, and how errors become `kconnect: <message>` with an exit status. Both programs are
+ * built on it: the `kconnect` binary (`main.ts`, commands from `src/cli/`) and the traffic
+ * manager's bundle (`src/manager/main.ts`, `traffic-manager` only).
  *
  * Global options (`--kubeconfig`, `--context`, `-n/--namespace`, `--log-level`) are accepted by
  * every command, before or after its name, as kubectl's are (see {@linkcode createProgram});
@@ -105,7 +107,7 @@ const GLOBAL_KEYS = [...KUBECTL_FLAGS.map((f) => f.flags), LOG_LEVEL_FLAGS].map(
 
 /**
  * Creates the root command with the global options; subcommands are registered on it by the
- * `register*` functions in `src/cli/<name>.ts`.
+ * `register*` functions in `src/cli/<name>.ts` (and `src/manager/command.ts`).
  *
  * The global options (`--kubeconfig`, `--context`, `-n/--namespace`, `--log-level`) are accepted
  * by every command, before or after its name, as kubectl accepts them:

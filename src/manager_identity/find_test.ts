@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { KubeClient } from "../k8s/client.ts";
 import { KubeApiError } from "../k8s/errors.ts";
-import { findTrafficManager, UntrustedManagerError } from "./find_manager.ts";
+import { findTrafficManager, UntrustedManagerError } from "./find.ts";
 
 const NS = "kconnect";
 const DEPLOY = "kconnect-traffic-manager";

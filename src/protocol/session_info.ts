@@ -12,7 +12,7 @@ export interface CidrInfo {
   source: string;
 }
 
-/** Something the client refused from the session info, and why (see `src/connect/trust.ts`). */
+/** Something the client refused from the session info, and why (see `src/trust/trust.ts`). */
 export interface Refusal {
   /** What was refused, e.g. `pod CIDR 0.0.0.0/1`, `namespace "../x"`. */
   item: string;
