@@ -44,7 +44,7 @@ import { SPEC_INITIAL_WINDOW } from "../tunnel/frame.ts";
 import { MAX_OPEN_BODY, OPEN_HEADER_LENGTH } from "../tunnel/open_request.ts";
 import type { SessionPolicy } from "../tunnel/session.ts";
 import type { Stream } from "../tunnel/stream.ts";
-import type { RelayBudget } from "./relay.ts";
+import type { RelayBudget } from "../io/relay.ts";
 
 const MiB = 1024 * 1024;
 

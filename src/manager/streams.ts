@@ -8,7 +8,7 @@ import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { logger } from "../log.ts";
 import { type Dialer, DialError } from "../io/dialer.ts";
-import { leanRelay } from "./relay.ts";
+import { relay } from "../io/relay.ts";
 import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts";
 import { readOpenRequest, writeOpenReply } from "../tunnel/open.ts";
 import type { OpenStatus } from "../tunnel/open_request.ts";
@@ -168,7 +168,7 @@ async function serveTcp(
     conn.close(); // the client gave up (reset) while we dialled
     throw err;
   }
-  await leanRelay(stream, conn, budget.relayBudget());
+  await relay(stream, conn, { budget: budget.relayBudget() });
 }
 
 async function serveUdp(

@@ -10,7 +10,7 @@ import { IPPROTO_TCP, IPPROTO_UDP } from "../wire/protocol.ts";
 import { type Clock, systemClock } from "../io/clock.ts";
 import { type Dialer, DialError, type DialFailure } from "../io/dialer.ts";
 import { viewIp } from "./ip_info.ts";
-import { relay } from "../io/relay.ts";
+import { MAX_RELAY_BUFFER, relay } from "../io/relay.ts";
 import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";
 import { type UdpFlow, type UdpFlowOptions, UdpFlows } from "./udp_flows.ts";
 import { equalAddr } from "./tuple_table.ts";
@@ -41,7 +41,10 @@ export interface FlowEngineOptions {
   tcp?: TcpNatOptions;
   /** UDP limits and timings. */
   udp?: UdpFlowOptions;
-  /** Relay buffer per direction per TCP flow, bytes. Default 65536. */
+  /**
+   * Largest relay buffer per direction per TCP flow, bytes (buffers start at 4 KiB and grow
+   * for flows that fill them). Default 64 KiB.
+   */
   relayBufferSize?: number;
   /** Packets taken from the TUN per read. Default 64. */
   batch?: number;
@@ -128,7 +131,7 @@ export class FlowEngine implements AsyncDisposable {
     this.#clock = options.clock ?? systemClock;
     this.#sources = options.sources ?? FlowEngine.#localSources(options);
     this.#listeners = listeners;
-    this.#relayBufferSize = options.relayBufferSize ?? 65536;
+    this.#relayBufferSize = options.relayBufferSize ?? MAX_RELAY_BUFFER;
     this.#batchSize = options.batch ?? 64;
     this.#peers = [addrs.v4?.peer, addrs.v6?.peer].filter((p) => p !== undefined);
     const nat = (a?: { tun: Uint8Array; peer: Uint8Array; port: number }) =>
@@ -318,7 +321,7 @@ export class FlowEngine implements AsyncDisposable {
         }
         conn.setNoDelay(true);
         this.stats.activeTcp++;
-        relay(conn, flow.conn, { bufferSize: this.#relayBufferSize, signal: flow.abort.signal })
+        relay(conn, flow.conn, { maxBuffer: this.#relayBufferSize, signal: flow.abort.signal })
           .then(() => {
             this.stats.activeTcp--;
             this.tcp.finished(flow, this.#clock.now());
