@@ -346,8 +346,13 @@ async function runUpForeground(opts: UpOptions, progress: Progress): Promise<voi
   for (const done of await undoLeftovers(journal)) {
     progress.warn(`cleaned up after an earlier run that did not exit cleanly: ${done}`);
   }
-  // Under sudo, fetched as the user who ran sudo (see loadKubeconfig).
-  const access = await loadKubeconfig({ kubeconfig: opts.kubeconfig, context: opts.context });
+  // Under sudo, fetched as the user who ran sudo; otherwise by root, in a child process too, so
+  // this long-lived process does not carry the kubeconfig library (see loadKubeconfig).
+  const access = await loadKubeconfig({
+    kubeconfig: opts.kubeconfig,
+    context: opts.context,
+    outOfProcess: true,
+  });
   progress.done(
     "kubeconfig",
     `context "${access.context}", user "${access.userName}" (${access.source}${

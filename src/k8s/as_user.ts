@@ -201,7 +201,10 @@ export async function fetchMaterialAs(who: RunAs, o: FetchOptions): Promise<Cred
   if (!status.success) {
     const why = stderr.replace(/^kconnect: /gm, "") ||
       `exit status ${status.code}${status.signal ? ` (${status.signal})` : ""}`;
-    throw new Error(`Cannot get credentials as uid ${who.uid}: ${why}`);
+    // Fetched as this process's own user, the child's error is simply the error.
+    throw new Error(
+      who.uid === Deno.uid() ? why : `Cannot get credentials as uid ${who.uid}: ${why}`,
+    );
   }
   const last = stdout.split("\n").pop() ?? "";
   return parseMaterial(last);
