@@ -10,9 +10,13 @@
  * `node:https` with `requestCert`, which `Deno.serve` cannot do) and speaks kube-apiserver's
  * wire protocols: discovery, `/version`, list/get/create of the objects in the config
  * (`config.ts`), real `Status` errors (401, 403 with RBAC's wording, 404, 405, 409, 422), and
- * `pods/{name}/portforward` over WebSocket bridged into the pod's network namespace
- * (`portforward.ts`). Prints `listening on https://<addr>` on stdout when ready; with `--log`,
- * one `METHOD path code user` line per request on stderr. Exits on SIGTERM/SIGINT.
+ * `pods/{name}/portforward`: after its own checks it proxies the upgraded connection, bytes
+ * unchanged, to the node's kubelet over TLS with its kubelet client certificate
+ * (`upgrade_proxy.ts`), and the stand-in's kubelet (`kubelet_server.ts`, its own process in the
+ * node's network namespace) terminates the WebSocket and dials the pod. Prints
+ * `listening on https://<addr>` on stdout when ready; with `--log`, one `METHOD path code user`
+ * line per request on stderr (for port-forward, the kubelet's code once it answered). Exits on
+ * SIGTERM/SIGINT.
  *
  * @module
  */
@@ -38,25 +42,28 @@ import { resourceTable, Store } from "./store.ts";
 import type { KObject } from "./objects.ts";
 import { type Matcher, parseFieldSelector, parseLabelSelector } from "./selectors.ts";
 import { createService } from "./services.ts";
-import { negotiate, offeredProtocols, refuseUpgrade, WebSocketConnection } from "./websocket.ts";
+import { refuseUpgrade } from "./websocket.ts";
 import { Controllers } from "./controllers.ts";
 import { createObject, type CrudContext, deleteObject, GENERIC, updateObject } from "./crud.ts";
 import { Kubelet } from "./kubelet.ts";
 import { quotaObject } from "./quota.ts";
 import { allowed } from "./rbac.ts";
 import {
-  closeAllPortForwards,
-  parsePorts,
-  PORTFORWARD_PROTOCOLS,
-  servePortForward,
-} from "./portforward.ts";
+  type Backend,
+  type BackendRequest,
+  canonicalHeader,
+  closeAllProxies,
+  type ProxyResult,
+  proxyUpgrade,
+} from "./upgrade_proxy.ts";
+import { KUBELET_PORT, type PodSandbox, SANDBOX_HEADER, sandboxHeader } from "./kubelet_server.ts";
 
 /** What a route answers. */
 type Result =
   | { code: number; json: unknown }
   | { code: number; text: string }
   | { code: 200; watch: (res: ServerResponse) => void }
-  | { code: 101 | 403; upgrade: (socket: Duplex, head: Buffer) => void };
+  | { code: 101; proxy: (socket: Duplex, head: Buffer) => Promise<ProxyResult> };
 
 const PUBLIC_PATHS = ["/version", "/healthz", "/livez", "/readyz", "/version/"];
 
@@ -64,11 +71,12 @@ const PUBLIC_PATHS = ["/version", "/healthz", "/livez", "/readyz", "/version/"];
 export class ApiServer {
   readonly config: ApiServerConfig;
   readonly store: Store;
-  readonly #podsSandbox = new Map<string, string>();
   readonly #table;
   readonly #kubelet: Kubelet | null;
   readonly #controllers: Controllers;
   readonly #crud: CrudContext;
+  /** The kubelet client's TLS material (`config.kubeletClient`), read once. */
+  readonly #kubeletTls: Omit<Backend, "hostname" | "port"> | null;
   #log: ((line: string) => void) | undefined;
 
   constructor(config: ApiServerConfig, log?: (line: string) => void) {
@@ -89,6 +97,14 @@ export class ApiServer {
       quotas: config.quotas ?? [],
       controllers: this.#controllers,
     };
+    const kc = config.kubeletClient;
+    this.#kubeletTls = kc
+      ? {
+        caPem: Deno.readTextFileSync(kc.caFile),
+        certPem: Deno.readTextFileSync(kc.certFile),
+        keyPem: Deno.readTextFileSync(kc.keyFile),
+      }
+      : null;
   }
 
   /** A new bearer token for `user`, authorized by RBAC (a pod's projected service account). */
@@ -366,72 +382,135 @@ export class ApiServer {
 
   #portForward(req: IncomingMessage, info: RequestInfo, query: URLSearchParams): Result {
     const name = info.name!;
+    // k8s.io/apiserver pkg/endpoints/handlers/rest.go ConnectResource: the connect options are
+    // decoded first (getRequestOptions; a failure is a 400 Status).
+    const ports = convertPorts(query.getAll("ports"));
+    if (typeof ports === "string") return { code: 400, json: st.badRequest(ports) };
     const pod = this.store.get("pods", info.namespace, name);
     if (!pod) return { code: 404, json: st.notFound("pods", name) };
-    const dynamic = this.#kubelet?.target(`${info.namespace}/${name}`);
-    const spec: PodSpec | undefined =
-      this.config.pods.find((p) => p.name === name && p.namespace === info.namespace) ??
-        (dynamic
-          ? {
-            name,
-            namespace: info.namespace!,
-            podIPs: [],
-            containers: [],
-            phase: (pod.status as { phase?: PodSpec["phase"] })?.phase ?? "Pending",
-            portForward: dynamic,
-          }
-          : undefined);
     const isWebSocket = /websocket/i.test(String(req.headers.upgrade ?? "")) &&
       /upgrade/i.test(String(req.headers.connection ?? ""));
     if (!isWebSocket) {
       // UpgradeAwareHandler with upgradeRequired.
       return { code: 400, json: st.badRequest("Upgrade request required") };
     }
-    if (!(pod.spec as { nodeName?: string }).nodeName) {
+    const nodeName = (pod.spec as { nodeName?: string }).nodeName;
+    if (!nodeName) {
       return { code: 400, json: st.badRequest(`pod ${name} does not have a host assigned`) };
     }
-    // Past this point the kubelet answers; the API server proxies its plain-text errors.
-    const ports = parsePorts(query.getAll("ports"));
-    if (typeof ports === "string") return { code: 400, text: ports };
-    if (!spec?.portForward || (spec.phase ?? "Running") !== "Running") {
-      return {
-        code: 500,
-        text: "rpc error: code = Unknown desc = sandbox container is not running",
-      };
-    }
-    const offered = offeredProtocols(req.headers["sec-websocket-protocol"] as string | undefined);
-    const protocol = negotiate(offered, PORTFORWARD_PROTOCOLS);
-    if (protocol === null) {
-      // golang.org/x/net/websocket newServerConn (vendored in kubernetes/kubernetes): when the
-      // Handshake func (wsstream's protocol check) fails, a bare "HTTP/1.1 403 Forbidden" and
-      // an empty line, no headers, no body.
-      return { code: 403, upgrade: (socket) => refuseUpgrade(socket, 403, "Forbidden") };
-    }
-    const key = String(req.headers["sec-websocket-key"] ?? "");
-    if (!key || req.headers["sec-websocket-version"] !== "13") {
-      return { code: 400, text: "Bad Request" };
-    }
-    const target = this.#target(spec);
+    // pkg/registry/core/pod/strategy.go PortForwardLocation: the node's kubelet (its connection
+    // info: the node's address, the kubelet port), `/portForward/{namespace}/{name}` and the ports
+    // as one comma-joined `port` value (streamParams).
+    const node = this.config.nodes.find((n) => n.name === nodeName);
+    if (!node) return { code: 404, json: st.notFound("nodes", nodeName) };
+    const params = new URLSearchParams();
+    if (ports.length > 0) params.set("port", ports.join(","));
+    const target = `/portForward/${encodeURIComponent(info.namespace!)}/${
+      encodeURIComponent(name)
+    }${ports.length > 0 ? `?${params}` : ""}`;
+    const tls = this.#kubeletTls;
+    const backend: Backend | null = tls
+      ? { hostname: node.internalIP, port: this.config.kubeletClient?.port ?? KUBELET_PORT, ...tls }
+      : null;
+    const request: BackendRequest = {
+      method: req.method ?? "GET",
+      target,
+      headers: backendHeaders(req, this.#sandbox(pod, info.namespace!, name)),
+    };
     return {
       code: 101,
-      upgrade: (socket, head) => {
-        const ws = WebSocketConnection.accept(key, protocol, socket, head);
-        servePortForward(ws, { protocol, ports, target, log: this.#log });
-      },
+      proxy: (socket, head) =>
+        backend
+          ? proxyUpgrade(socket, head, backend, request)
+          : Promise.resolve({ error: "error dialing backend: no kubelet client is configured" }),
     };
   }
 
-  #target(spec: PodSpec) {
-    const id = `${spec.namespace}/${spec.name}`;
-    let sandbox = this.#podsSandbox.get(id);
-    if (!sandbox) this.#podsSandbox.set(id, sandbox = Store.sandboxId());
-    return {
-      netns: spec.portForward!.netns,
-      host: spec.portForward!.host ?? "127.0.0.1",
-      sandboxId: sandbox,
-      netnsPath: `/var/run/netns/cni-${spec.portForward!.netns}`,
-    };
+  /**
+   * Where the pod's sandbox is, for the stand-in's kubelet (see `kubelet_server.ts`): the pods of
+   * the config, or those the stand-in's pod runner (`kubelet.ts`) runs; null when not running.
+   */
+  #sandbox(pod: KObject, namespace: string, name: string): PodSandbox | null {
+    const dynamic = this.#kubelet?.target(`${namespace}/${name}`);
+    const spec: PodSpec | undefined =
+      this.config.pods.find((p) => p.name === name && p.namespace === namespace) ??
+        (dynamic
+          ? {
+            name,
+            namespace,
+            podIPs: [],
+            containers: [],
+            phase: (pod.status as { phase?: PodSpec["phase"] })?.phase ?? "Pending",
+            portForward: dynamic,
+          }
+          : undefined);
+    if (!spec?.portForward || (spec.phase ?? "Running") !== "Running") return null;
+    return { host: spec.portForward.host ?? "127.0.0.1", netns: spec.portForward.netns };
   }
+}
+
+/**
+ * k8s.io/apimachinery pkg/apis/meta/v1/conversion.go Convert_Slice_string_To_Slice_int32: each
+ * `ports` value split on commas, each part `strconv.ParseUint(v, 10, 16)`. Returns the ports or
+ * the error message.
+ */
+export function convertPorts(values: string[]): number[] | string {
+  const out: number[] = [];
+  for (const value of values) {
+    for (const v of value.split(",")) {
+      const why = !/^[0-9]+$/.test(v)
+        ? "invalid syntax"
+        : Number(v) > 65535
+        ? "value out of range"
+        : null;
+      if (why) {
+        return `cannot convert to []int32: strconv.ParseUint: parsing ${JSON.stringify(v)}: ${why}`;
+      }
+      out.push(Number(v));
+    }
+  }
+  return out;
+}
+
+/**
+ * The headers the API server sends the kubelet: the client's (Go's `Request.Write`: Host, then
+ * User-Agent, then the rest sorted by canonical name), less `Authorization` (removed by the
+ * authentication filter) and less any {@linkcode SANDBOX_HEADER} the client sent;
+ * `X-Forwarded-For` gets the client's address appended; then the stand-in's sandbox header.
+ */
+function backendHeaders(req: IncomingMessage, sandbox: PodSandbox | null): [string, string][] {
+  const drop = new Set([
+    "host",
+    "user-agent",
+    "authorization",
+    "x-forwarded-for",
+    "content-length",
+    "transfer-encoding",
+    "trailer",
+    SANDBOX_HEADER.toLowerCase(),
+  ]);
+  const byName = new Map<string, string[]>();
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (drop.has(raw[i].toLowerCase())) continue;
+    const key = canonicalHeader(raw[i]);
+    byName.set(key, [...(byName.get(key) ?? []), raw[i + 1]]);
+  }
+  const prior = req.headers["x-forwarded-for"];
+  const client = req.socket.remoteAddress ?? "";
+  const forwarded = prior
+    ? `${Array.isArray(prior) ? prior.join(", ") : prior}, ${client}`
+    : client;
+  byName.set("X-Forwarded-For", [forwarded]);
+  byName.set(canonicalHeader(SANDBOX_HEADER), [sandboxHeader(sandbox)]);
+  const out: [string, string][] = [
+    ["Host", String(req.headers.host ?? "")],
+    ["User-Agent", String(req.headers["user-agent"] ?? "Go-http-client/1.1")],
+  ];
+  for (const key of [...byName.keys()].sort()) {
+    for (const v of byName.get(key)!) out.push([key, v]);
+  }
+  return out;
 }
 
 function parseBody(body: string): { value: unknown } | { code: number; json: unknown } {
@@ -581,7 +660,7 @@ async function main(): Promise<void> {
       }
       logReq(req, r.code);
       if ("watch" in r) return r.watch(res);
-      if ("upgrade" in r) {
+      if ("proxy" in r) {
         res.writeHead(400, { "Content-Type": "application/json" });
         res.end(JSON.stringify(st.badRequest("Upgrade request required")));
         return;
@@ -605,16 +684,24 @@ async function main(): Promise<void> {
     } catch (err) {
       r = { code: 500, json: st.badRequest(String(err)) };
     }
+    if ("proxy" in r) {
+      // The code is the kubelet's, known once it answered.
+      r.proxy(socket, head).catch((err) => ({ error: String(err) })).then((p) => {
+        if ("code" in p) return logReq(req, p.code);
+        logReq(req, 500);
+        writeRaw(socket, { code: 500, json: st.internalError(p.error) });
+      });
+      return;
+    }
     logReq(req, r.code);
-    if ("upgrade" in r) r.upgrade(socket, head);
-    else writeRaw(socket, r);
+    writeRaw(socket, r);
   });
   const [host, port] = (config.listen ?? "0.0.0.0:6443").split(/:(?=\d+$)/);
   https_.listen(Number(port), host, () => {
     console.log(`listening on https://${config.advertiseAddress}`);
   });
   const stop = () => {
-    closeAllPortForwards();
+    closeAllProxies();
     server.close();
     https_.close();
     Deno.exit(0);

@@ -1,17 +1,21 @@
 /**
- * The test cluster: three network namespaces, a Kubernetes API server stand-in, workloads,
- * cluster DNS, kube-proxy-style service NAT, and the traffic manager as a process "in a pod".
+ * The test cluster: three network namespaces, a Kubernetes API server stand-in, the node's
+ * kubelet stand-in, workloads, cluster DNS, kube-proxy-style service NAT, and the traffic manager
+ * as a process "in a pod".
  *
  * ```
- * laptop ──veth── apiserver (https://100.64.0.1:6443) ──veth── cluster
- * 100.64.0.2        100.64.0.1 | 100.64.1.1                      100.64.1.2, pods 10.244.0.0/24,
+ * laptop ──veth── apiserver (https://100.64.0.1:6443) ──veth── cluster = node-1
+ * 100.64.0.2        100.64.0.1 | 100.64.1.1                      100.64.1.2, kubelet :10250 (TLS),
+ *                                                                 pods 10.244.0.0/24,
  *                                                                 services 10.96.0.0/12 (DNAT),
  *                                                                 DNS 10.96.0.10, manager 127.0.0.1:8081
  * ```
  *
  * The laptop reaches only the API server; pods and services are reachable only through
- * `pods/portforward` to a pod (the manager), which the API server bridges into the cluster
- * namespace like the kubelet.
+ * `pods/portforward` to a pod (the manager). As in a real cluster that takes two hops: the API
+ * server proxies the upgraded connection over TLS to the node's kubelet (`kubelet_server.ts`,
+ * one process in the cluster namespace, which is the node's and every pod's network namespace,
+ * so it dials each pod in-process, like containerd inside the pod's namespace).
  *
  * Each laptop namespace has its own `/etc/netns/<ns>/resolv.conf` (`nameserver <laptop ip>`,
  * `search corp.example`; see {@linkcode laptopResolvConf}), so nothing run in it can change the
@@ -34,9 +38,17 @@
 import { Netns } from "../_netns.ts";
 import { type DnsQuery, Laptop } from "./laptop.ts";
 import type { LineWatcher } from "../_lines.ts";
-import type { ApiServerConfig, DenyRule, Identity, PodSpec, QuotaSpec } from "./config.ts";
+import type {
+  ApiServerConfig,
+  DenyRule,
+  Identity,
+  KubeletServerConfig,
+  PodSpec,
+  QuotaSpec,
+} from "./config.ts";
 import { kubeconfigYaml, type KubeContext } from "./kubeconfig.ts";
-import { makePki, type Pki } from "./pki.ts";
+import { type KubeletPki, makeKubeletPki, makePki, type Pki } from "./pki.ts";
+import { KUBELET_PORT } from "./kubelet_server.ts";
 import {
   API_CLUSTER_IP,
   API_LAPTOP_IP,
@@ -115,7 +127,10 @@ export interface TestClusterOptions {
   extraWorkloads?: ExtraWorkload[];
   /** Requests without credentials are `system:anonymous` instead of 401. Default false. */
   anonymousAuth?: boolean;
-  /** API server logs each request on its stderr (see `apiServerLog`). Default false. */
+  /**
+   * API server and kubelet log each request on their stderr (see `apiServerLog`, `kubeletLog`).
+   * Default false.
+   */
   apiServerLog?: boolean;
 }
 
@@ -138,6 +153,8 @@ export class TestCluster implements AsyncDisposable {
   readonly webDir: string;
   /** The test PKI. */
   readonly pki: Pki;
+  /** The kubelet's serving certificate and the API server's kubelet client certificate. */
+  readonly kubeletPki: KubeletPki;
   /** API server URL for the laptop. */
   readonly apiUrl = `https://${API_LAPTOP_IP}:${API_PORT}`;
   /** Token of the laptop's `test` user (`kubernetes-admin`). */
@@ -156,9 +173,13 @@ export class TestCluster implements AsyncDisposable {
   readonly serviceAccountDir: string;
   /** The API server's JSON config. */
   readonly apiServerConfig: ApiServerConfig;
+  /** The kubelet's JSON config. */
+  readonly kubeletConfig: KubeletServerConfig;
   readonly #options: TestClusterOptions;
   readonly #configFile: string;
+  readonly #kubeletConfigFile: string;
   #apiServer: Workload | null = null;
+  #kubelet: Workload | null = null;
   #manager: Workload | null = null;
   #workloads: Workload[] = [];
   #nextLaptop = 1;
@@ -168,6 +189,7 @@ export class TestCluster implements AsyncDisposable {
     namespaces: [Netns, Netns, Netns],
     dir: string,
     pki: Pki,
+    kubeletPki: KubeletPki,
     options: TestClusterOptions,
   ) {
     [this.laptop, this.apiserverNs, this.clusterNs] = namespaces;
@@ -175,6 +197,7 @@ export class TestCluster implements AsyncDisposable {
     this.dir = dir;
     this.webDir = `${dir}/web`;
     this.pki = pki;
+    this.kubeletPki = kubeletPki;
     this.#options = options;
     this.token = `kc-admin-${randomHex(24)}`;
     this.execToken = `kc-exec-${randomHex(24)}`;
@@ -184,7 +207,19 @@ export class TestCluster implements AsyncDisposable {
     this.serviceAccountPathPrefix = `${dir}/sa`;
     this.serviceAccountDir = `${dir}/sa${SA_SUFFIX}`;
     this.#configFile = `${dir}/apiserver.json`;
+    this.#kubeletConfigFile = `${dir}/kubelet.json`;
     this.apiServerConfig = this.#makeConfig();
+    this.kubeletConfig = {
+      listen: `0.0.0.0:${KUBELET_PORT}`,
+      nodeName: NODE.name,
+      netns: this.clusterNs.name,
+      tls: {
+        certFile: kubeletPki.servingCertFile,
+        keyFile: kubeletPki.servingKeyFile,
+        caFile: pki.caFile,
+      },
+      allowedUsers: [kubeletPki.clientUser],
+    };
   }
 
   /**
@@ -201,7 +236,8 @@ export class TestCluster implements AsyncDisposable {
       const pki = await makePki(`${dir}/pki`, {
         serverIps: [API_LAPTOP_IP, API_CLUSTER_IP, SERVICE_IPS.kubernetes, "127.0.0.1"],
       });
-      cluster = new TestCluster(made as [Netns, Netns, Netns], dir, pki, options);
+      const kubeletPki = await makeKubeletPki(pki, { nodeName: NODE.name, nodeIps: [NODE_IP] });
+      cluster = new TestCluster(made as [Netns, Netns, Netns], dir, pki, kubeletPki, options);
       await cluster.#build();
       return cluster;
     } catch (err) {
@@ -244,7 +280,9 @@ export class TestCluster implements AsyncDisposable {
     await Deno.writeTextFile(`${this.serviceAccountDir}/ca.crt`, this.pki.caPem);
     await Deno.writeTextFile(`${this.serviceAccountDir}/namespace`, MANAGER_POD.namespace);
     await Deno.writeTextFile(this.#configFile, JSON.stringify(this.apiServerConfig, null, 2));
+    await Deno.writeTextFile(this.#kubeletConfigFile, JSON.stringify(this.kubeletConfig, null, 2));
     await Deno.writeTextFile(this.kubeconfig, this.kubeconfigText("test"));
+    await this.#startKubelet();
     await this.startApiServer();
     if ((this.#options.manager ?? true) === true) await this.#startManager();
   }
@@ -270,6 +308,15 @@ export class TestCluster implements AsyncDisposable {
         ...x.pod,
         portForward: x.pod.portForward ?? { netns: this.clusterNs.name, host: x.pod.podIPs[0] },
       });
+    }
+    // The kubelet dials pods in-process in its own namespace: a pod elsewhere it cannot reach.
+    for (const p of pods) {
+      if (p.portForward && p.portForward.netns !== this.clusterNs.name) {
+        throw new Error(
+          `Pod ${p.namespace}/${p.name} lives in network namespace ${p.portForward.netns}, not ` +
+            `in the node's (${this.clusterNs.name}), where the stand-in's kubelet dials pods`,
+        );
+      }
     }
     return {
       listen: `0.0.0.0:${API_PORT}`,
@@ -298,6 +345,12 @@ export class TestCluster implements AsyncDisposable {
       serviceCIDRs: [SERVICE_CIDR],
       namespaces,
       quotas,
+      kubeletClient: {
+        certFile: this.kubeletPki.clientCertFile,
+        keyFile: this.kubeletPki.clientKeyFile,
+        caFile: this.pki.caFile,
+        port: KUBELET_PORT,
+      },
       kubelet: {
         netns: this.clusterNs.name,
         deno: Deno.execPath(),
@@ -423,6 +476,52 @@ export class TestCluster implements AsyncDisposable {
     return this.#apiServer.err;
   }
 
+  /** The kubelet's stderr (its request log and port-forward errors with `apiServerLog`). */
+  get kubeletLog(): LineWatcher {
+    if (!this.#kubelet) throw new Error("The kubelet is not running");
+    return this.#kubelet.err;
+  }
+
+  /** The kubelet process (the node's; it outlives API server restarts), or null. */
+  get kubeletProcess(): Deno.ChildProcess | null {
+    return this.#kubelet?.child ?? null;
+  }
+
+  /** Starts the kubelet in the cluster (node) namespace; resolves when it listens. */
+  async #startKubelet(): Promise<void> {
+    const w = startProcess(this.clusterNs, "kubelet", [
+      ...DENO_RUN,
+      "-A",
+      `${ROOT}tests/cluster/kubelet_server.ts`,
+      "--config",
+      this.#kubeletConfigFile,
+      ...(this.#options.apiServerLog ? ["--log"] : []),
+    ]);
+    this.#kubelet = w;
+    try {
+      await w.out.waitFor(/^listening on /, 30_000);
+    } catch (err) {
+      this.#kubelet = null;
+      try {
+        w.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      throw new Error(
+        `Cannot start the kubelet stand-in: ${(err as Error).message}\nstderr:\n${w.err.text()}`,
+      );
+    }
+  }
+
+  async #stopKubelet(): Promise<void> {
+    const w = this.#kubelet;
+    if (!w) return;
+    this.#kubelet = null;
+    try {
+      w.child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await w.child.status;
+    await Promise.all([w.out.done, w.err.done]);
+  }
+
   /** Starts the API server (after {@linkcode stopApiServer}); resolves when it listens. */
   async startApiServer(): Promise<void> {
     if (this.#apiServer) return;
@@ -500,6 +599,7 @@ export class TestCluster implements AsyncDisposable {
     if (this.#disposed) return;
     this.#disposed = true;
     await this.stopApiServer().catch(() => {});
+    await this.#stopKubelet().catch(() => {});
     for (const laptop of this.laptops) await laptop[Symbol.asyncDispose]();
     for (const ns of [this.apiserverNs, this.clusterNs]) {
       await ns[Symbol.asyncDispose]();

@@ -49,6 +49,41 @@ export interface KubeletConfig {
   env?: Record<string, string>;
 }
 
+/**
+ * How the API server reaches kubelets for `pods/{name}/portforward`: kube-apiserver's
+ * `--kubelet-client-certificate`, `--kubelet-client-key` and `--kubelet-certificate-authority`;
+ * it dials the pod's node at its InternalIP and this port (the node's
+ * `status.daemonEndpoints.kubeletEndpoint.Port`).
+ */
+export interface KubeletClientConfig {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** Default 10250. */
+  port?: number;
+}
+
+/**
+ * The configuration file of the stand-in's kubelet (`kubelet_server.ts --config <file>`), which
+ * serves the kubelet API's `/portForward/{namespace}/{pod}` over HTTPS in the node's network
+ * namespace.
+ */
+export interface KubeletServerConfig {
+  /** Address and port to listen on. Default `0.0.0.0:10250` (the kubelet's `--address`, `--port`). */
+  listen?: string;
+  /** The node this kubelet is. */
+  nodeName: string;
+  /** `ip netns` name of the node's namespace (where every pod of the test cluster lives). */
+  netns: string;
+  /** Serving certificate and key; `caFile` verifies client certificates (`--client-ca-file`). */
+  tls: { certFile: string; keyFile: string; caFile: string };
+  /**
+   * Users (client certificate CNs) allowed `nodes/proxy` on this kubelet: the API server's
+   * kubelet client. Others get the kubelet's 403.
+   */
+  allowedUsers: string[];
+}
+
 /** A ResourceQuota in short form (`spec.hard`). */
 export interface QuotaSpec {
   namespace: string;
@@ -97,7 +132,10 @@ export interface PodSpec {
   containers: { name: string; image?: string; ports?: PortSpec[] }[];
   /** Where port-forward reaches this pod; without it, port-forward fails like a dead sandbox. */
   portForward?: {
-    /** Network namespace (`ip netns` name) the pod "lives" in. */
+    /**
+     * Network namespace (`ip netns` name) the pod "lives" in. It must be its node's: the
+     * stand-in's kubelet runs there and dials the pod in-process.
+     */
     netns: string;
     /**
      * Address dialled inside it. Default `127.0.0.1`, as the kubelet does; the test cluster's
@@ -160,6 +198,11 @@ export interface ApiServerConfig {
   deny?: DenyRule[];
   /** Run Deployments' pods (without it, Deployments are stored but no pod appears). */
   kubelet?: KubeletConfig;
+  /**
+   * How to reach the kubelets for port-forward; without it, port-forward fails like a node
+   * whose kubelet cannot be dialled.
+   */
+  kubeletClient?: KubeletClientConfig;
   /** ResourceQuotas enforced on create (their namespaces are created too). */
   quotas?: QuotaSpec[];
   /** The service CIDRs (`--service-cluster-ip-range`), e.g. `["10.96.0.0/12"]`. */

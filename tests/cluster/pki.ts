@@ -1,7 +1,9 @@
 /**
  * A throw-away PKI for the test cluster, made with `openssl`: a CA, a v3 server certificate
  * for the API server (Deno's TLS rejects a self-signed certificate used as its own CA, so it
- * is a real CA and a leaf) and a client certificate for certificate authentication.
+ * is a real CA and a leaf) and a client certificate for certificate authentication; and, with
+ * {@linkcode makeKubeletPki}, the second hop's pair: the kubelet's serving certificate and the
+ * API server's kubelet client certificate.
  *
  * @example
  * ```ts ignore
@@ -109,5 +111,81 @@ export async function makePki(dir: string, options: PkiOptions): Promise<Pki> {
     clientKeyFile: `${dir}/client.key`,
     clientCertPem: await Deno.readTextFile(`${dir}/client.crt`),
     clientKeyPem: await Deno.readTextFile(`${dir}/client.key`),
+  };
+}
+
+/** The certificates of the API server → kubelet hop, signed by the same CA. */
+export interface KubeletPki {
+  /** The kubelet's serving certificate and key (`--tls-cert-file`, `--tls-private-key-file`). */
+  servingCertFile: string;
+  servingKeyFile: string;
+  /**
+   * The API server's client certificate for kubelets (`--kubelet-client-certificate`,
+   * `--kubelet-client-key`).
+   */
+  clientCertFile: string;
+  clientKeyFile: string;
+  /** The user that client certificate authenticates as (its CN). */
+  clientUser: string;
+}
+
+/** Options of {@linkcode makeKubeletPki}. */
+export interface KubeletPkiOptions {
+  /** The node's name: the serving certificate is `system:node:<name>` with it as DNS name. */
+  nodeName: string;
+  /** IP addresses the API server dials the kubelet at (subjectAltName of the serving cert). */
+  nodeIps: string[];
+  /** Days the certificates are valid. Default 2. */
+  days?: number;
+}
+
+/**
+ * Adds the kubelet's serving certificate and the API server's kubelet client certificate to a
+ * PKI made by {@linkcode makePki} (same directory, same CA), named the way kubeadm and the
+ * kubelet's serving-certificate bootstrap name them: the serving certificate is
+ * `CN=system:node:<node>, O=system:nodes` (kubernetes/kubernetes pkg/kubelet/certificate/
+ * kubelet.go, NewKubeletServerCertificateManager), the client certificate
+ * `CN=kube-apiserver-kubelet-client, O=system:masters` (cmd/kubeadm/app/phases/certs/
+ * certlist.go, KubeadmCertKubeletClient: APIServerKubeletClientCertCommonName and
+ * MastersGroup).
+ *
+ * @throws {Error} when `openssl` fails; the message has its stderr.
+ */
+export async function makeKubeletPki(pki: Pki, options: KubeletPkiOptions): Promise<KubeletPki> {
+  const { dir } = pki;
+  const days = String(options.days ?? 2);
+  const user = "kube-apiserver-kubelet-client";
+  const san = [`DNS:${options.nodeName}`, ...options.nodeIps.map((ip) => `IP:${ip}`)].join(",");
+  await Deno.writeTextFile(
+    `${dir}/kubelet.ext`,
+    [
+      "basicConstraints=critical,CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      "extendedKeyUsage=serverAuth",
+      `subjectAltName=${san}`,
+      "",
+    ].join("\n"),
+  );
+  // deno-fmt-ignore
+  const steps: string[][] = [
+    ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", "kubelet.key", "-out", "kubelet.csr",
+      "-subj", `/O=system:nodes/CN=system:node:${options.nodeName}`],
+    ["x509", "-req", "-in", "kubelet.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+      "-CAcreateserial", "-out", "kubelet.crt", "-days", days, "-extfile", "kubelet.ext"],
+    ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", "apiserver-kubelet-client.key", "-out", "apiserver-kubelet-client.csr",
+      "-subj", `/O=system:masters/CN=${user}`],
+    ["x509", "-req", "-in", "apiserver-kubelet-client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+      "-CAcreateserial", "-out", "apiserver-kubelet-client.crt", "-days", days,
+      "-extfile", "client.ext"],
+  ];
+  for (const step of steps) await openssl(step, dir);
+  return {
+    servingCertFile: `${dir}/kubelet.crt`,
+    servingKeyFile: `${dir}/kubelet.key`,
+    clientCertFile: `${dir}/apiserver-kubelet-client.crt`,
+    clientKeyFile: `${dir}/apiserver-kubelet-client.key`,
+    clientUser: user,
   };
 }

@@ -33,7 +33,9 @@
  *   namespace %q: %w` and `failed to connect to localhost:%d inside namespace %q, IPv4: %v
  *   IPv6 %v `; then everything closes.
  *
- * The dial is `ip netns exec <netns> socat STDIO TCP:<host>:<port>`, one process per port.
+ * This runs in the stand-in's kubelet (`kubelet_server.ts`), a process inside the node's network
+ * namespace, which is also the namespace of every pod of the test cluster: the pod connection is
+ * dialled in-process (`Deno.connect`, TCP_NODELAY like Go's), no helper process in between.
  *
  * @module
  */
@@ -45,9 +47,10 @@ export const PORTFORWARD_PROTOCOLS = ["", "v4.channel.k8s.io", "v4.base64.channe
 
 /** Where the pod is reached. */
 export interface PortForwardTarget {
-  /** `ip netns` name of the pod's network namespace. */
-  netns: string;
-  /** Address dialled in it (the kubelet dials localhost). */
+  /**
+   * Address dialled in the kubelet's (= the pod's) network namespace: containerd dials
+   * localhost; the test cluster's pods bind their own pod IP, so that is what is dialled for them.
+   */
   host: string;
   /** Pod sandbox ID, as containerd names it in errors. */
   sandboxId: string;
@@ -56,8 +59,9 @@ export interface PortForwardTarget {
 }
 
 /**
- * Parses the `ports` query values like the kubelet's NewV4Options (the API server passes them
- * on as `port`). Returns the ports or the kubelet's 400 message.
+ * Parses the `port` query values of the kubelet's `/portForward/{namespace}/{pod}` like
+ * `NewV4Options` (staging/src/k8s.io/kubelet/pkg/cri/streaming/portforward/websocket.go).
+ * Returns the ports or the kubelet's 400 message.
  */
 export function parsePorts(values: string[]): number[] | string {
   if (values.length === 0) return `query parameter "port" is required`;
@@ -95,7 +99,7 @@ export interface PortForwardOptions {
  * own TLS layer, see `pf_probe.ts`.)
  */
 const HIGH_WATER = 1024 * 1024;
-const live = new Set<Bridge>();
+const live = new Set<PodConnection>();
 
 /** Kills every pod connection (the server is stopping). */
 export function closeAllPortForwards(): void {
@@ -118,8 +122,8 @@ export function servePortForward(ws: WebSocketConnection, options: PortForwardOp
     send(2 * i, le);
     send(2 * i + 1, le);
   });
-  const bridges = options.ports.map((port, i) =>
-    new Bridge(port, 2 * i, options.target, send, ws, options.log)
+  const conns = options.ports.map((port, i) =>
+    new PodConnection(port, 2 * i, options.target, send, ws, options.log)
   );
   let pendingBytes = 0;
   let paused = false;
@@ -134,14 +138,14 @@ export function servePortForward(ws: WebSocketConnection, options: PortForwardOp
       payload = decoded;
     }
     // Only even (data) channels are readable; the rest is ignored like wsstream does.
-    const bridge = channel % 2 === 0 ? bridges[channel / 2] : undefined;
-    if (!bridge || payload.length === 0) return;
+    const conn = channel % 2 === 0 ? conns[channel / 2] : undefined;
+    if (!conn || payload.length === 0) return;
     pendingBytes += payload.length;
     if (pendingBytes > HIGH_WATER && !paused) {
       paused = true;
       ws.pause();
     }
-    bridge.write(payload).finally(() => {
+    conn.write(payload).finally(() => {
       pendingBytes -= payload.length;
       if (paused && pendingBytes < HIGH_WATER / 2) {
         paused = false;
@@ -150,10 +154,10 @@ export function servePortForward(ws: WebSocketConnection, options: PortForwardOp
     });
   };
   ws.onclose = () => {
-    for (const b of bridges) b.kill();
+    for (const c of conns) c.kill();
   };
   // The socket's end() flushes what is queued before the close frame.
-  Promise.all(bridges.map((b) => b.done)).then(() => ws.close());
+  Promise.all(conns.map((c) => c.done)).then(() => ws.close());
 }
 
 /** Go's `base64.StdEncoding.Decode`: padding required, CR and LF ignored; null when invalid. */
@@ -163,11 +167,20 @@ function decodeBase64(data: Uint8Array): Uint8Array | null {
   return Buffer.from(text, "base64");
 }
 
-/** One pod connection: a socat process in the pod's namespace. */
-class Bridge {
+/** Read size of a pod connection (Go's io.Copy uses 32 KiB; bigger reads cost fewer ops here). */
+const READ_SIZE = 128 * 1024;
+/** How long one direction may outlive the other (containerd's `time.After(time.Second)`). */
+const LINGER_MS = 1000;
+
+/**
+ * One pod connection, dialled in-process: containerd's `portForward` (see the module doc), its
+ * two `io.Copy`s, and the kubelet's error text when the dial fails.
+ */
+class PodConnection {
   readonly done: Promise<void>;
-  readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #conn: Deno.TcpConn | null = null;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  readonly #dialled: Promise<Deno.TcpConn | null>;
   #ended = false;
 
   constructor(
@@ -178,88 +191,100 @@ class Bridge {
     readonly ws: WebSocketConnection,
     readonly log?: (line: string) => void,
   ) {
-    // -t 1: when one direction ends, wait at most 1 s for the other, then end (containerd's
-    // portForward: the first copy done, then `time.After(time.Second)`).
-    this.#child = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        target.netns,
-        "socat",
-        "-b",
-        "131072",
-        "-t",
-        "1",
-        "STDIO",
-        // The kubelet dials from Go, whose sockets have TCP_NODELAY set; so does this bridge.
-        `TCP:${target.host}:${port},nodelay`,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#writer = this.#child.stdin.getWriter();
     live.add(this);
-    this.done = this.#pump().finally(() => live.delete(this));
+    this.#dialled = this.#dial();
+    this.done = this.#run().finally(() => {
+      live.delete(this);
+      this.kill();
+    });
   }
 
-  /** Writes client bytes to the pod connection; resolves when taken. */
+  /** Writes client bytes to the pod connection; resolves when the kernel took them. */
   async write(data: Uint8Array): Promise<void> {
-    if (this.#ended) return;
+    const conn = await this.#dialled;
+    if (!conn || this.#ended) return;
+    this.#writer ??= conn.writable.getWriter();
     try {
       await this.#writer.write(data);
     } catch {
-      // the pod side is gone; the pump reports it
+      // the pod side is gone; the read loop reports it
     }
   }
 
-  /** Ends the pod connection (the WebSocket is gone). */
+  /** Ends the pod connection (the WebSocket is gone, or both directions are done). */
   kill(): void {
     this.#ended = true;
     try {
-      this.#child.kill("SIGKILL");
+      this.#conn?.close();
     } catch {
-      // already exited
+      // already closed
+    }
+    this.#conn = null;
+  }
+
+  async #dial(): Promise<Deno.TcpConn | null> {
+    try {
+      const conn = await Deno.connect({ hostname: this.target.host, port: this.port });
+      // Go's net.Dial sets TCP_NODELAY on every TCP connection.
+      conn.setNoDelay(true);
+      if (this.#ended) {
+        conn.close();
+        return null;
+      }
+      this.#conn = conn;
+      return conn;
+    } catch (err) {
+      if (!this.ws.closed) {
+        const msg = this.#errorMessage(err as Error);
+        this.log?.(`portforward: ${msg}`);
+        this.send(this.channel + 1, new TextEncoder().encode(msg));
+      }
+      return null;
     }
   }
 
-  async #pump(): Promise<void> {
-    const stderr = new Response(this.#child.stderr).text().catch(() => "");
-    let sent = 0;
+  /** Pod → client until the pod's side ends; then at most a second for the other direction. */
+  async #run(): Promise<void> {
+    const conn = await this.#dialled;
+    if (!conn) return;
     try {
-      for await (const chunk of this.#child.stdout) {
-        sent += chunk.length;
+      for (;;) {
+        const buf = new Uint8Array(READ_SIZE);
+        const n = await conn.read(buf);
+        if (n === null || this.#ended) break;
+        // A short read gets its own small buffer: the socket may hold it until sent.
+        const chunk = n < READ_SIZE / 4 ? buf.slice(0, n) : buf.subarray(0, n);
         if (!this.send(this.channel, chunk)) await this.ws.drained();
         if (this.ws.closed) break;
       }
     } catch {
-      // killed
+      // reset, or closed by kill()
     }
-    this.#ended = true;
-    const status = await this.#child.status;
-    this.#writer.releaseLock();
-    try {
-      await this.#child.stdin.close();
-    } catch {
-      // already closed
-    }
-    const errText = await stderr;
-    if (!status.success && sent === 0 && !this.ws.closed) {
-      const msg = this.#errorMessage(errText);
-      this.log?.(`portforward: ${msg}`);
-      this.send(this.channel + 1, new TextEncoder().encode(msg));
+    // The client → pod copy ends only when the WebSocket does: wait for that at most 1 s.
+    if (!this.ws.closed && !this.#ended) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, LINGER_MS);
+        this.ws.closedPromise.then(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     }
   }
 
-  /** The kubelet's error text: websocket.go wraps containerd's portForward error. */
-  #errorMessage(stderr: string): string {
+  /**
+   * The kubelet's error text: websocket.go's `error forwarding port %d to pod %s, uid %v: %v`
+   * around containerd's portForward error, from Go's dial error for `tcp4` (`dial tcp4
+   * 127.0.0.1:<port>: connect: <errno text>`) and `tcp6` (no `::1` for localhost here).
+   */
+  #errorMessage(err: Error): string {
     const { port, target } = this;
-    const m = /E connect\([^)]*\): (.+)/.exec(stderr);
-    const inner = m
-      ? `failed to connect to localhost:${port} inside namespace "${target.sandboxId}", ` +
-        `IPv4: dial tcp4 127.0.0.1:${port}: connect: ${m[1].trim().toLowerCase()} ` +
-        `IPv6 dial tcp6: address localhost: no suitable address `
-      : stderr.trim() || "unknown error";
+    // Deno: "Connection refused (os error 111)"; Go prints the errno text in lower case.
+    const why = err.message.replace(/\s*\(os error \d+\)\s*$/, "").toLowerCase();
+    const inner =
+      `failed to connect to localhost:${port} inside namespace "${target.sandboxId}", ` +
+      `IPv4: dial tcp4 127.0.0.1:${port}: connect: ${why} ` +
+      `IPv6 dial tcp6: address localhost: no suitable address found `;
     return `error forwarding port ${port} to pod ${target.sandboxId}, uid : ` +
       `failed to execute portforward in network namespace "${target.netnsPath}": ${inner}`;
   }

@@ -147,6 +147,16 @@ export function methodNotAllowed(): Status {
   );
 }
 
+/**
+ * 500 for an error that is not an API status, e.g. a kubelet that cannot be dialled: k8s.io/
+ * apiserver pkg/endpoints/handlers/responsewriters/status.go ErrorToAPIStatus (reason
+ * `StatusReasonUnknown`, which is empty and so left out of the JSON).
+ */
+export function internalError(message: string): Status {
+  const { reason: _, ...rest } = status(500, "", message);
+  return rest;
+}
+
 /** 400 BadRequest with the given message (apierrors.NewBadRequest). */
 export function badRequest(message: string): Status {
   return status(400, "BadRequest", message);

@@ -5,7 +5,6 @@
  */
 import type { ApiServerConfig } from "./config.ts";
 import {
-  hex,
   k8sTime,
   type KObject,
   namespaceObject,
@@ -177,10 +176,5 @@ export class Store {
       if (w.namespace && w.namespace !== event.object.metadata.namespace) continue;
       w.send(event);
     }
-  }
-
-  /** A random pod-sandbox-like ID (64 hex digits). */
-  static sandboxId(): string {
-    return hex(64);
   }
 }

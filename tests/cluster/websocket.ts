@@ -68,6 +68,7 @@ export class WebSocketConnection {
   /** Payload type of the last text or binary frame (`hybiFrameHandler.payloadType`). */
   #payloadType: MessageType = "text";
   #closed = false;
+  readonly #closedSignal = Promise.withResolvers<void>();
   #closeSent = false;
   #paused = false;
   /** The TCP connection under the socket's TLS layer, when it has one (see {@linkcode pause}). */
@@ -113,6 +114,11 @@ export class WebSocketConnection {
   /** True once closed (by either side). */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Resolves once closed (by either side). */
+  get closedPromise(): Promise<void> {
+    return this.#closedSignal.promise;
   }
 
   /** Bytes queued in the socket and not yet sent. */
@@ -210,6 +216,7 @@ export class WebSocketConnection {
   #gone(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closedSignal.resolve();
     this.onclose();
   }
 
@@ -314,7 +321,7 @@ export class WebSocketConnection {
 }
 
 /** What {@linkcode tcpHandle} returns: a stream handle whose reads can be stopped. */
-interface ReadHandle {
+export interface ReadHandle {
   readStart(): number;
   readStop(): number;
 }
@@ -324,7 +331,7 @@ interface ReadHandle {
  * its TLS wrap reads from), or null (another runtime, or not a TLS socket): stopping that handle
  * is what stops reads from the client (see `WebSocketConnection.pause`).
  */
-function tcpHandle(socket: Duplex): ReadHandle | null {
+export function tcpHandle(socket: Duplex): ReadHandle | null {
   const handle = (socket as Duplex & { _handle?: { _nativeTcpHandle?: Partial<ReadHandle> } })
     ._handle?._nativeTcpHandle;
   return typeof handle?.readStop === "function" && typeof handle.readStart === "function"
