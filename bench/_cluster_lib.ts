@@ -58,8 +58,7 @@ export function labelOf(cmdline: string[]): string {
     [/apiserver\.ts/, "API server stand-in"],
     [/delay_relay\.ts.*--to \S+:(\d+)/, "delay relay"],
     [/netprobe\.ts (\S+)/, "netprobe"],
-    [/^socat .*TCP:/, "socat (kubelet bridge)"],
-    [/kubelet/, "kubelet"],
+    [/kubelet_server\.ts/, "kubelet"],
     [/^iperf3 -s/, "iperf3 server"],
     [/^iperf3 -c/, "iperf3 client"],
   ];
@@ -147,21 +146,20 @@ export const ROLE_NAME: Record<Role, string> = {
   manager: "manager",
   pf: "port-forward client",
   api: "API server",
-  kubelet: "kubelet relays",
+  kubelet: "kubelet",
 };
 
 /**
  * The role of a process from its command line (arguments joined by spaces). The kubelet hop is
- * the stand-in's per-connection `socat`, or any other process whose command line names the
- * kubelet; the client and the manager are matched first (a pod the stand-in's kubelet runs has
- * its directory under `…/kubelet/`).
+ * the stand-in's kubelet (`tests/cluster/kubelet_server.ts`, one process per node, which
+ * terminates each port-forward WebSocket and dials the pod in-process).
  */
 export function roleOf(cmdline: string): Role | null {
   if (/main\.ts up\b/.test(cmdline)) return "client";
   if (/traffic-manager/.test(cmdline)) return "manager";
   if (/pf_client\.ts/.test(cmdline)) return "pf";
   if (/apiserver\.ts/.test(cmdline)) return "api";
-  if (/^socat .*TCP:/.test(cmdline) || /kubelet/.test(cmdline)) return "kubelet";
+  if (/kubelet_server\.ts/.test(cmdline)) return "kubelet";
   return null;
 }
 
@@ -201,13 +199,12 @@ export async function procs(namespaces: Netns[]): Promise<Map<number, Proc>> {
   return m;
 }
 
-/** CPU seconds per role between two snapshots (reaped socat children count as kubelet). */
+/** CPU seconds per role between two snapshots. */
 export function cpuDelta(a: Map<number, Proc>, b: Map<number, Proc>): Record<Role, number> {
   const out = { client: 0, manager: 0, pf: 0, api: 0, kubelet: 0 };
   for (const [pid, p] of b) {
     const before = a.get(pid);
     out[p.role] += (p.own - (before?.own ?? 0)) / CLK_TCK;
-    if (p.role === "api") out.kubelet += (p.children - (before?.children ?? p.children)) / CLK_TCK;
   }
   return out;
 }

@@ -17,11 +17,12 @@ Deno.test("roleOf: the kconnect processes, port-forward, the API server and the 
   );
   assert.equal(roleOf(`${deno} /r/bench/pf_client.ts --listen 127.0.0.1:15201`), "pf");
   assert.equal(roleOf(`${deno} /r/tests/cluster/apiserver.ts --config /tmp/a.json`), "api");
-  assert.equal(roleOf("socat -b 131072 -t 1 STDIO TCP:10.244.0.12:5201,nodelay"), "kubelet");
   assert.equal(
     roleOf(`${deno} /r/tests/cluster/kubelet_server.ts --config /tmp/k.json`),
     "kubelet",
   );
   assert.equal(roleOf("iperf3 -s -B 10.244.0.12 -p 5201"), null);
+  // A pod the stand-in's kubelet runs has its directory under …/kubelet/: not the kubelet.
+  assert.equal(roleOf("python3 /tmp/c/kubelet/web/server.py"), null);
   assert.equal(roleOf(`${deno} /r/tests/cluster/delay_relay.ts --listen 100.64.0.1:7443`), null);
 });

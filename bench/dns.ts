@@ -80,7 +80,7 @@ function labelOf(cmd: string): string {
     [/dnsmasq .*upstream-dns/, "laptop upstream dnsmasq"],
     [/dnsmasq .*dnsmasq\.conf/, "cluster DNS dnsmasq"],
     [/dns_bench\.ts/, "bench client"],
-    [/^socat STDIO TCP:/, "socat (kubelet bridge)"],
+    [/kubelet_server\.ts/, "kubelet"],
   ];
   for (const [re, name] of known) if (re.test(cmd)) return name;
   return cmd.split(" ")[0].split("/").pop() ?? "?";

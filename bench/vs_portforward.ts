@@ -17,17 +17,14 @@
  * bodies); a new connection to its first byte (connect, 64-byte request, reply, close: the reply
  * is the first byte a port-forward connection can deliver). CPU seconds per GB moved per
  * process, from /proc/<pid>/stat utime+stime deltas over each iperf3 run: kconnect client,
- * traffic manager, port-forward client, API server stand-in, and the stand-in's kubelet relays
- * (its `socat` children: live ones' utime+stime plus the API server's cutime+cstime for the
- * reaped ones). RSS of the client and the manager idle and at the middle of the one-stream run.
+ * traffic manager, port-forward client, API server stand-in and the stand-in's kubelet. RSS of
+ * the client and the manager idle and at the middle of the one-stream run.
  *
- * How the stand-in differs from a real chain: the API server stand-in terminates the WebSocket
- * itself and relays each port-forward through a `socat` process into the pod's namespace
- * (tests/cluster/portforward.ts). A real API server proxies the upgraded connection to the
- * kubelet over a second TLS hop, and the kubelet (or the container runtime's streaming server)
- * terminates the WebSocket and copies to the pod socket in-process. Both paths pay the same per
- * port-forward WebSocket on this stand-in, so the comparison is like for like; absolute figures
- * against a real cluster are lower (one more TLS decrypt and encrypt per byte on the server side).
+ * The stand-in relays port-forward as a real chain does (tests/cluster/upgrade_proxy.ts,
+ * kubelet_server.ts): the API server checks the request, then proxies the upgraded connection
+ * to the node's kubelet over a second TLS hop with its kubelet client certificate; the kubelet
+ * terminates the WebSocket and dials the pod in-process. Both paths pay the same per
+ * port-forward WebSocket, so the comparison is like for like.
  *
  * Two more parts, each asked for by its option (numbers printed, nothing asserted):
  *
