@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Clock } from "./clock.ts";
 import { SPEC_INITIAL_WINDOW } from "./frame.ts";
 
 /** Options for a {@linkcode Session}. */
@@ -34,10 +35,15 @@ export interface SessionOptions {
   keepaliveTimeoutMs?: number;
   /** A transport write that takes longer than this closes the session, ms. Default 30000. */
   writeTimeoutMs?: number;
+  /**
+   * Where the session's driver gets the time and its timers from. Default the system clock;
+   * tests pass a fake one. Not part of the resolved options (the protocol core reads no clock).
+   */
+  clock?: Clock;
 }
 
-/** {@linkcode SessionOptions} with every default filled in. */
-export type ResolvedSessionOptions = Required<SessionOptions>;
+/** {@linkcode SessionOptions} with every default filled in (and without the clock). */
+export type ResolvedSessionOptions = Required<Omit<SessionOptions, "clock">>;
 
 /** Defaults for every optional field of {@linkcode SessionOptions}. */
 export const DEFAULT_SESSION_OPTIONS: Readonly<Omit<ResolvedSessionOptions, "client">> = {
@@ -64,7 +70,7 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<Omit<ResolvedSessionOptions, "cli
 export function resolveSessionOptions(options: SessionOptions): ResolvedSessionOptions {
   const o: ResolvedSessionOptions = { ...DEFAULT_SESSION_OPTIONS, client: options.client };
   for (const [k, v] of Object.entries(options)) {
-    if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
+    if (v !== undefined && k !== "clock") (o as unknown as Record<string, unknown>)[k] = v;
   }
   const int = (name: keyof ResolvedSessionOptions, min: number, max: number) => {
     const v = o[name] as number;

@@ -1,7 +1,9 @@
 /**
  * The tunnel: a yamux stream multiplexer over one byte stream per transport (a Kubernetes
  * port-forward WebSocket), a typed open request on each stream, length-prefixed framing
- * helpers, a pool of sessions, and an in-memory pipe for tests.
+ * helpers, a pool of sessions, and an in-memory pipe for tests. The multiplexer is a sans-IO
+ * state machine (`SessionCore`, `StreamState`) under a small driver (`Session`, `Stream`) that
+ * owns the transport and the `Clock`.
  *
  * @example
  * ```ts
@@ -17,7 +19,9 @@
  *
  * @module
  */
+export * from "./clock.ts";
 export * from "./config.ts";
+export * from "./core.ts";
 export * from "./decoder.ts";
 export * from "./errors.ts";
 export * from "./frame.ts";
@@ -28,3 +32,4 @@ export * from "./pipe.ts";
 export * from "./pool.ts";
 export * from "./session.ts";
 export { Stream } from "./stream.ts";
+export { StreamState, type StreamWaker } from "./stream_state.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Conn } from "../stack/dialer.ts";
+import { type Clock, systemClock } from "./clock.ts";
 
 /** Options for {@linkcode memoryPipe}. */
 export interface MemoryPipeOptions {
@@ -15,6 +16,8 @@ export interface MemoryPipeOptions {
   bytesPerSecond?: number;
   /** Bytes a direction holds (in flight plus unread) before writers wait. Default 4 MiB. */
   bufferBytes?: number;
+  /** Where delays and rates take their time from. Default the system clock. */
+  clock?: Clock;
 }
 
 interface _Chunk {
@@ -34,17 +37,18 @@ class _Direction {
   nextFree = 0;
   #readWake: (() => void) | null = null;
   #writeWake: (() => void)[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: number | undefined;
 
   constructor(
     readonly delayMs: number,
     readonly bytesPerSecond: number,
     readonly bufferBytes: number,
+    readonly clock: Clock,
   ) {}
 
   wakeReader(): void {
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      this.clock.clearTimer(this.#timer);
       this.#timer = undefined;
     }
     const w = this.#readWake;
@@ -62,10 +66,10 @@ class _Direction {
     return new Promise((resolve) => {
       this.#readWake = resolve;
       if (untilMs !== undefined) {
-        this.#timer = setTimeout(() => {
+        this.#timer = this.clock.setTimer(() => {
           this.#timer = undefined;
           this.wakeReader();
-        }, Math.max(0, untilMs - performance.now()));
+        }, Math.max(0, untilMs - this.clock.now()));
       }
     });
   }
@@ -86,7 +90,7 @@ class _Direction {
         continue;
       }
       const take = Math.min(space, p.length - off);
-      const now = performance.now();
+      const now = this.clock.now();
       let at = now + this.delayMs;
       if (this.bytesPerSecond > 0) {
         this.nextFree = Math.max(now, this.nextFree) + (take * 1000) / this.bytesPerSecond;
@@ -104,7 +108,7 @@ class _Direction {
     while (true) {
       if (this.readClosed) return null;
       if (this.head < this.chunks.length) {
-        const now = performance.now();
+        const now = this.clock.now();
         const first = this.chunks[this.head];
         if (first.at > now) {
           await this.waitReadable(first.at);
@@ -195,7 +199,8 @@ export function memoryPipe(options: MemoryPipeOptions = {}): [Conn, Conn] {
   if (!(delay >= 0) || !(rate >= 0) || !(size > 0)) {
     throw new RangeError("memoryPipe: delayMs and bytesPerSecond must be >= 0, bufferBytes > 0");
   }
-  const ab = new _Direction(delay, rate, size);
-  const ba = new _Direction(delay, rate, size);
+  const clock = options.clock ?? systemClock;
+  const ab = new _Direction(delay, rate, size, clock);
+  const ba = new _Direction(delay, rate, size, clock);
   return [new _PipeEnd(ba, ab), new _PipeEnd(ab, ba)];
 }

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { memoryPipe } from "./pipe.ts";
+import { simTest } from "./_test_util.ts";
+
+// The tests with time in them run on simulated time (`simTest`): exact, and no real sleep.
 
 Deno.test("memoryPipe() delivers bytes in order both ways", async () => {
   const [a, b] = memoryPipe();
@@ -15,38 +18,35 @@ Deno.test("memoryPipe() delivers bytes in order both ways", async () => {
   b.close();
 });
 
-Deno.test("memoryPipe() delays by delayMs", async () => {
-  const [a, b] = memoryPipe({ delayMs: 30 });
-  const start = performance.now();
+simTest("memoryPipe() delays by delayMs", async (clock) => {
+  const [a, b] = memoryPipe({ delayMs: 30, clock });
   await a.write(new Uint8Array([1]));
   assert.equal(await b.read(new Uint8Array(1)), 1);
-  assert.ok(performance.now() - start >= 29);
+  assert.equal(clock.now(), 30);
   a.close();
   b.close();
 });
 
-Deno.test("memoryPipe() limits the rate to bytesPerSecond", async () => {
-  const [a, b] = memoryPipe({ bytesPerSecond: 1e6 });
-  const start = performance.now();
+simTest("memoryPipe() limits the rate to bytesPerSecond", async (clock) => {
+  const [a, b] = memoryPipe({ bytesPerSecond: 1e6, clock });
   const writing = a.write(new Uint8Array(100_000));
   let got = 0;
   const buf = new Uint8Array(65536);
   while (got < 100_000) got += (await b.read(buf))!;
   await writing;
-  const ms = performance.now() - start;
-  assert.ok(ms >= 95, `took ${ms} ms`);
+  assert.equal(clock.now(), 100);
   a.close();
   b.close();
 });
 
-Deno.test("memoryPipe() makes writers wait when bufferBytes are held", async () => {
-  const [a, b] = memoryPipe({ bufferBytes: 1000 });
+simTest("memoryPipe() makes writers wait when bufferBytes are held", async (clock) => {
+  const [a, b] = memoryPipe({ bufferBytes: 1000, clock });
   let done = false;
   const writing = a.write(new Uint8Array(3000)).then((n) => {
     done = true;
     return n;
   });
-  await new Promise((r) => setTimeout(r, 10));
+  await clock.sleep(10);
   assert.equal(done, false);
   let got = 0;
   const buf = new Uint8Array(4096);

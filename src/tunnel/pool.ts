@@ -6,6 +6,7 @@
  * @module
  */
 import type { Conn } from "../stack/dialer.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import type { SessionOptions } from "./config.ts";
 import { SessionClosedError } from "./errors.ts";
 import { Session, type SessionCloseInfo } from "./session.ts";
@@ -28,6 +29,11 @@ export interface SessionPoolOptions {
   retryMinMs?: number;
   /** Longest delay between reconnect attempts, ms. Default 5000. */
   retryMaxMs?: number;
+  /**
+   * Where reconnect backoff (and, unless `session.clock` says otherwise, every session) takes
+   * its time from. Default the system clock; tests pass a fake one.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -58,6 +64,7 @@ export interface SessionPoolOptions {
  */
 export class SessionPool implements AsyncDisposable {
   #o: SessionPoolOptions;
+  #clock: Clock;
   #slots: (Session | null)[];
   #abort = new AbortController();
   #waiters: (() => void)[] = [];
@@ -70,6 +77,7 @@ export class SessionPool implements AsyncDisposable {
       throw new RangeError(`session pool: size must be a positive integer, got ${options.size}`);
     }
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
     this.#slots = new Array(options.size).fill(null);
   }
 
@@ -170,14 +178,20 @@ export class SessionPool implements AsyncDisposable {
     // Nothing on the far side may open streams to this side: an inbound SYN is answered with
     // RST at once and costs no buffer (the default backlog would hold up to 256 streams of up
     // to a window each).
-    const session = new Session(conn, { ...this.#o.session, client: true, acceptBacklog: 0 });
-    const born = Date.now();
+    const clock = this.#clock;
+    const session = new Session(conn, {
+      clock,
+      ...this.#o.session,
+      client: true,
+      acceptBacklog: 0,
+    });
+    const born = clock.now();
     this.#slots[i] = session;
     this.#wake();
     session.closed.then((info) => {
       // A transport that dies right after opening (the far end refuses) counts as a failure, so
       // the next attempts back off instead of hammering the API server.
-      this.#shortLived[i] = Date.now() - born < 2_000 ? (this.#shortLived[i] ?? 0) + 1 : 0;
+      this.#shortLived[i] = clock.now() - born < 2_000 ? (this.#shortLived[i] ?? 0) + 1 : 0;
       if (this.#slots[i] === session) this.#slots[i] = null;
       try {
         this.#o.onSessionClosed?.(info);
@@ -197,14 +211,14 @@ export class SessionPool implements AsyncDisposable {
     const signal = this.#abort.signal;
     const max = this.#o.retryMaxMs ?? 5000;
     let delay = Math.min(max, (this.#o.retryMinMs ?? 100) * 2 ** (this.#shortLived[i] ?? 0));
-    if ((this.#shortLived[i] ?? 0) > 0) await _sleep(delay, signal);
+    if ((this.#shortLived[i] ?? 0) > 0) await _sleep(this.#clock, delay, signal);
     while (!signal.aborted) {
       try {
         const conn = await this.#o.connect(signal);
         this.#attach(i, conn);
         return;
       } catch {
-        await _sleep(delay, signal);
+        await _sleep(this.#clock, delay, signal);
         delay = Math.min(delay * 2, max);
       }
     }
@@ -228,15 +242,15 @@ export class SessionPool implements AsyncDisposable {
   }
 }
 
-function _sleep(ms: number, signal: AbortSignal): Promise<void> {
+function _sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const done = () => {
-      clearTimeout(timer);
+      clock.clearTimer(timer);
       signal.removeEventListener("abort", done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    const timer = clock.setTimer(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
 }

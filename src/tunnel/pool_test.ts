@@ -4,14 +4,16 @@ import { SessionClosedError } from "./errors.ts";
 import { memoryPipe, type MemoryPipeOptions } from "./pipe.ts";
 import { SessionPool } from "./pool.ts";
 import { Session, type SessionCloseInfo } from "./session.ts";
-import { waitFor } from "./_test_util.ts";
+import { type FakeClock, simTest, waitFor } from "./_test_util.ts";
+
+// Every test runs on simulated time (`simTest`): pool, sessions and pipes share a fake clock.
 
 /**
  * A fake "traffic manager": every connect makes a pipe with a server session on the far end.
  * The n-th successful connect uses `pipes[n]` (default: no delay). `connectTimes` records when
- * each connect was attempted (`performance.now()`), failed or not.
+ * each connect was attempted (fake time), failed or not.
  */
-function serverFarm(pipes: MemoryPipeOptions[] = []) {
+function serverFarm(clock: FakeClock, pipes: MemoryPipeOptions[] = []) {
   const servers: Session[] = [];
   const connectTimes: number[] = [];
   let failNext = 0;
@@ -27,13 +29,13 @@ function serverFarm(pipes: MemoryPipeOptions[] = []) {
     },
     connect: (_signal: AbortSignal): Promise<Conn> => {
       connects++;
-      connectTimes.push(performance.now());
+      connectTimes.push(clock.now());
       if (failNext > 0) {
         failNext--;
         return Promise.reject(new Error("connect refused"));
       }
-      const [a, b] = memoryPipe(pipes[servers.length] ?? {});
-      servers.push(new Session(b, { client: false }));
+      const [a, b] = memoryPipe({ ...pipes[servers.length], clock });
+      servers.push(new Session(b, { client: false, clock }));
       return Promise.resolve(a);
     },
     async close() {
@@ -42,10 +44,10 @@ function serverFarm(pipes: MemoryPipeOptions[] = []) {
   };
 }
 
-Deno.test("SessionPool.start() opens size sessions and open() spreads streams", async () => {
+simTest("SessionPool.start() opens size sessions and open() spreads streams", async (clock) => {
   // One-way delays 30, 5 and 60 ms: the fastest session's round trip is at least 10 ms.
-  const farm = serverFarm([{ delayMs: 30 }, { delayMs: 5 }, { delayMs: 60 }]);
-  const pool = new SessionPool({ size: 3, connect: farm.connect, session: {} });
+  const farm = serverFarm(clock, [{ delayMs: 30 }, { delayMs: 5 }, { delayMs: 60 }]);
+  const pool = new SessionPool({ size: 3, connect: farm.connect, session: {}, clock });
   await pool.start();
   assert.equal(pool.sessions.length, 3);
   const streams = await Promise.all(Array.from({ length: 9 }, () => pool.open()));
@@ -54,25 +56,27 @@ Deno.test("SessionPool.start() opens size sessions and open() spreads streams", 
   // round trip is the one of this ping (its start-up ping was answered before).
   const rtt = await pool.ping();
   const each = pool.sessions.map((s) => s.stats.lastRttMs!);
-  assert.ok(rtt >= 9, `rtt ${rtt} is below the 5 ms pipe's two delays`);
-  assert.equal(rtt, Math.min(...each), `rtt ${rtt}, sessions ${each}`);
-  assert.ok(Math.max(...each) >= 119, `${each}`);
+  assert.equal(rtt, 10, "the 5 ms pipe's two delays");
+  assert.deepEqual(each, [60, 10, 120]);
   for (const s of streams) s.reset();
   await pool.close();
   await farm.close();
 });
 
-Deno.test("SessionPool.start() rejects with the connect error when the first fails", async () => {
-  const farm = serverFarm();
-  farm.failNext(1);
-  const pool = new SessionPool({ size: 2, connect: farm.connect, session: {} });
-  await assert.rejects(pool.start(), /connect refused/);
-  await pool.close();
-  await farm.close();
-});
+simTest(
+  "SessionPool.start() rejects with the connect error when the first fails",
+  async (clock) => {
+    const farm = serverFarm(clock);
+    farm.failNext(1);
+    const pool = new SessionPool({ size: 2, connect: farm.connect, session: {}, clock });
+    await assert.rejects(pool.start(), /connect refused/);
+    await pool.close();
+    await farm.close();
+  },
+);
 
-Deno.test("SessionPool replaces a session that died, with backoff", async () => {
-  const farm = serverFarm();
+simTest("SessionPool replaces a session that died, with backoff", async (clock) => {
+  const farm = serverFarm(clock);
   const closes: SessionCloseInfo[] = [];
   let closedAt = 0;
   const RETRY_MIN = 25;
@@ -81,10 +85,11 @@ Deno.test("SessionPool replaces a session that died, with backoff", async () => 
     connect: farm.connect,
     session: {},
     onSessionClosed: (info) => {
-      closedAt = performance.now();
+      closedAt = clock.now();
       closes.push(info);
     },
     retryMinMs: RETRY_MIN,
+    clock,
   });
   await pool.start();
   const s = await pool.open();
@@ -106,18 +111,16 @@ Deno.test("SessionPool replaces a session that died, with backoff", async () => 
   const onServer = (await survivorServer.accept())!;
   assert.equal(onServer.id, t.id);
   assert.equal(await onServer.read(new Uint8Array(1)), 1);
-  await waitFor(() => pool.sessions.length === 2, "the dead session is replaced");
+  await waitFor(clock, () => pool.sessions.length === 2, "the dead session is replaced");
   assert.equal(farm.connects, 2 + 3);
   assert.equal(closes.length, 1);
   assert.equal(closes[0].reason, "remote-goaway");
-  // Backoff, measured on the attempts (a lower bound only, which load cannot break): the
-  // session died within 2 s of opening, so even the first attempt waits 2 x retryMinMs; each
-  // failure then doubles the wait: 50 ms, 50 ms, 100 ms.
+  // Backoff, measured on the attempts: the session died within 2 s of opening, so even the
+  // first attempt waits 2 x retryMinMs; each failure then doubles the wait: 50 ms, 50 ms,
+  // 100 ms.
   const [, , c3, c4, c5] = farm.connectTimes;
   const gaps = [c3 - closedAt, c4 - c3, c5 - c4];
-  const want = [2 * RETRY_MIN, 2 * RETRY_MIN, 4 * RETRY_MIN];
-  // 1 ms of slack for timer and clock rounding.
-  assert.ok(gaps.every((g, i) => g >= want[i] - 1), `gaps ${gaps} ms, want at least ${want}`);
+  assert.deepEqual(gaps, [2 * RETRY_MIN, 2 * RETRY_MIN, 4 * RETRY_MIN]);
   t.reset();
   onServer.close();
   await pool.close();
@@ -126,9 +129,15 @@ Deno.test("SessionPool replaces a session that died, with backoff", async () => 
   await farm.close();
 });
 
-Deno.test("SessionPool.open() waits for a session when none is live", async () => {
-  const farm = serverFarm();
-  const pool = new SessionPool({ size: 1, connect: farm.connect, session: {}, retryMinMs: 20 });
+simTest("SessionPool.open() waits for a session when none is live", async (clock) => {
+  const farm = serverFarm(clock);
+  const pool = new SessionPool({
+    size: 1,
+    connect: farm.connect,
+    session: {},
+    retryMinMs: 20,
+    clock,
+  });
   await pool.start();
   farm.failNext(1);
   await farm.servers[0].close();

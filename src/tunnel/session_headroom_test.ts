@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Conn } from "../stack/dialer.ts";
 import { memoryPipe } from "./pipe.ts";
 import { Session } from "./session.ts";
+import { simTest } from "./_test_util.ts";
 
 /**
  * `inner` as a transport with one byte of headroom, like a port-forward WebSocket: it checks
@@ -30,13 +31,13 @@ function withHeadroom(inner: Conn, partial: boolean): Conn & { headroomWrites: n
 }
 
 for (const partial of [false, true]) {
-  Deno.test(
+  simTest(
     `Session writes through a transport's headroom without loss (partial takes: ${partial})`,
-    async () => {
-      const [a, b] = memoryPipe();
+    async (clock) => {
+      const [a, b] = memoryPipe({ clock });
       const transport = withHeadroom(a, partial);
-      await using client = new Session(transport, { client: true });
-      await using server = new Session(b, { client: false });
+      await using client = new Session(transport, { client: true, clock });
+      await using server = new Session(b, { client: false, clock });
       const total = 3 * 1024 * 1024 + 123;
       const data = new Uint8Array(total).map((_, i) => i % 251);
       const s = await client.open();

@@ -4,7 +4,7 @@ import { Decoder, MAX_RETAIN_FACTOR } from "./decoder.ts";
 import { encodeFrame, FrameType } from "./frame.ts";
 import { memoryPipe } from "./pipe.ts";
 import { Session } from "./session.ts";
-import { pseudoRandom } from "./_test_util.ts";
+import { pseudoRandom, simTest } from "./_test_util.ts";
 
 Deno.test("Decoder hands out payloads of an owned chunk as owned views, unless small against the buffer", () => {
   const big = (id: number, n: number) => encodeFrame(FrameType.Data, 0, id, new Uint8Array(n));
@@ -50,12 +50,12 @@ function transport(inner: Conn, ownBuffers: boolean): Conn {
 }
 
 for (const ownBuffers of [false, true]) {
-  Deno.test(
+  simTest(
     `Stream.readChunk() chunks stay intact while more arrives (transport hands out its own buffers: ${ownBuffers})`,
-    async () => {
-      const [a, b] = memoryPipe();
-      await using client = new Session(a, { client: true });
-      await using server = new Session(transport(b, ownBuffers), { client: false });
+    async (clock) => {
+      const [a, b] = memoryPipe({ clock });
+      await using client = new Session(a, { client: true, clock });
+      await using server = new Session(transport(b, ownBuffers), { client: false, clock });
       const total = 4 * 1024 * 1024 + 17;
       const data = pseudoRandom(total, 7);
       const s = await client.open();

@@ -4,25 +4,30 @@ import { ProtocolError, SessionClosedError, StreamResetError } from "./errors.ts
 import { encodeFrame, Flag, FrameType } from "./frame.ts";
 import { memoryPipe } from "./pipe.ts";
 import { Session } from "./session.ts";
+import { streamStateOf } from "./stream.ts";
 import {
+  equalBytes,
   pseudoRandom,
   readAll,
   readExactly,
   readFramesUntil,
   relayedPair,
   sessionPair,
-  sha256,
+  simTest,
   tappedSessionPair,
   waitFor,
-  withDeadline,
   YAMUX_CLIENT_VECTOR,
 } from "./_test_util.ts";
+
+// Every test runs on simulated time (`simTest`): the sessions, the memory pipe and the test
+// share a fake clock that jumps to the next timer whenever nothing else can run. No test sleeps
+// for real, times are exact, and one that would hang fails at once.
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-Deno.test("Session open() and accept() carry data both ways", async () => {
-  await using p = sessionPair();
+simTest("Session open() and accept() carry data both ways", async (clock) => {
+  await using p = sessionPair(clock);
   const s = await p.client.open();
   await s.write(enc.encode("ping"));
   const t = (await p.server.accept())!;
@@ -44,26 +49,29 @@ Deno.test("Session open() and accept() carry data both ways", async () => {
   assert.ok(p.client.stats.bytesOut > 0 && p.client.stats.bytesIn > 0);
 });
 
-Deno.test("Session closeWrite() delivers EOF while the other direction keeps working", async () => {
-  await using p = sessionPair();
-  const s = await p.client.open();
-  await s.write(enc.encode("request"));
-  await s.closeWrite();
-  await assert.rejects(s.write(enc.encode("more")), Deno.errors.BrokenPipe);
-  const t = (await p.server.accept())!;
-  assert.equal(dec.decode(await readAll(t)), "request");
-  assert.equal(await t.read(new Uint8Array(1)), null);
-  for (let i = 0; i < 3; i++) await t.write(enc.encode(`reply${i};`));
-  await t.closeWrite();
-  assert.equal(dec.decode(await readAll(s)), "reply0;reply1;reply2;");
-  // Both FINs exchanged: the stream left both tables.
-  assert.equal(p.client.numStreams, 0);
-  assert.equal(p.server.numStreams, 0);
-  assert.ok(s.released && t.released);
-});
+simTest(
+  "Session closeWrite() delivers EOF while the other direction keeps working",
+  async (clock) => {
+    await using p = sessionPair(clock);
+    const s = await p.client.open();
+    await s.write(enc.encode("request"));
+    await s.closeWrite();
+    await assert.rejects(s.write(enc.encode("more")), Deno.errors.BrokenPipe);
+    const t = (await p.server.accept())!;
+    assert.equal(dec.decode(await readAll(t)), "request");
+    assert.equal(await t.read(new Uint8Array(1)), null);
+    for (let i = 0; i < 3; i++) await t.write(enc.encode(`reply${i};`));
+    await t.closeWrite();
+    assert.equal(dec.decode(await readAll(s)), "reply0;reply1;reply2;");
+    // Both FINs exchanged: the stream left both tables.
+    assert.equal(p.client.numStreams, 0);
+    assert.equal(p.server.numStreams, 0);
+    assert.ok(s.released && t.released);
+  },
+);
 
-Deno.test("Stream reset() makes the peer's reads and writes reject", async () => {
-  await using p = sessionPair();
+simTest("Stream reset() makes the peer's reads and writes reject", async (clock) => {
+  await using p = sessionPair(clock);
   const s = await p.client.open();
   await s.write(enc.encode("a"));
   const t = (await p.server.accept())!;
@@ -79,8 +87,8 @@ Deno.test("Stream reset() makes the peer's reads and writes reject", async () =>
   assert.equal(p.server.numStreams, 0);
 });
 
-Deno.test("Session carries 200 concurrent streams, each with its own data", async () => {
-  await using p = sessionPair();
+simTest("Session carries 200 concurrent streams, each with its own data", async (clock) => {
+  await using p = sessionPair(clock);
   const echo = (async () => {
     const tasks: Promise<void>[] = [];
     for await (const t of p.server) {
@@ -101,7 +109,7 @@ Deno.test("Session carries 200 concurrent streams, each with its own data", asyn
     await s.closeWrite();
     const back = await readAll(s);
     s.close();
-    return (await sha256(back)) === (await sha256(data));
+    return equalBytes(back, data);
   }));
   await echo;
   assert.ok(results.every((x) => x));
@@ -109,8 +117,8 @@ Deno.test("Session carries 200 concurrent streams, each with its own data", asyn
   assert.equal(p.server.numStreams, 0);
 });
 
-Deno.test("Session moves 64 MiB intact on one stream", async () => {
-  await using p = sessionPair();
+simTest("Session moves 64 MiB intact on one stream", async (clock) => {
+  await using p = sessionPair(clock);
   const size = 64 * 1024 * 1024;
   const data = pseudoRandom(size, 7);
   const s = await p.client.open();
@@ -124,81 +132,84 @@ Deno.test("Session moves 64 MiB intact on one stream", async () => {
   const got = await readAll(t, 256 * 1024);
   await sending;
   assert.equal(got.length, size);
-  assert.equal(await sha256(got), await sha256(data));
+  assert.ok(equalBytes(got, data));
   t.close();
   s.close();
 });
 
-Deno.test("Session buffers no more than the window for a stream whose reader stopped; credit returns after half a window is read", async () => {
-  const WINDOW = 256 * 1024; // the spec's initial window, the default
-  await using p = tappedSessionPair();
-  const s = await p.client.open();
-  let written = 0;
-  let writeError: unknown = null;
-  const writer = (async () => {
-    const chunk = new Uint8Array(64 * 1024);
-    try {
-      while (written < 4 * 1024 * 1024) {
-        await s.write(chunk);
-        written += chunk.length;
+simTest(
+  "Session buffers no more than the window for a stream whose reader stopped; credit returns after half a window is read",
+  async (clock) => {
+    const WINDOW = 256 * 1024; // the spec's initial window, the default
+    await using p = tappedSessionPair(clock);
+    const s = await p.client.open();
+    let written = 0;
+    let writeError: unknown = null;
+    const writer = (async () => {
+      const chunk = new Uint8Array(64 * 1024);
+      try {
+        while (written < 4 * 1024 * 1024) {
+          await s.write(chunk);
+          written += chunk.length;
+        }
+      } catch (e) {
+        writeError = e; // checked at the end (a throw here would hide a failed assertion)
       }
-    } catch (e) {
-      writeError = e; // checked at the end (a throw here would hide a failed assertion)
-    }
-  })();
-  const t = (await p.server.accept())!;
-  // Credit (WindowUpdate without flags) the server sent for the stream, as the client read it.
-  const credits = () =>
-    p.toClient.filter((f) =>
-      f.type === FrameType.WindowUpdate && f.streamId === s.id && f.flags === 0
-    );
-  await waitFor(() => t.bufferedBytes >= WINDOW, "the writer fills the window");
-  // A round trip each way: anything still in flight has arrived.
-  await p.client.ping();
-  await p.server.ping();
-  assert.equal(t.bufferedBytes, WINDOW);
-  assert.equal(p.server.stats.bufferedBytes, WINDOW);
-  assert.equal(written, WINDOW, "the writer stopped at the window");
-  assert.equal(s.sendWindow, 0);
-  assert.deepEqual(credits(), []);
-  // Another stream on the same session still works.
-  const s2 = await p.client.open();
-  await s2.write(enc.encode("still alive"));
-  const t2 = (await p.server.accept())!;
-  const buf = new Uint8Array(32);
-  assert.equal(dec.decode(buf.subarray(0, (await t2.read(buf))!)), "still alive");
-  // Reading less than half a window sends no credit yet. The ping is the barrier: a WindowUpdate
-  // queued by the read would leave before the ping's answer, so it would be in `credits()` now.
-  await readExactly(t, 100 * 1024);
-  await p.client.ping();
-  assert.deepEqual(credits(), [], "credit sent before half the window was read");
-  assert.equal(s.sendWindow, 0);
-  assert.equal(written, WINDOW);
-  // Reading past half a window returns at least what was read (more if the window grew) ...
-  await readExactly(t, 100 * 1024);
-  await p.client.ping();
-  const granted = credits();
-  assert.equal(granted.length, 1, "one WindowUpdate once half the window was read");
-  assert.ok(granted[0].length >= 200 * 1024, `credit ${granted[0].length}`);
-  // ... and the stalled writer moves on with it.
-  await waitFor(() => written > WINDOW, "the writer uses the credit");
-  await waitFor(() => t.bufferedBytes > WINDOW - 200 * 1024, "new data arrives");
-  assert.ok(p.server.stats.bufferedBytes <= t.receiveWindow);
-  t.reset();
-  await writer;
-  assert.ok(writeError instanceof StreamResetError, `writer ended with ${writeError}`);
-  s2.close();
-  t2.close();
-});
+    })();
+    const t = (await p.server.accept())!;
+    // Credit (WindowUpdate without flags) the server sent for the stream, as the client read it.
+    const credits = () =>
+      p.toClient.filter((f) =>
+        f.type === FrameType.WindowUpdate && f.streamId === s.id && f.flags === 0
+      );
+    await waitFor(clock, () => t.bufferedBytes >= WINDOW, "the writer fills the window");
+    // A round trip each way: anything still in flight has arrived.
+    await p.client.ping();
+    await p.server.ping();
+    assert.equal(t.bufferedBytes, WINDOW);
+    assert.equal(p.server.stats.bufferedBytes, WINDOW);
+    assert.equal(written, WINDOW, "the writer stopped at the window");
+    assert.equal(s.sendWindow, 0);
+    assert.deepEqual(credits(), []);
+    // Another stream on the same session still works.
+    const s2 = await p.client.open();
+    await s2.write(enc.encode("still alive"));
+    const t2 = (await p.server.accept())!;
+    const buf = new Uint8Array(32);
+    assert.equal(dec.decode(buf.subarray(0, (await t2.read(buf))!)), "still alive");
+    // Reading less than half a window sends no credit yet. The ping is the barrier: a WindowUpdate
+    // queued by the read would leave before the ping's answer, so it would be in `credits()` now.
+    await readExactly(t, 100 * 1024);
+    await p.client.ping();
+    assert.deepEqual(credits(), [], "credit sent before half the window was read");
+    assert.equal(s.sendWindow, 0);
+    assert.equal(written, WINDOW);
+    // Reading past half a window returns at least what was read (more if the window grew) ...
+    await readExactly(t, 100 * 1024);
+    await p.client.ping();
+    const granted = credits();
+    assert.equal(granted.length, 1, "one WindowUpdate once half the window was read");
+    assert.ok(granted[0].length >= 200 * 1024, `credit ${granted[0].length}`);
+    // ... and the stalled writer moves on with it.
+    await waitFor(clock, () => written > WINDOW, "the writer uses the credit");
+    await waitFor(clock, () => t.bufferedBytes > WINDOW - 200 * 1024, "new data arrives");
+    assert.ok(p.server.stats.bufferedBytes <= t.receiveWindow);
+    t.reset();
+    await writer;
+    assert.ok(writeError instanceof StreamResetError, `writer ended with ${writeError}`);
+    s2.close();
+    t2.close();
+  },
+);
 
-Deno.test("Session grows the window so a 20 ms round trip does not cap throughput", async () => {
-  await using p = sessionPair({}, { delayMs: 10 });
+simTest("Session grows the window so a 20 ms round trip does not cap throughput", async (clock) => {
+  await using p = sessionPair(clock, { pipe: { delayMs: 10 } });
   const rtt = await p.client.ping();
-  assert.ok(rtt >= 18, `rtt ${rtt}`);
+  assert.equal(rtt, 20);
   const s = await p.client.open();
   const size = 48 * 1024 * 1024;
   const chunk = new Uint8Array(256 * 1024);
-  const start = performance.now();
+  const start = clock.now();
   const sending = (async () => {
     for (let off = 0; off < size; off += chunk.length) await s.write(chunk);
     await s.closeWrite();
@@ -212,26 +223,26 @@ Deno.test("Session grows the window so a 20 ms round trip does not cap throughpu
     got += n;
   }
   await sending;
-  const seconds = (performance.now() - start) / 1000;
+  const seconds = (clock.now() - start) / 1000;
   const rate = got / seconds;
   const capped = (256 * 1024) / 0.02;
   assert.equal(got, size);
-  // Twice what a fixed 256 KiB window allows over this round trip: only a grown window gets
-  // there (the idle machine does about 15 times; the margin is for a busy one).
-  assert.ok(rate >= 2 * capped, `${(rate / 1e6).toFixed(1)} MB/s, window ${t.receiveWindow}`);
+  // On simulated time only the windows limit the rate (no CPU, no other load): ten times what
+  // a fixed 256 KiB window allows over this round trip is only reached with a grown window
+  // (it comes to 18 times, 48 MiB in 210 ms, the window at its 16 MiB maximum).
+  assert.ok(rate >= 10 * capped, `${(rate / 1e6).toFixed(1)} MB/s, window ${t.receiveWindow}`);
   assert.ok(t.receiveWindow > 256 * 1024);
   assert.ok(t.receiveWindow <= 16 * 1024 * 1024);
   s.close();
   t.close();
 });
 
-Deno.test("Session.ping() measures the round trip", async () => {
-  await using p = sessionPair({}, { delayMs: 10 });
+simTest("Session.ping() measures the round trip", async (clock) => {
+  await using p = sessionPair(clock, { pipe: { delayMs: 10 } });
   const rtt = await p.client.ping();
-  // At least the two 10 ms delays; the upper bound only catches a ping that waits on something
-  // else (a timer, a batch), with room for a busy machine.
-  assert.ok(rtt >= 19 && rtt < 500, `rtt ${rtt}`);
-  assert.ok((await p.server.ping()) >= 19);
+  // Exactly the two 10 ms delays: a ping waits on nothing else (no timer, no batch).
+  assert.equal(rtt, 20);
+  assert.equal(await p.server.ping(), 20);
   assert.equal(p.client.stats.lastRttMs !== null, true);
   const ac = new AbortController();
   const aborted = p.client.ping({ signal: ac.signal });
@@ -239,8 +250,8 @@ Deno.test("Session.ping() measures the round trip", async () => {
   await assert.rejects(aborted, /stop/);
 });
 
-Deno.test("Session.goAway() stops new streams both ways; old ones finish", async () => {
-  await using p = sessionPair();
+simTest("Session.goAway() stops new streams both ways; old ones finish", async (clock) => {
+  await using p = sessionPair(clock);
   const s = await p.client.open();
   await s.write(enc.encode("before"));
   const t = (await p.server.accept())!;
@@ -248,7 +259,7 @@ Deno.test("Session.goAway() stops new streams both ways; old ones finish", async
   await assert.rejects(p.client.open(), SessionClosedError);
   assert.equal(await p.client.accept(), null);
   // Wait for the GoAway to arrive.
-  await waitFor(() => p.server.isGoingAway, "the GoAway arrives");
+  await waitFor(clock, () => p.server.isGoingAway, "the GoAway arrives");
   await assert.rejects(p.server.open(), SessionClosedError);
   assert.equal(await p.server.accept(), null);
   assert.ok(!p.client.isClosed && !p.server.isClosed);
@@ -262,8 +273,8 @@ Deno.test("Session.goAway() stops new streams both ways; old ones finish", async
   assert.deepEqual(await p.server.closed, { reason: "remote-goaway", goAwayCode: 0 });
 });
 
-Deno.test("Session answers SYNs past maxStreams with RST; open() past it rejects", async () => {
-  await using p = sessionPair({ client: { maxStreams: 3 }, server: { maxStreams: 2 } });
+simTest("Session answers SYNs past maxStreams with RST; open() past it rejects", async (clock) => {
+  await using p = sessionPair(clock, { client: { maxStreams: 3 }, server: { maxStreams: 2 } });
   const streams = [await p.client.open(), await p.client.open(), await p.client.open()];
   await assert.rejects(p.client.open(), RangeError);
   for (const s of streams) await s.write(enc.encode("x")).catch(() => {});
@@ -277,8 +288,8 @@ Deno.test("Session answers SYNs past maxStreams with RST; open() past it rejects
   assert.ok(await p.client.open());
 });
 
-Deno.test("Session answers SYNs past acceptBacklog with RST", async () => {
-  await using p = sessionPair({ server: { acceptBacklog: 2 } });
+simTest("Session answers SYNs past acceptBacklog with RST", async (clock) => {
+  await using p = sessionPair(clock, { server: { acceptBacklog: 2 } });
   const streams = await Promise.all([1, 2, 3, 4].map(() => p.client.open()));
   for (const s of streams) await s.write(enc.encode("x")).catch(() => {});
   await assert.rejects(streams[2].read(new Uint8Array(1)), StreamResetError);
@@ -316,9 +327,9 @@ const violations: [string, () => Uint8Array[]][] = [
 ];
 
 for (const [name, bytes] of violations) {
-  Deno.test(`Session sends GoAway(1) and closes on ${name}`, async () => {
-    const [a, b] = memoryPipe();
-    const victim = new Session(a, { client: false });
+  simTest(`Session sends GoAway(1) and closes on ${name}`, async (clock) => {
+    const [a, b] = memoryPipe({ clock });
+    const victim = new Session(a, { client: false, clock });
     for (const chunk of bytes()) await b.write(chunk);
     const frames = await readFramesUntil(b, (f) => f.type === FrameType.GoAway);
     const goAway = frames.at(-1)!;
@@ -333,22 +344,25 @@ for (const [name, bytes] of violations) {
   });
 }
 
-Deno.test("Session protocol error: both sides end (protocol-error / remote-goaway)", async () => {
-  await using p = relayedPair();
-  const s = await p.client.open();
-  await s.write(enc.encode("x"));
-  const t = (await p.server.accept())!;
-  await p.injectToServer(encodeFrame(FrameType.Data, 0, 99, new Uint8Array(1)));
-  const [ci, si] = await Promise.all([p.client.closed, p.server.closed]);
-  assert.equal(si.reason, "protocol-error");
-  assert.match(si.error!.message, /stream 99: data for a stream never opened/);
-  assert.equal(ci.reason, "remote-goaway");
-  assert.equal(ci.goAwayCode, 1);
-  await assert.rejects(s.read(new Uint8Array(1)), SessionClosedError);
-  await assert.rejects(t.write(enc.encode("y")), SessionClosedError);
-});
+simTest(
+  "Session protocol error: both sides end (protocol-error / remote-goaway)",
+  async (clock) => {
+    await using p = relayedPair(clock);
+    const s = await p.client.open();
+    await s.write(enc.encode("x"));
+    const t = (await p.server.accept())!;
+    await p.injectToServer(encodeFrame(FrameType.Data, 0, 99, new Uint8Array(1)));
+    const [ci, si] = await Promise.all([p.client.closed, p.server.closed]);
+    assert.equal(si.reason, "protocol-error");
+    assert.match(si.error!.message, /stream 99: data for a stream never opened/);
+    assert.equal(ci.reason, "remote-goaway");
+    assert.equal(ci.goAwayCode, 1);
+    await assert.rejects(s.read(new Uint8Array(1)), SessionClosedError);
+    await assert.rejects(t.write(enc.encode("y")), SessionClosedError);
+  },
+);
 
-Deno.test("Session detects a peer that stops answering within keepaliveTimeoutMs", async () => {
+simTest("Session detects a peer that stops answering within keepaliveTimeoutMs", async (clock) => {
   let closed = false;
   let wake: () => void = () => {};
   const swallow: Conn = {
@@ -360,58 +374,100 @@ Deno.test("Session detects a peer that stops answering within keepaliveTimeoutMs
       wake();
     },
   };
-  const start = performance.now();
   const s = new Session(swallow, {
     client: true,
     keepaliveIntervalMs: 50,
     keepaliveTimeoutMs: 200,
+    clock,
   });
-  // A session that never notices fails here instead of hanging the test.
-  const info = await withDeadline(s.closed, "keepalive timeout", 5000);
-  const took = performance.now() - start;
+  // 50 + 200 ms: the first keepalive ping goes out after one interval, then the timeout runs.
+  await clock.sleep(249);
+  assert.ok(!s.isClosed && !closed, "closed before the keepalive timeout");
+  await clock.sleep(1);
+  assert.ok(s.isClosed);
+  const info = await s.closed;
   assert.equal(info.reason, "keepalive-timeout");
-  // Ideally 50 + 200 ms: the first ping goes out after one interval, then the timeout runs.
-  // The upper bound leaves a busy machine a second of slack and still fails for a session that
-  // waits several timeouts (or intervals) before giving up.
-  assert.ok(took >= 240 && took < 1250, `took ${took} ms`);
+  assert.equal(clock.now(), 250);
   assert.ok(closed);
 });
 
-Deno.test("Session keepalive keeps a healthy session open", async () => {
+simTest("Session keepalive keeps a healthy session open", async (clock) => {
   const TIMEOUT = 500;
-  await using p = tappedSessionPair({
+  await using p = tappedSessionPair(clock, {
     client: { keepaliveIntervalMs: 20, keepaliveTimeoutMs: TIMEOUT },
-  }, { delayMs: 5 });
+    pipe: { delayMs: 5 },
+  });
   const answered = () =>
     p.toClient.filter((f) => f.type === FrameType.Ping && f.flags === Flag.ACK).length;
-  // Keepalive pings really go out and get answered: 40 answers (the start-up ping is one) take
-  // at least 39 intervals, 780 ms, longer than the timeout, so the session also shows it stays
-  // open across answered pings. Counted, not slept: a slow machine only takes longer.
-  await waitFor(() => answered() >= 40 || p.client.isClosed, "40 keepalive pings answered");
+  // Keepalive pings really go out and get answered, and the session stays open across them for
+  // twice the timeout: by 1000 ms the start-up ping and the pings sent at 20, 40, ... 980 ms
+  // have been answered (each 10 ms after it left).
+  await clock.sleep(1000);
   assert.ok(!p.client.isClosed, `closed after ${answered()} answered pings`);
-  assert.ok(p.client.stats.lastRttMs! >= 9);
+  assert.equal(answered(), 1 + 49);
+  assert.equal(p.client.stats.lastRttMs, 10);
 });
 
-Deno.test("Session closes when a transport write does not finish within writeTimeoutMs", async () => {
-  let closed = false;
-  let wake: () => void = () => {};
-  const stuck: Conn = {
-    read: () => closed ? Promise.resolve(null) : new Promise((r) => wake = () => r(null)),
-    write: () => new Promise(() => {}),
-    closeWrite: () => Promise.resolve(),
-    close: () => {
-      closed = true;
-      wake();
-    },
-  };
-  const s = new Session(stuck, { client: true, writeTimeoutMs: 100 });
-  const info = await s.closed;
-  assert.equal(info.reason, "transport-error");
-  assert.match(info.error!.message, /did not finish within 100 ms/);
-});
+simTest(
+  "Session closes when a transport write does not finish within writeTimeoutMs",
+  async (clock) => {
+    let closed = false;
+    let wake: () => void = () => {};
+    const stuck: Conn = {
+      read: () => closed ? Promise.resolve(null) : new Promise((r) => wake = () => r(null)),
+      write: () => new Promise(() => {}),
+      closeWrite: () => Promise.resolve(),
+      close: () => {
+        closed = true;
+        wake();
+      },
+    };
+    const s = new Session(stuck, { client: true, writeTimeoutMs: 100, clock });
+    // The start-up ping's write began at 0 and never finishes.
+    await clock.sleep(99);
+    assert.ok(!s.isClosed && !closed);
+    await clock.sleep(1);
+    assert.ok(s.isClosed && closed);
+    const info = await s.closed;
+    assert.equal(info.reason, "transport-error");
+    assert.match(info.error!.message, /did not finish within 100 ms/);
+  },
+);
 
-Deno.test("Session.close() ends every stream with SessionClosedError", async () => {
-  await using p = sessionPair();
+simTest(
+  "Session.close() waits 250 ms for its GoAway on a transport that takes nothing, then closes it",
+  async (clock) => {
+    let closed = false;
+    let wake: () => void = () => {};
+    let writes = 0;
+    const stuck: Conn = {
+      read: () => closed ? Promise.resolve(null) : new Promise((r) => wake = () => r(null)),
+      write: () => {
+        writes++;
+        return new Promise(() => {});
+      },
+      closeWrite: () => Promise.resolve(),
+      close: () => {
+        closed = true;
+        wake();
+      },
+    };
+    const s = new Session(stuck, { client: true, clock });
+    await clock.sleep(10); // the start-up ping's write is stuck from 0 on
+    const closing = s.close();
+    await clock.sleep(249);
+    assert.ok(s.isClosed && !closed, "the transport closed before the GoAway's time was up");
+    await clock.sleep(1);
+    assert.ok(closed);
+    await closing;
+    assert.equal(clock.now(), 260);
+    assert.equal(writes, 1, "nothing but the stuck write was attempted");
+    assert.deepEqual(await s.closed, { reason: "local", goAwayCode: 0 });
+  },
+);
+
+simTest("Session.close() ends every stream with SessionClosedError", async (clock) => {
+  await using p = sessionPair(clock);
   const s = await p.client.open();
   await s.write(enc.encode("x"));
   const t = (await p.server.accept())!;
@@ -431,8 +487,8 @@ Deno.test("Session.close() ends every stream with SessionClosedError", async () 
   await assert.rejects(t.read(new Uint8Array(1)), SessionClosedError);
 });
 
-Deno.test("Session keeps data that ended with FIN readable after the session ends", async () => {
-  await using p = sessionPair();
+simTest("Session keeps data that ended with FIN readable after the session ends", async (clock) => {
+  await using p = sessionPair(clock);
   const s = await p.client.open();
   await s.write(enc.encode("complete"));
   await s.closeWrite();
@@ -446,21 +502,21 @@ Deno.test("Session keeps data that ended with FIN readable after the session end
   assert.equal(dec.decode(await readAll(t)), "complete");
 });
 
-Deno.test("Session reports transport-eof when the transport ends without GoAway", async () => {
-  const [a, b] = memoryPipe();
-  const s = new Session(a, { client: true });
+simTest("Session reports transport-eof when the transport ends without GoAway", async (clock) => {
+  const [a, b] = memoryPipe({ clock });
+  const s = new Session(a, { client: true, clock });
   b.close();
   assert.deepEqual(await s.closed, { reason: "transport-eof" });
 });
 
-Deno.test("Session sends control frames and small writes ahead of a bulk stream", async () => {
+simTest("Session sends control frames and small writes ahead of a bulk stream", async (clock) => {
   const RATE = 20e6; // bytes per second, each way
   const BULK = 64 * 1024 * 1024;
   // The receiver grants the whole bulk write at once, so it all sits queued in the session.
-  await using p = sessionPair(
-    { server: { initialWindow: BULK, maxWindow: BULK } },
-    { bytesPerSecond: RATE, bufferBytes: 128 * 1024 },
-  );
+  await using p = sessionPair(clock, {
+    server: { initialWindow: BULK, maxWindow: BULK },
+    pipe: { bytesPerSecond: RATE, bufferBytes: 128 * 1024 },
+  });
   const bulk = await p.client.open();
   let bulkDone = false;
   let bulkError: unknown = null;
@@ -479,19 +535,19 @@ Deno.test("Session sends control frames and small writes ahead of a bulk stream"
       drainError = e;
     }
   })();
-  // Bulk bytes handed to the session and not yet framed (internal, read for the check only).
-  const queued = () => bulk._out.reduce((n, c) => n + c.data.length - c.off, 0);
-  await waitFor(() => queued() >= BULK / 2 && received > 0, "bulk data queued and flowing");
+  // Bulk bytes handed to the session and not yet framed (the core's count).
+  const queued = () => streamStateOf(bulk).queuedBytes;
+  await waitFor(clock, () => queued() >= BULK / 2 && received > 0, "bulk data queued and flowing");
   const queuedAtPing = queued();
   const receivedAtPing = received;
-  const start = performance.now();
+  const start = clock.now();
   const rtt = await p.client.ping();
   const small = await p.client.open();
   await small.write(enc.encode("hi"));
   const smallPeer = (await p.server.accept())!;
   const buf = new Uint8Array(2);
   assert.equal(await smallPeer.read(buf), 2);
-  const took = performance.now() - start;
+  const took = clock.now() - start;
   const overtaken = received - receivedAtPing;
   // The ping and the small stream overtook the queued bulk data: of the bytes queued ahead of
   // them, at most half reached the peer first (in order it would be all of them). That is what
@@ -517,8 +573,8 @@ Deno.test("Session sends control frames and small writes ahead of a bulk stream"
   assert.ok(ended instanceof StreamResetError, `bulk write ended with ${ended}`);
 });
 
-Deno.test("Session streams work as an async iterator of accepted streams", async () => {
-  await using p = sessionPair();
+simTest("Session streams work as an async iterator of accepted streams", async (clock) => {
+  await using p = sessionPair(clock);
   await (await p.client.open()).write(enc.encode("1"));
   await (await p.client.open()).write(enc.encode("2"));
   const ids: number[] = [];
@@ -538,34 +594,37 @@ function indexOfBytes(hay: Uint8Array, needle: number[]): number {
   return -1;
 }
 
-Deno.test("Session serves a hashicorp/yamux client's frames and answers in its layout", async () => {
-  const [peer, ours] = memoryPipe();
-  const server = new Session(ours, { client: false });
-  const frames = YAMUX_CLIENT_VECTOR.map((f) => new Uint8Array(f.bytes));
-  // Open stream 1, "hello", ping 0x102, FIN.
-  for (const f of frames.slice(0, 4)) await peer.write(f);
-  const t = (await withDeadline(server.accept(), "accept stream 1"))!;
-  assert.equal(t.id, 1);
-  assert.equal(dec.decode(await withDeadline(readAll(t), "data, then the FIN")), "hello");
-  t.close();
-  // What the server wrote, raw, until its ACK, its answer to the ping and its FIN are there.
-  let wire = new Uint8Array(0);
-  // Expected headers, written by hand (same spec as the vector):
-  const ack = [0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0]; // Window Update, ACK, stream 1, delta 0
-  const pong = [0, 2, 0, 2, 0, 0, 0, 0, 0, 0, 1, 2]; // Ping, ACK, stream 0, opaque 0x102
-  const fin = [0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0]; // Data, FIN, stream 1, no payload
-  const buf = new Uint8Array(4096);
-  while ([ack, pong, fin].some((h) => indexOfBytes(wire, h) < 0)) {
-    const n = await withDeadline(peer.read(buf), "the ACK, the ping answer and the FIN");
-    assert.ok(n !== null, "the session ended the transport early");
-    wire = new Uint8Array([...wire, ...buf.subarray(0, n)]);
-  }
-  assert.ok(indexOfBytes(wire, ack) < indexOfBytes(wire, fin), "ACK before FIN");
-  // The client's Go Away ends the session as a remote go-away.
-  await peer.write(frames[4]);
-  assert.deepEqual(await withDeadline(server.closed, "session end"), {
-    reason: "remote-goaway",
-    goAwayCode: 0,
-  });
-  peer.close();
-});
+simTest(
+  "Session serves a hashicorp/yamux client's frames and answers in its layout",
+  async (clock) => {
+    const [peer, ours] = memoryPipe({ clock });
+    const server = new Session(ours, { client: false, clock });
+    const frames = YAMUX_CLIENT_VECTOR.map((f) => new Uint8Array(f.bytes));
+    // Open stream 1, "hello", ping 0x102, FIN.
+    for (const f of frames.slice(0, 4)) await peer.write(f);
+    const t = (await server.accept())!;
+    assert.equal(t.id, 1);
+    assert.equal(dec.decode(await readAll(t)), "hello");
+    t.close();
+    // What the server wrote, raw, until its ACK, its answer to the ping and its FIN are there.
+    let wire = new Uint8Array(0);
+    // Expected headers, written by hand (same spec as the vector):
+    const ack = [0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0]; // Window Update, ACK, stream 1, delta 0
+    const pong = [0, 2, 0, 2, 0, 0, 0, 0, 0, 0, 1, 2]; // Ping, ACK, stream 0, opaque 0x102
+    const fin = [0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0]; // Data, FIN, stream 1, no payload
+    const buf = new Uint8Array(4096);
+    while ([ack, pong, fin].some((h) => indexOfBytes(wire, h) < 0)) {
+      const n = await peer.read(buf);
+      assert.ok(n !== null, "the session ended the transport early");
+      wire = new Uint8Array([...wire, ...buf.subarray(0, n)]);
+    }
+    assert.ok(indexOfBytes(wire, ack) < indexOfBytes(wire, fin), "ACK before FIN");
+    // The client's Go Away ends the session as a remote go-away.
+    await peer.write(frames[4]);
+    assert.deepEqual(await server.closed, {
+      reason: "remote-goaway",
+      goAwayCode: 0,
+    });
+    peer.close();
+  },
+);
