@@ -40,7 +40,7 @@ import {
   resolveSettings,
   type UpSettings,
 } from "../config/config.ts";
-import { callDaemon, DaemonUnavailableError } from "../daemon/client.ts";
+import { callDaemon, DaemonUnavailableError, socketAnswers } from "../daemon/client.ts";
 import { logFilePath, socketPath } from "../daemon/paths.ts";
 import { chooseGroup, describeAccess, type NamedGroup, resolveGroup } from "../daemon/access.ts";
 import { sudoUid } from "../host/sudo.ts";
@@ -148,15 +148,6 @@ function showEvent(progress: Progress, e: ProgressEvent): void {
   if (e.kind === "done") progress.done(e.name, e.detail);
   else if (e.kind === "detail") progress.detail(e.text);
   else progress.warn(e.text);
-}
-
-async function socketAnswers(path: string): Promise<boolean> {
-  try {
-    (await Deno.connect({ transport: "unix", path })).close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** How long a daemon `up` starts gets to listen. */

@@ -164,3 +164,13 @@ export async function callDaemon(
     if (proof !== null) await Deno.remove(proof).catch(() => {});
   }
 }
+
+/** Whether something accepts connections on the Unix socket at `path` (a daemon is listening). */
+export async function socketAnswers(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}

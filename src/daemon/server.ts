@@ -34,6 +34,7 @@
  *
  * @module
  */
+import { socketAnswers } from "./client.ts";
 import { type ClusterAccess, loadKubeconfig } from "../k8s/access.ts";
 import { accessFromMaterial } from "../k8s/material.ts";
 import { Journal } from "../journal/journal.ts";
@@ -175,16 +176,6 @@ class RequestError extends Error {
   constructor(code: ErrorCode, message: string) {
     super(message);
     this.code = code;
-  }
-}
-
-async function socketAnswers(path: string): Promise<boolean> {
-  try {
-    const c = await Deno.connect({ transport: "unix", path });
-    c.close();
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -15,7 +15,7 @@ import {
 } from "../io/dialer.ts";
 import { memoryPipe } from "../tunnel/pipe.ts";
 import { parseAddress } from "../wire/address.ts";
-import { equalAddr } from "../stack/tuple_table.ts";
+import { sameAddress } from "../wire/address.ts";
 
 /** One local service. */
 export interface LocalService {
@@ -40,12 +40,12 @@ export class LocalServicesDialer implements Dialer {
   #find(dst: Endpoint): LocalService | undefined {
     const a = parseAddress(dst.address);
     if (a === null) return undefined;
-    return this.#services.find((e) => e.s.port === dst.port && equalAddr(e.addr, a))?.s;
+    return this.#services.find((e) => e.s.port === dst.port && sameAddress(e.addr, a))?.s;
   }
 
   #isLocalAddress(dst: Endpoint): boolean {
     const a = parseAddress(dst.address);
-    return a !== null && this.#services.some((e) => equalAddr(e.addr, a));
+    return a !== null && this.#services.some((e) => sameAddress(e.addr, a));
   }
 
   dialTcp(dst: Endpoint, options: DialOptions): Promise<Conn> {

@@ -46,11 +46,6 @@ export function encode(m: Message): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
-/** The RCODE of a raw message (low 4 bits of the flags). */
-export function rcodeOf(bytes: Uint8Array): number {
-  return bytes.length >= 4 ? bytes[3] & 0x0f : -1;
-}
-
 /**
  * A bare error response built from a raw query header: same ID and opcode, QR set, RD copied,
  * the given RCODE, no records. Works on messages `dns-packet` cannot parse; null when there is

@@ -25,7 +25,7 @@
  */
 import { logger } from "../log.ts";
 import { ensureTrustedDir } from "../host/safe_path.ts";
-import { sha256Hex } from "./manifests.ts";
+import { sha256Hex } from "../io/bytes.ts";
 
 const log = logger("install");
 

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { sha256Hex } from "../io/bytes.ts";
 import { SERVICE_ACCOUNT_DIR } from "../k8s/access.ts";
 import {
   APP_NAME,
@@ -32,8 +33,6 @@ import {
   VERSION_LABEL,
 } from "../manager_identity/identity.ts";
 
-/** Selector of everything kconnect installed. */
-export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 /** Annotation: sha256 of the object's desired form, see the module doc. */
 export const APPLIED_ANNOTATION = "kconnect.io/applied-sha256";
 /** Annotation on a namespace kconnect created (uninstall deletes only such namespaces). */
@@ -231,13 +230,6 @@ export const PINNED_DENO_VERSION = "2.9.6";
 export function denoImage(denoVersion: string): string {
   const v = DENO_IMAGE_DIGESTS[denoVersion] === undefined ? PINNED_DENO_VERSION : denoVersion;
   return `denoland/deno:${v}@${DENO_IMAGE_DIGESTS[v]}`;
-}
-
-/** Hex sha256 of a string's UTF-8 bytes. */
-export async function sha256Hex(text: string | Uint8Array): Promise<string> {
-  const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** JSON with object keys sorted, so equal objects hash equally. */

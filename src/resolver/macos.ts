@@ -13,7 +13,7 @@
 import type { Journal } from "../journal/journal.ts";
 import { registerUndo } from "../journal/undo.ts";
 import type { DnsPlan, ResolverConfigurator } from "./plan.ts";
-import { decodeBase64, encodeBase64 } from "./_bytes.ts";
+import { decodeBase64, encodeBase64 } from "../io/bytes.ts";
 import { isDnsName } from "../trust/trust.ts";
 import { parseAddress } from "../wire/address.ts";
 

@@ -10,7 +10,7 @@ import type { Journal } from "../journal/journal.ts";
 import { registerUndo } from "../journal/undo.ts";
 import { parseResolvConf } from "../dns/resolv_conf.ts";
 import type { DnsPlan, ResolverConfigurator } from "./plan.ts";
-import { decodeBase64, encodeBase64, sha256Hex } from "./_bytes.ts";
+import { decodeBase64, encodeBase64, sha256Hex } from "../io/bytes.ts";
 import { isDnsName } from "../trust/trust.ts";
 import { parseAddress } from "../wire/address.ts";
 

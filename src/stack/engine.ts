@@ -5,7 +5,7 @@
  * @module
  */
 import type { TunDevice } from "../tun/device.ts";
-import { formatAddress, parseAddress } from "../wire/address.ts";
+import { formatAddress, parseAddress, sameAddress } from "../wire/address.ts";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../wire/protocol.ts";
 import { type Clock, systemClock } from "../io/clock.ts";
 import { type Dialer, DialError, type DialFailure } from "../io/dialer.ts";
@@ -13,7 +13,6 @@ import { viewIp } from "./ip_info.ts";
 import { MAX_RELAY_BUFFER, relay } from "../io/relay.ts";
 import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";
 import { type UdpFlow, type UdpFlowOptions, UdpFlows } from "./udp_flows.ts";
-import { equalAddr } from "./tuple_table.ts";
 import { LocalAddresses, type SourceFilter } from "./local_addresses.ts";
 import { logger } from "../log.ts";
 
@@ -312,7 +311,7 @@ export class FlowEngine implements AsyncDisposable {
       for await (const conn of listener) {
         const ra = conn.remoteAddr as Deno.NetAddr;
         const from = parseAddress(ra.hostname);
-        const flow = from !== null && this.#peers.some((p) => equalAddr(p, from))
+        const flow = from !== null && this.#peers.some((p) => sameAddress(p, from))
           ? this.tcp.accepted(family, ra.port)
           : undefined;
         if (flow === undefined || flow.conn === null) {

@@ -13,12 +13,13 @@
  *
  * @module
  */
+import { sameAddress } from "../wire/address.ts";
 import { TcpSegment } from "../wire/tcp.ts";
 import type { Conn } from "../io/conn.ts";
 import type { DialFailure } from "../io/dialer.ts";
 import { type IpInfo, rewriteAddresses, viewIp } from "./ip_info.ts";
 import { icmpUnreachable, tcpReset } from "./replies.ts";
-import { equalAddr, type TupleKeyed, TupleTable } from "./tuple_table.ts";
+import { type TupleKeyed, TupleTable } from "./tuple_table.ts";
 import { adjust16 } from "../wire/checksum.ts";
 
 /** Where one address family's rewritten packets meet the kernel. */
@@ -155,7 +156,8 @@ export class TcpNat {
     const a = fam.addrs;
     // From the listener, back towards a program.
     if (
-      seg.srcPort === a.listenPort && equalAddr(ip.src, a.tunAddr) && equalAddr(ip.dst, a.peerAddr)
+      seg.srcPort === a.listenPort && sameAddress(ip.src, a.tunAddr) &&
+      sameAddress(ip.dst, a.peerAddr)
     ) {
       const flow = fam.byNatPort[seg.dstPort];
       if (flow === undefined || flow.state === "dialing") return false;

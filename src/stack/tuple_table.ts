@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { sameAddress } from "../wire/address.ts";
 
 /** What a {@linkcode TupleTable} entry must carry: its own key. Addresses are private copies. */
 export interface TupleKeyed {
@@ -11,14 +12,6 @@ export interface TupleKeyed {
   srcPort: number;
   dstAddr: Uint8Array;
   dstPort: number;
-}
-
-/** Byte-wise equality of two addresses (4 or 16 bytes). */
-export function equalAddr(a: Uint8Array, b: Uint8Array): boolean {
-  const n = a.length;
-  if (n !== b.length) return false;
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**
@@ -41,7 +34,7 @@ export class TupleTable<T extends TupleKeyed> {
     if (bucket === undefined) return undefined;
     for (let i = 0; i < bucket.length; i++) {
       const e = bucket[i];
-      if (equalAddr(e.srcAddr, src) && equalAddr(e.dstAddr, dst)) return e;
+      if (sameAddress(e.srcAddr, src) && sameAddress(e.dstAddr, dst)) return e;
     }
     return undefined;
   }

@@ -15,7 +15,7 @@
 import { consoleProgress } from "../../src/cli/progress.ts";
 import { managerBundle } from "../../src/install/bundle.ts";
 import { installTrafficManager } from "../../src/install/install.ts";
-import { sha256Hex } from "../../src/install/manifests.ts";
+import { sha256Hex } from "../../src/io/bytes.ts";
 import { loadKubeconfig } from "../../src/k8s/access.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { VERSION } from "../../src/version.ts";
