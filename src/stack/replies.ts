@@ -33,52 +33,54 @@ function emitIp(
   }
 }
 
+/** One end of a packet: address bytes (4 or 16) and port. */
+export interface AddrPort {
+  address: Uint8Array;
+  port: number;
+}
+
 /**
- * The reset a host sends for a segment to no connection (RFC 9293 3.10.7.1): for a segment
- * without ACK (a SYN to a closed port), RST|ACK with sequence 0 acknowledging `ack`; for one
- * with ACK, a bare RST whose sequence number is that segment's acknowledgment (`seq`).
+ * What a reset answers (RFC 9293 3.10.7.1): a segment without ACK (a SYN to a closed port) gets
+ * RST|ACK with sequence 0 acknowledging `ack`; one with ACK gets a bare RST whose sequence
+ * number is that segment's acknowledgment (`seq`).
  */
-export function tcpReset(
-  from: Uint8Array,
-  fromPort: number,
-  to: Uint8Array,
-  toPort: number,
-  ack: number | null,
-  seq = 0,
-): Uint8Array {
-  const family = from.length === 4 ? 4 : 6;
+export type ResetOf = { ack: number } | { seq: number };
+
+/** The reset a host sends from `from` to `to` for a segment to no connection (see {@linkcode ResetOf}). */
+export function tcpReset(from: AddrPort, to: AddrPort, of: ResetOf): Uint8Array {
+  const family = from.address.length === 4 ? 4 : 6;
   const hl = ipHeaderLength(family);
   const buf = new Uint8Array(hl + 20);
+  const acks = "ack" in of;
   const n = emitTcp(
     {
-      srcPort: fromPort,
-      dstPort: toPort,
-      seq: seq >>> 0,
-      ack: ack === null ? 0 : ack >>> 0,
-      flags: ack === null ? TCP_RST : TCP_RST | TCP_ACK,
+      srcPort: from.port,
+      dstPort: to.port,
+      seq: acks ? 0 : of.seq >>> 0,
+      ack: acks ? of.ack >>> 0 : 0,
+      flags: acks ? TCP_RST | TCP_ACK : TCP_RST,
       window: 0,
     },
     buf.subarray(hl),
-    from,
-    to,
+    from.address,
+    to.address,
   );
-  emitIp(buf, from, to, IPPROTO_TCP, n);
+  emitIp(buf, from.address, to.address, IPPROTO_TCP, n);
   return buf;
 }
 
-/** A UDP datagram from the far end to the local program. */
-export function udpReply(
-  from: Uint8Array,
-  fromPort: number,
-  to: Uint8Array,
-  toPort: number,
-  payload: Uint8Array,
-): Uint8Array {
-  const family = from.length === 4 ? 4 : 6;
+/** A UDP datagram from the far end `from` to the local program at `to`. */
+export function udpReply(from: AddrPort, to: AddrPort, payload: Uint8Array): Uint8Array {
+  const family = from.address.length === 4 ? 4 : 6;
   const hl = ipHeaderLength(family);
   const buf = new Uint8Array(hl + 8 + payload.length);
-  const n = emitUdp({ srcPort: fromPort, dstPort: toPort, payload }, buf.subarray(hl), from, to);
-  emitIp(buf, from, to, IPPROTO_UDP, n);
+  const n = emitUdp(
+    { srcPort: from.port, dstPort: to.port, payload },
+    buf.subarray(hl),
+    from.address,
+    to.address,
+  );
+  emitIp(buf, from.address, to.address, IPPROTO_UDP, n);
   return buf;
 }
 

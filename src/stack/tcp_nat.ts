@@ -201,7 +201,11 @@ export class TcpNat {
     const natPort = this.flows.size >= this.#maxFlows ? -1 : fam.allocate();
     if (natPort < 0) {
       this.stats.overLimit++;
-      out(tcpReset(ip.dst, seg.dstPort, ip.src, seg.srcPort, seg.seq + 1));
+      out(tcpReset(
+        { address: ip.dst, port: seg.dstPort },
+        { address: ip.src, port: seg.srcPort },
+        { ack: seg.seq + 1 },
+      ));
       return false;
     }
     const flow: TcpFlow = {
@@ -261,7 +265,11 @@ export class TcpNat {
     switch (reason) {
       case "refused":
         this.stats.refused++;
-        out(tcpReset(flow.dstAddr, flow.dstPort, flow.srcAddr, flow.srcPort, flow.isn + 1));
+        out(tcpReset(
+          { address: flow.dstAddr, port: flow.dstPort },
+          { address: flow.srcAddr, port: flow.srcPort },
+          { ack: flow.isn + 1 },
+        ));
         break;
       case "unreachable":
       case "forbidden":
@@ -344,11 +352,13 @@ export class TcpNat {
 
   /** RFC 9293 3.10.7.1: a segment for no connection gets a RST (unless it is one). */
   #strayReset(ip: IpInfo, seg: TcpSegment, out: (packet: Uint8Array) => void): void {
+    const from = { address: ip.dst, port: seg.dstPort };
+    const to = { address: ip.src, port: seg.srcPort };
     if (seg.ackFlag) {
-      out(tcpReset(ip.dst, seg.dstPort, ip.src, seg.srcPort, null, seg.ack));
+      out(tcpReset(from, to, { seq: seg.ack }));
     } else {
       const len = seg.payload.length + (seg.syn ? 1 : 0) + (seg.fin ? 1 : 0);
-      out(tcpReset(ip.dst, seg.dstPort, ip.src, seg.srcPort, seg.seq + len));
+      out(tcpReset(from, to, { ack: seg.seq + len }));
     }
   }
 }

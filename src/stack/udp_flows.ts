@@ -144,7 +144,11 @@ export class UdpFlows {
     if (first === undefined || reason === "timeout") return;
     const kind = reason === "refused" ? "port" : reason === "forbidden" ? "prohibited" : "host";
     // The invoking packet: rebuild the program's first datagram as it was sent.
-    const invoking = udpReply(flow.srcAddr, flow.srcPort, flow.dstAddr, flow.dstPort, first);
+    const invoking = udpReply(
+      { address: flow.srcAddr, port: flow.srcPort },
+      { address: flow.dstAddr, port: flow.dstPort },
+      first,
+    );
     out(icmpUnreachable(kind, invoking, flow.dstAddr, flow.srcAddr));
   }
 
@@ -153,7 +157,11 @@ export class UdpFlows {
     if (flow.state === "closed") return null;
     flow.lastActive = now;
     this.stats.datagramsIn++;
-    return udpReply(flow.dstAddr, flow.dstPort, flow.srcAddr, flow.srcPort, payload);
+    return udpReply(
+      { address: flow.dstAddr, port: flow.dstPort },
+      { address: flow.srcAddr, port: flow.srcPort },
+      payload,
+    );
   }
 
   /** Closes flows idle longer than the idle timeout. Call about once a second. */
