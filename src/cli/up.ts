@@ -34,10 +34,12 @@ import { ClusterSession, sessionOptions } from "../connect/session.ts";
 import { logger, type Progress } from "../log.ts";
 import { Cidr } from "../wire/address.ts";
 import {
+  checkFlag,
   configPath,
   DEFAULT_SETTINGS,
   loadConfig,
   resolveSettings,
+  SettingsError,
   type UpSettings,
 } from "../config/config.ts";
 import { callDaemon, DaemonUnavailableError, socketAnswers } from "../daemon/client.ts";
@@ -99,19 +101,17 @@ export function flagSettings(opts: UpOptions): Partial<UpSettings> {
   const out: Partial<UpSettings> = {};
   if (opts.alsoProxy !== undefined) out.alsoProxy = checkCidrs(opts.alsoProxy, "--also-proxy");
   if (opts.neverProxy !== undefined) out.neverProxy = checkCidrs(opts.neverProxy, "--never-proxy");
-  if (opts.mtu !== undefined) {
-    const mtu = Number(opts.mtu);
-    if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) {
-      throw new UsageError(`Invalid --mtu "${opts.mtu}": expected an integer from 1280 to 65535`);
+  // The ranges are the config file's (one rule, one wording); a bad value is a usage error.
+  const flag = (name: string, key: "mtu" | "transports", text: string): number => {
+    try {
+      return checkFlag(name, key, text) as number;
+    } catch (e) {
+      throw e instanceof SettingsError ? new UsageError(e.message) : e;
     }
-    out.mtu = mtu;
-  }
+  };
+  if (opts.mtu !== undefined) out.mtu = flag("mtu", "mtu", opts.mtu);
   if (opts.transports !== undefined) {
-    const transports = Number(opts.transports);
-    if (!Number.isInteger(transports) || transports < 1 || transports > 16) {
-      throw new UsageError(`Invalid --transports "${opts.transports}": expected 1 to 16`);
-    }
-    out.transports = transports;
+    out.transports = flag("transports", "transports", opts.transports);
   }
   if (opts.dns !== undefined) {
     if (!(DNS_MODES as readonly string[]).includes(opts.dns)) {

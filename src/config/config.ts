@@ -141,6 +141,21 @@ const KEYS = [
 ] as const;
 
 /** Checks one value; returns it normalised or throws with `field` named. */
+/**
+ * Checks one setting given as a command-line flag, with the same rule and wording as the config
+ * file's (throws {@linkcode SettingsError} naming `--flag`); an integer's text becomes a number.
+ *
+ * @example
+ * ```ts
+ * import { checkFlag } from "./config.ts";
+ * const mtu = checkFlag("mtu", "mtu", "9000"); // 9000
+ * ```
+ */
+export function checkFlag(flag: string, key: typeof KEYS[number], text: string): unknown {
+  const v = /^-?\d+$/.test(text) ? Number(text) : text;
+  return checkValue("command line", `--${flag}`, key, v);
+}
+
 function checkValue(
   where: string,
   field: string,
