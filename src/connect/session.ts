@@ -25,6 +25,7 @@ import { describeRefusal, FROM_MANAGER, InfoGate } from "../trust/trust.ts";
 import { systemDnsServers } from "../resolver/system_servers.ts";
 import { VERSION } from "../version.ts";
 import { TUN_KIND } from "../tun/undo.ts";
+import { keepAllocatorPages } from "../host/allocator.ts";
 
 const log = logger("session");
 
@@ -314,6 +315,8 @@ export class ClusterSession implements AsyncDisposable {
         addresses: [v4.dns, v6.dns],
         cluster: (q, signal) => conn.dialer.queryDns(q, signal),
       });
+      // Bulk sends through the tunnel would otherwise fault in fresh pages every time.
+      if (!keepAllocatorPages()) log.debug("allocator thresholds not set (no glibc)");
       await checkTunNameFree(o.tunName);
       tunJournal = await o.journal.add(TUN_KIND, { name: o.tunName });
       tun = await openTun({
