@@ -6,8 +6,8 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import type { Conn } from "../stack/dialer.ts";
-import type { Clock } from "./clock.ts";
+import type { Conn } from "../io/conn.ts";
+import type { TimerClock as Clock } from "../io/clock.ts";
 import type { SessionOptions } from "./config.ts";
 import { SessionCore } from "./core.ts";
 import { Decoder } from "./decoder.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Clock } from "./clock.ts";
+import type { TimerClock as Clock } from "../io/clock.ts";
 import { SPEC_INITIAL_WINDOW } from "./frame.ts";
 
 /** Options for a {@linkcode Session}. */

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import { ProtocolError } from "./errors.ts";
-import { writeAll } from "../stack/relay.ts";
+import { writeAll } from "../io/relay.ts";
 
 /** Writes all of a buffer (looping over partial writes); lives with the relay. */
 export { writeAll };

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import { ProtocolError } from "./errors.ts";
 import { writeAll } from "./framing.ts";
 import {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import type { Conn } from "../io/conn.ts";
+import { systemClock, type TimerClock as Clock } from "../io/clock.ts";
 import type { SessionOptions } from "./config.ts";
 import { SessionClosedError } from "./errors.ts";
 import { Session, type SessionCloseInfo } from "./session.ts";

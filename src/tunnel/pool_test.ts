@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Conn } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import { SessionClosedError } from "./errors.ts";
 import { memoryPipe, type MemoryPipeOptions } from "./pipe.ts";
 import { SessionPool } from "./pool.ts";

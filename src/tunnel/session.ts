@@ -11,8 +11,8 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import type { Conn } from "../io/conn.ts";
+import { systemClock, type TimerClock as Clock } from "../io/clock.ts";
 import type { SessionOptions } from "./config.ts";
 import { type CorePolicy, type SessionCloseInfo, SessionCore, type SessionStats } from "./core.ts";
 import { GoAwayCode } from "./errors.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Conn } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import { memoryPipe } from "./pipe.ts";
 import { Session } from "./session.ts";
 import { simTest } from "./_test_util.ts";

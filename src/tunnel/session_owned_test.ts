@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Conn } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import { Decoder, MAX_RETAIN_FACTOR } from "./decoder.ts";
 import { encodeFrame, FrameType } from "./frame.ts";
 import { memoryPipe } from "./pipe.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Conn } from "../stack/dialer.ts";
+import type { Conn } from "../io/conn.ts";
 import { ProtocolError, SessionClosedError, StreamResetError } from "./errors.ts";
 import { encodeFrame, Flag, FrameType } from "./frame.ts";
 import { memoryPipe } from "./pipe.ts";

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import type { Conn } from "../stack/dialer.ts";
-import type { Clock } from "./clock.ts";
+import type { Conn } from "../io/conn.ts";
+import type { TimerClock as Clock } from "../io/clock.ts";
 import type { StreamState } from "./stream_state.ts";
 
 const EMPTY = new Uint8Array(0);

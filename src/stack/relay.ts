@@ -1,2 +1,0 @@
-// kept for src/tunnel until its rewrite lands
-export * from "../io/relay.ts";
