@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
 import { parseAddress } from "./address.ts";
+import { checksum, pseudoHeaderSum } from "./checksum.ts";
+import {
+  emitIcmpEcho,
+  emitIcmpQuoting,
+  icmpChecksumVerifies,
+  parseIcmpEcho,
+  storeIcmpChecksum,
+} from "./icmp.ts";
 import {
   emitIcmpv4Echo,
   emitIcmpv4Unreachable,
@@ -157,5 +165,64 @@ Deno.test("emitIcmpv6Unreachable() quotes at most 1232 bytes and no more than fi
     assert.deepEqual(m.body, invoking.subarray(0, n - 8));
     assert.ok(m.verifyChecksum(SRC6, DST6));
     assert.equal(parseIcmpv6Echo(m), null);
+  }
+});
+
+Deno.test("icmp.ts: the shared emitters, parser and checksum helpers", () => {
+  const v4 = { request: 8, reply: 0 };
+  const v6 = { request: 128, reply: 129 };
+  // The quoting layout: type, code, zero checksum, four zero bytes, then the quote, cut at
+  // quoteMax or at the end of the buffer, whichever comes first.
+  const invoking = new Uint8Array(300).map((_, i) => i + 1);
+  const buf = new Uint8Array(200).fill(0xee);
+  let m = emitIcmpQuoting(1, 4, invoking, 100, buf, "ICMPv6");
+  assert.equal(m.length, 108);
+  assert.deepEqual(Array.from(m.subarray(0, 8)), [1, 4, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(m.subarray(8), invoking.subarray(0, 100));
+  m = emitIcmpQuoting(3, 13, invoking, 548, buf, "ICMPv4");
+  assert.equal(m.length, 200);
+  assert.throws(
+    () => emitIcmpQuoting(3, 3, invoking, 548, new Uint8Array(7), "ICMPv4"),
+    (e: Error) => e instanceof RangeError && e.message.includes("ICMPv4 error"),
+  );
+  assert.throws(
+    () =>
+      emitIcmpEcho(
+        { reply: false, identifier: 1, sequence: 1, payload: new Uint8Array(9) },
+        v6,
+        new Uint8Array(16),
+        "ICMPv6",
+      ),
+    (e: Error) => e instanceof RangeError && e.message.includes("ICMPv6 echo: needs 17 bytes"),
+  );
+  // The echo parser takes the family's types: one family's echo is not the other's.
+  const echo = emitIcmpEcho(
+    { reply: true, identifier: 5, sequence: 6, payload: new Uint8Array([1]) },
+    v6,
+    new Uint8Array(9),
+    "ICMPv6",
+  );
+  const view = Icmpv6Message.view(echo)!;
+  assert.deepEqual(parseIcmpEcho(view, v6), {
+    reply: true,
+    identifier: 5,
+    sequence: 6,
+    payload: new Uint8Array([1]),
+  });
+  assert.equal(parseIcmpEcho(view, v4), null);
+  echo[1] = 1;
+  assert.equal(parseIcmpEcho(view, v6), null, "echo with a nonzero code");
+  // storeIcmpChecksum() ignores whatever the checksum field held; icmpChecksumVerifies()
+  // agrees with checksum() === 0, with and without a pseudo-header sum.
+  let seed = 7;
+  for (let i = 0; i < 200; i++) {
+    const bytes = new Uint8Array(8 + (i % 40)).map(() =>
+      (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24
+    );
+    const initial = i % 2 === 0 ? 0 : pseudoHeaderSum(SRC6, DST6, 58, bytes.length);
+    assert.equal(icmpChecksumVerifies(bytes, initial), checksum(bytes, initial) === 0);
+    storeIcmpChecksum(bytes, initial);
+    assert.ok(icmpChecksumVerifies(bytes, initial));
+    assert.equal(checksum(bytes, initial), 0);
   }
 });

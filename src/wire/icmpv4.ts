@@ -1,11 +1,24 @@
 /**
  * ICMP for IPv4 (RFC 792): a typed view over a message, echo and destination-unreachable
- * emitters. Emitters write only the ICMP message; the caller writes the IP header.
+ * emitters. Emitters write only the ICMP message; the caller writes the IP header. The layout
+ * shared with ICMPv6 lives in `icmp.ts`; what is ICMPv4's own is here: the type and code
+ * numbers, a checksum over the message alone, and the 576-byte limit on errors.
  *
  * @module
  */
 
-import { checksum } from "./checksum.ts";
+import {
+  emitIcmpEcho,
+  emitIcmpQuoting,
+  icmpChecksumVerifies,
+  type IcmpEchoRepr,
+  type IcmpEchoTypes,
+  IcmpMessage,
+  parseIcmpEcho,
+  storeIcmpChecksum,
+} from "./icmp.ts";
+
+export type { IcmpEchoRepr } from "./icmp.ts";
 
 /** Type 0: Echo Reply. */
 export const ICMPV4_ECHO_REPLY = 0;
@@ -34,7 +47,8 @@ export const ICMPV4_UNREACH_ADMIN_PROHIBITED = 13;
 export const ICMPV4_ERROR_BODY_MAX = 548;
 
 /**
- * A view over an ICMPv4 message (the IP payload, at least 8 bytes). No accessor can fail.
+ * A view over an ICMPv4 message (the IP payload, at least 8 bytes). No accessor can fail; the
+ * fields are {@linkcode IcmpMessage}'s.
  *
  * @example
  * ```ts
@@ -47,14 +61,9 @@ export const ICMPV4_ERROR_BODY_MAX = 548;
  * }
  * ```
  */
-export class Icmpv4Message {
-  /** The whole message. */
-  readonly bytes: Uint8Array;
-  readonly #view: DataView;
-
+export class Icmpv4Message extends IcmpMessage {
   private constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    super(bytes);
   }
 
   /**
@@ -67,73 +76,22 @@ export class Icmpv4Message {
     return buf.length < 8 ? null : new Icmpv4Message(buf);
   }
 
-  /** Type. */
-  get type(): number {
-    return this.bytes[0];
-  }
-
-  /** Code. */
-  get code(): number {
-    return this.bytes[1];
-  }
-
-  /** Checksum field. */
-  get checksum(): number {
-    return this.#view.getUint16(2);
-  }
-
-  /** Sets the checksum field. */
-  set checksum(value: number) {
-    this.#view.setUint16(2, value);
-  }
-
-  /** Identifier (bytes 4-5; meaningful for echo messages). */
-  get identifier(): number {
-    return this.#view.getUint16(4);
-  }
-
-  /** Sets the identifier (the checksum is not updated). */
-  set identifier(value: number) {
-    this.#view.setUint16(4, value);
-  }
-
-  /** Sequence number (bytes 6-7; meaningful for echo messages). */
-  get sequence(): number {
-    return this.#view.getUint16(6);
-  }
-
-  /** Bytes 8 onward: echo data, or the invoking packet of an error (a subarray). */
-  get body(): Uint8Array {
-    return this.bytes.subarray(8);
-  }
-
   /**
    * Whether the checksum over the whole message is correct.
    *
    * @returns True when it verifies.
    */
   verifyChecksum(): boolean {
-    return checksum(this.bytes) === 0;
+    return icmpChecksumVerifies(this.bytes, 0);
   }
 
   /** Computes the checksum and stores it in the message. */
   fillChecksum(): void {
-    this.#view.setUint16(2, 0);
-    this.#view.setUint16(2, checksum(this.bytes));
+    storeIcmpChecksum(this.bytes, 0);
   }
 }
 
-/** An ICMP echo request or reply (both ICMPv4 and ICMPv6). */
-export interface IcmpEchoRepr {
-  /** True for Echo Reply, false for Echo Request. */
-  reply: boolean;
-  /** Identifier. */
-  identifier: number;
-  /** Sequence number. */
-  sequence: number;
-  /** Echo data. */
-  payload: Uint8Array;
-}
+const ECHO: IcmpEchoTypes = { request: ICMPV4_ECHO_REQUEST, reply: ICMPV4_ECHO_REPLY };
 
 /**
  * Parses an echo request or reply.
@@ -149,14 +107,7 @@ export interface IcmpEchoRepr {
  * ```
  */
 export function parseIcmpv4Echo(m: Icmpv4Message): IcmpEchoRepr | null {
-  const type = m.type;
-  if ((type !== ICMPV4_ECHO_REQUEST && type !== ICMPV4_ECHO_REPLY) || m.code !== 0) return null;
-  return {
-    reply: type === ICMPV4_ECHO_REPLY,
-    identifier: m.identifier,
-    sequence: m.sequence,
-    payload: m.body,
-  };
+  return parseIcmpEcho(m, ECHO);
 }
 
 /**
@@ -176,21 +127,9 @@ export function parseIcmpv4Echo(m: Icmpv4Message): IcmpEchoRepr | null {
  * ```
  */
 export function emitIcmpv4Echo(repr: IcmpEchoRepr, buf: Uint8Array): number {
-  const length = 8 + repr.payload.length;
-  if (buf.length < length) {
-    throw new RangeError(
-      `Cannot emit ICMPv4 echo: needs ${length} bytes, buffer has ${buf.length}`,
-    );
-  }
-  const m = buf.length === length ? buf : buf.subarray(0, length);
-  _header(m, repr.reply ? ICMPV4_ECHO_REPLY : ICMPV4_ECHO_REQUEST, 0);
-  m[4] = (repr.identifier >> 8) & 0xff;
-  m[5] = repr.identifier & 0xff;
-  m[6] = (repr.sequence >> 8) & 0xff;
-  m[7] = repr.sequence & 0xff;
-  m.set(repr.payload, 8);
-  _fill(m);
-  return length;
+  const m = emitIcmpEcho(repr, ECHO, buf, "ICMPv4");
+  storeIcmpChecksum(m, 0);
+  return m.length;
 }
 
 /**
@@ -217,31 +156,14 @@ export function emitIcmpv4Unreachable(
   invoking: Uint8Array,
   buf: Uint8Array,
 ): number {
-  if (buf.length < 8) throw new RangeError("Cannot emit ICMPv4 error: buffer shorter than 8");
-  const body = Math.min(invoking.length, ICMPV4_ERROR_BODY_MAX, buf.length - 8);
-  const m = buf.subarray(0, 8 + body);
-  _header(m, ICMPV4_DEST_UNREACHABLE, code);
-  m[4] =
-    m[5] =
-    m[6] =
-    m[7] =
-      0;
-  m.set(invoking.subarray(0, body), 8);
-  _fill(m);
-  return 8 + body;
-}
-
-/** Writes type and code, zeroes the checksum. */
-function _header(m: Uint8Array, type: number, code: number): void {
-  m[0] = type;
-  m[1] = code;
-  m[2] = 0;
-  m[3] = 0;
-}
-
-/** Fills the checksum over the whole message. */
-function _fill(m: Uint8Array): void {
-  const c = checksum(m);
-  m[2] = c >> 8;
-  m[3] = c & 0xff;
+  const m = emitIcmpQuoting(
+    ICMPV4_DEST_UNREACHABLE,
+    code,
+    invoking,
+    ICMPV4_ERROR_BODY_MAX,
+    buf,
+    "ICMPv4",
+  );
+  storeIcmpChecksum(m, 0);
+  return m.length;
 }

@@ -1,16 +1,26 @@
 /**
  * ICMPv6 (RFC 4443): a typed view over a message, echo and destination-unreachable emitters.
- * The checksum covers the IPv6 pseudo-header. Emitters write only the ICMPv6 message; the
- * caller writes the IPv6 header.
+ * Emitters write only the ICMPv6 message; the caller writes the IPv6 header. The layout shared
+ * with ICMPv4 lives in `icmp.ts`; what is ICMPv6's own is here: the type and code numbers, a
+ * checksum that covers the IPv6 pseudo-header, and the 1280-byte limit on errors.
  *
  * @module
  */
 
-import { checksum, pseudoHeaderSum, sum16 } from "./checksum.ts";
-import type { IcmpEchoRepr } from "./icmpv4.ts";
+import { pseudoHeaderSum } from "./checksum.ts";
+import {
+  emitIcmpEcho,
+  emitIcmpQuoting,
+  icmpChecksumVerifies,
+  type IcmpEchoRepr,
+  type IcmpEchoTypes,
+  IcmpMessage,
+  parseIcmpEcho,
+  storeIcmpChecksum,
+} from "./icmp.ts";
 import { IPPROTO_ICMPV6 } from "./protocol.ts";
 
-export type { IcmpEchoRepr } from "./icmpv4.ts";
+export type { IcmpEchoRepr } from "./icmp.ts";
 
 /** Type 1: Destination Unreachable. */
 export const ICMPV6_DEST_UNREACHABLE = 1;
@@ -40,7 +50,8 @@ export const ICMPV6_ERROR_BODY_MAX = 1232;
 
 /**
  * A view over an ICMPv6 message (the upper-layer payload, at least 8 bytes). No accessor can
- * fail.
+ * fail; the fields are {@linkcode IcmpMessage}'s, the checksum methods take the addresses of
+ * the pseudo-header.
  *
  * @example
  * ```ts
@@ -54,14 +65,9 @@ export const ICMPV6_ERROR_BODY_MAX = 1232;
  * if (m.type !== 128 || !m.verifyChecksum(src, dst)) throw new Error("unexpected");
  * ```
  */
-export class Icmpv6Message {
-  /** The whole message. */
-  readonly bytes: Uint8Array;
-  readonly #view: DataView;
-
+export class Icmpv6Message extends IcmpMessage {
   private constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    super(bytes);
   }
 
   /**
@@ -74,46 +80,6 @@ export class Icmpv6Message {
     return buf.length < 8 ? null : new Icmpv6Message(buf);
   }
 
-  /** Type. */
-  get type(): number {
-    return this.bytes[0];
-  }
-
-  /** Code. */
-  get code(): number {
-    return this.bytes[1];
-  }
-
-  /** Checksum field. */
-  get checksum(): number {
-    return this.#view.getUint16(2);
-  }
-
-  /** Sets the checksum field. */
-  set checksum(value: number) {
-    this.#view.setUint16(2, value);
-  }
-
-  /** Identifier (bytes 4-5; meaningful for echo messages). */
-  get identifier(): number {
-    return this.#view.getUint16(4);
-  }
-
-  /** Sets the identifier (the checksum is not updated). */
-  set identifier(value: number) {
-    this.#view.setUint16(4, value);
-  }
-
-  /** Sequence number (bytes 6-7; meaningful for echo messages). */
-  get sequence(): number {
-    return this.#view.getUint16(6);
-  }
-
-  /** Bytes 8 onward: echo data, or the invoking packet of an error (a subarray). */
-  get body(): Uint8Array {
-    return this.bytes.subarray(8);
-  }
-
   /**
    * Whether the checksum, pseudo-header included, is correct.
    *
@@ -123,7 +89,7 @@ export class Icmpv6Message {
    */
   verifyChecksum(src: Uint8Array, dst: Uint8Array): boolean {
     const b = this.bytes;
-    return sum16(b, pseudoHeaderSum(src, dst, IPPROTO_ICMPV6, b.length)) === 0xffff;
+    return icmpChecksumVerifies(b, pseudoHeaderSum(src, dst, IPPROTO_ICMPV6, b.length));
   }
 
   /**
@@ -133,11 +99,11 @@ export class Icmpv6Message {
    * @param dst IPv6 destination address.
    */
   fillChecksum(src: Uint8Array, dst: Uint8Array): void {
-    const b = this.bytes;
-    this.#view.setUint16(2, 0);
-    this.#view.setUint16(2, checksum(b, pseudoHeaderSum(src, dst, IPPROTO_ICMPV6, b.length)));
+    _fill(this.bytes, src, dst);
   }
 }
+
+const ECHO: IcmpEchoTypes = { request: ICMPV6_ECHO_REQUEST, reply: ICMPV6_ECHO_REPLY };
 
 /**
  * Parses an echo request or reply.
@@ -153,14 +119,7 @@ export class Icmpv6Message {
  * ```
  */
 export function parseIcmpv6Echo(m: Icmpv6Message): IcmpEchoRepr | null {
-  const type = m.type;
-  if ((type !== ICMPV6_ECHO_REQUEST && type !== ICMPV6_ECHO_REPLY) || m.code !== 0) return null;
-  return {
-    reply: type === ICMPV6_ECHO_REPLY,
-    identifier: m.identifier,
-    sequence: m.sequence,
-    payload: m.body,
-  };
+  return parseIcmpEcho(m, ECHO);
 }
 
 /**
@@ -188,24 +147,9 @@ export function emitIcmpv6Echo(
   src: Uint8Array,
   dst: Uint8Array,
 ): number {
-  const length = 8 + repr.payload.length;
-  if (buf.length < length) {
-    throw new RangeError(
-      `Cannot emit ICMPv6 echo: needs ${length} bytes, buffer has ${buf.length}`,
-    );
-  }
-  const m = buf.length === length ? buf : buf.subarray(0, length);
-  m[0] = repr.reply ? ICMPV6_ECHO_REPLY : ICMPV6_ECHO_REQUEST;
-  m[1] = 0;
-  m[2] = 0;
-  m[3] = 0;
-  m[4] = (repr.identifier >> 8) & 0xff;
-  m[5] = repr.identifier & 0xff;
-  m[6] = (repr.sequence >> 8) & 0xff;
-  m[7] = repr.sequence & 0xff;
-  m.set(repr.payload, 8);
+  const m = emitIcmpEcho(repr, ECHO, buf, "ICMPv6");
   _fill(m, src, dst);
-  return length;
+  return m.length;
 }
 
 /**
@@ -238,26 +182,19 @@ export function emitIcmpv6Unreachable(
   src: Uint8Array,
   dst: Uint8Array,
 ): number {
-  if (buf.length < 8) throw new RangeError("Cannot emit ICMPv6 error: buffer shorter than 8");
-  const body = Math.min(invoking.length, ICMPV6_ERROR_BODY_MAX, buf.length - 8);
-  const m = buf.subarray(0, 8 + body);
-  m[0] = ICMPV6_DEST_UNREACHABLE;
-  m[1] = code;
-  m[2] =
-    m[3] =
-    m[4] =
-    m[5] =
-    m[6] =
-    m[7] =
-      0;
-  m.set(invoking.subarray(0, body), 8);
+  const m = emitIcmpQuoting(
+    ICMPV6_DEST_UNREACHABLE,
+    code,
+    invoking,
+    ICMPV6_ERROR_BODY_MAX,
+    buf,
+    "ICMPv6",
+  );
   _fill(m, src, dst);
-  return 8 + body;
+  return m.length;
 }
 
 /** Fills the checksum over the pseudo-header and the whole message. */
 function _fill(m: Uint8Array, src: Uint8Array, dst: Uint8Array): void {
-  const c = checksum(m, pseudoHeaderSum(src, dst, IPPROTO_ICMPV6, m.length));
-  m[2] = c >> 8;
-  m[3] = c & 0xff;
+  storeIcmpChecksum(m, pseudoHeaderSum(src, dst, IPPROTO_ICMPV6, m.length));
 }
