@@ -8,10 +8,9 @@ import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { ResolvedEnv } from "./resolved/env.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
-import { isRoot, linkExists, type Netns } from "./_netns.ts";
+import { linkExists, type Netns } from "./_netns.ts";
 import { startUp, testStateDir } from "./_up.ts";
-
-const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+import { connectedLaptop, E2E_TEST } from "./_connected.ts";
 
 async function getent(
   ns: { exec: Netns["exec"] },
@@ -38,19 +37,16 @@ async function short(ns: Netns, args: string[]): Promise<string> {
 
 Deno.test({
   name: "resolv.conf mode: cluster names resolve through the system resolver, others as before",
-  ...opts,
+  ...E2E_TEST,
   fn: async (t) => {
-    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
-    const laptop = cluster.laptop;
-    const before = await Deno.readFile(cluster.laptopResolvConf);
-    await using up = await startUp(laptop, [
-      "--kubeconfig",
-      cluster.kubeconfig,
-      "--dns",
-      "resolv.conf",
-      "--log-level",
-      "debug",
-    ]);
+    let before = new Uint8Array();
+    await using connected = await connectedLaptop({
+      up: ["--dns", "resolv.conf", "--log-level", "debug"],
+      beforeUp: async (c) => {
+        before = await Deno.readFile(c.laptopResolvConf);
+      },
+    });
+    const { cluster, laptop, up } = connected;
     assert.match(
       up.out.text(),
       /✓ DNS: resolv\.conf: default\.svc\.cluster\.local .* reached kconnect/,
@@ -160,7 +156,7 @@ Deno.test({
 Deno.test({
   name:
     "resolv.conf mode: after kill -9, kconnect down (or the next up) restores resolv.conf exactly",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
     await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
     const laptop = cluster.laptop;
@@ -209,18 +205,12 @@ Deno.test({
 Deno.test({
   name:
     "the DNS server survives garbage, oversized names and floods, shedding load in bounded memory",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
-    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
-    const laptop = cluster.laptop;
-    await using up = await startUp(laptop, [
-      "--kubeconfig",
-      cluster.kubeconfig,
-      "--dns",
-      "resolv.conf",
-      "--log-level",
-      "debug",
-    ]);
+    await using connected = await connectedLaptop({
+      up: ["--dns", "resolv.conf", "--log-level", "debug"],
+    });
+    const { laptop, up } = connected;
     const rss = async () =>
       Number(/VmRSS:\s+(\d+)/.exec(await Deno.readTextFile(`/proc/${up.child.pid}/status`))![1]);
     const before = await rss();
@@ -263,7 +253,7 @@ Deno.test({
 Deno.test({
   name:
     "systemd-resolved mode: split DNS on the TUN link, short names, and nothing left after exit",
-  ...opts,
+  ...E2E_TEST,
   fn: async (t) => {
     await using cluster = await TestCluster.start({ k8sVersion: "1.33", managerRefreshSeconds: 1 });
     await using env = await ResolvedEnv.start(cluster.laptop, {

@@ -9,12 +9,11 @@
 import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
-import { isRoot, type Netns } from "./_netns.ts";
+import type { Netns } from "./_netns.ts";
 import { startUp } from "./_up.ts";
+import { connectedLaptop, E2E_TEST } from "./_connected.ts";
 import { denoImage } from "../src/install/manifests.ts";
 import { VERSION } from "../src/version.ts";
-
-const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 
 /** Runs kconnect from source in `ns`. */
 async function kconnect(ns: Netns, args: string[]) {
@@ -121,7 +120,7 @@ function loggedAt(log: string, re: RegExp): number {
 
 Deno.test({
   name: "kconnect install into an empty cluster, up through it, install again (no-op), uninstall",
-  ...opts,
+  ...E2E_TEST,
   fn: async (t) => {
     await using cluster = await TestCluster.start({ manager: "deployment" });
     const laptop = cluster.laptop;
@@ -254,23 +253,27 @@ Deno.test({
 
 Deno.test({
   name: "up upgrades an older kconnect-installed manager (rolling), then connects to the new pod",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
-    await using cluster = await TestCluster.start({ manager: "deployment" });
-    const laptop = cluster.laptop;
-    const old = await laptop.exec([
-      ...DENO_RUN,
-      "-A",
-      `${ROOT}tests/cluster/install_old.ts`,
-      "--kubeconfig",
-      cluster.kubeconfig,
-      "--version",
-      "0.0.9",
-    ], { check: false });
-    assert.equal(old.code, 0, old.stderr + old.stdout);
-    const oldPod = /installed: traffic manager 0\.0\.9 \(pod (\S+)\)/.exec(old.stdout)![1];
+    let oldPod = "";
+    await using connected = await connectedLaptop({
+      cluster: { manager: "deployment" },
+      beforeUp: async (c) => {
+        const old = await c.laptop.exec([
+          ...DENO_RUN,
+          "-A",
+          `${ROOT}tests/cluster/install_old.ts`,
+          "--kubeconfig",
+          c.kubeconfig,
+          "--version",
+          "0.0.9",
+        ], { check: false });
+        assert.equal(old.code, 0, old.stderr + old.stdout);
+        oldPod = /installed: traffic manager 0\.0\.9 \(pod (\S+)\)/.exec(old.stdout)![1];
+      },
+    });
+    const { cluster, laptop, up } = connected;
     // The old manager really is the old code: it reports 0.0.9.
-    await using up = await startUp(laptop, ["--kubeconfig", cluster.kubeconfig]);
     const out = up.out.text();
     assert.match(
       out,
@@ -340,7 +343,7 @@ Deno.test({
 Deno.test({
   name:
     "install: an image the cluster cannot pull fails with the kubelet's message; a good image recovers",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
     await using cluster = await TestCluster.start({
       manager: "deployment",
@@ -383,7 +386,7 @@ Deno.test({
 Deno.test({
   name:
     "install as a user RBAC does not let create anything: the verb, resource and permission named",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
     await using cluster = await TestCluster.start({ manager: "deployment" });
     const r = await kconnect(cluster.laptop, [
@@ -402,7 +405,7 @@ Deno.test({
 
 Deno.test({
   name: "install into a namespace whose ResourceQuota refuses the pod or the Deployment",
-  ...opts,
+  ...E2E_TEST,
   fn: async (t) => {
     await t.step("limits.memory: the ReplicaSet cannot create the pod", async () => {
       await using cluster = await TestCluster.start({
@@ -441,7 +444,7 @@ Deno.test({
 Deno.test({
   name:
     "up's hook: no manager and no --install fails saying how; --install installs; --no-upgrade keeps an older one",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
     await using cluster = await TestCluster.start({ manager: "deployment" });
     const hook = (...args: string[]) =>
@@ -491,7 +494,7 @@ Deno.test({
 
 Deno.test({
   name: "up --install installs the traffic manager into an empty cluster and connects through it",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
     await using cluster = await TestCluster.start({ manager: "deployment" });
     const without = await kconnect(cluster.laptop, [

@@ -8,12 +8,9 @@
  * bench/reconnect.ts): each test fails when something never happens, not when it is slow.
  */
 import assert from "node:assert/strict";
-import { TestCluster } from "./cluster/cluster.ts";
 import { LineWatcher } from "./_lines.ts";
-import { isRoot, linkExists, type Netns, stillRunning } from "./_netns.ts";
-import { startUp } from "./_up.ts";
-
-const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+import { linkExists, type Netns, stillRunning } from "./_netns.ts";
+import { connectedLaptop, E2E_TEST } from "./_connected.ts";
 
 /** How long anything here may take before it counts as never happening, in seconds. */
 const LIVENESS_S = 45;
@@ -65,16 +62,10 @@ async function longFlow(ns: Netns): Promise<Flow> {
 
 Deno.test({
   name: "kconnect reconnects after the API server restarts; open flows end, new ones work again",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
-    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
-    const laptop = cluster.laptop;
-    await using up = await startUp(laptop, [
-      "--kubeconfig",
-      cluster.kubeconfig,
-      "--log-level",
-      "info",
-    ]);
+    await using connected = await connectedLaptop({ up: ["--log-level", "info"] });
+    const { cluster, laptop, up } = connected;
     assert.ok(await ping(laptop));
     const flow = await longFlow(laptop);
     assert.ok(await stillRunning(flow.child), "the flow is open when the API server stops");
@@ -97,16 +88,10 @@ Deno.test({
 
 Deno.test({
   name: "a silently black-holed transport is noticed by the keepalive and replaced",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
-    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
-    const laptop = cluster.laptop;
-    await using up = await startUp(laptop, [
-      "--kubeconfig",
-      cluster.kubeconfig,
-      "--log-level",
-      "info",
-    ]);
+    await using connected = await connectedLaptop({ up: ["--log-level", "info"] });
+    const { laptop, up } = connected;
     assert.ok(await ping(laptop));
     const rules = [
       ["OUTPUT", "-d", "100.64.0.1", "-p", "tcp", "--dport", "6443", "-j", "DROP"],

@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { LineWatcher } from "./_lines.ts";
-import { isRoot, linkExists, Netns, stillRunning } from "./_netns.ts";
+import { linkExists, Netns, stillRunning } from "./_netns.ts";
 import { failUp, startUp } from "./_up.ts";
+import { connectedLaptop, E2E_TEST } from "./_connected.ts";
 
-const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 const NETPROBE = `${ROOT}tests/fixtures/netprobe.ts`;
 
 async function probe(ns: Netns, args: string[]) {
@@ -47,22 +47,19 @@ except OSError as e:
 Deno.test({
   name:
     "kconnect up: pod and service IPs over TCP and UDP from a laptop that reaches only the API server",
-  ...opts,
+  ...E2E_TEST,
   fn: async (t) => {
-    await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
-    const laptop = cluster.laptop;
-    const before = await laptop.exec(["curl", "-sS", "-m", "10", "http://10.96.0.20/"], {
-      check: false,
+    await using connected = await connectedLaptop({
+      up: ["--log-level", "info"],
+      beforeUp: async (c) => {
+        const before = await c.laptop.exec(["curl", "-sS", "-m", "10", "http://10.96.0.20/"], {
+          check: false,
+        });
+        // curl exit 7: could not connect (no route to the cluster's networks), not another failure.
+        assert.equal(before.code, 7, `the service is not reachable before up: ${before.stderr}`);
+      },
     });
-    // curl exit 7: could not connect (no route to the cluster's networks), not some other failure.
-    assert.equal(before.code, 7, `the service is not reachable before up: ${before.stderr}`);
-
-    await using up = await startUp(laptop, [
-      "--kubeconfig",
-      cluster.kubeconfig,
-      "--log-level",
-      "info",
-    ]);
+    const { cluster, laptop, up } = connected;
     const progress = up.out.text();
     assert.match(progress, /cluster reached: https:\/\/100\.64\.0\.1:6443 \(Kubernetes v1\.33/);
     assert.match(progress, /traffic manager found: kconnect\/traffic-manager-/);
@@ -269,10 +266,10 @@ for (
 ) {
   Deno.test({
     name: `kconnect up discovers CIDRs on ${name}`,
-    ...opts,
+    ...E2E_TEST,
     fn: async () => {
-      await using cluster = await TestCluster.start(options);
-      await using up = await startUp(cluster.laptop, ["--kubeconfig", cluster.kubeconfig]);
+      await using connected = await connectedLaptop({ cluster: options });
+      const { cluster, up } = connected;
       assert.match(up.out.text(), service);
       assert.match(up.out.text(), pod);
       const r = await cluster.laptop.exec(["redis-cli", "-h", "10.96.0.21", "PING"]);
@@ -284,7 +281,7 @@ for (
 Deno.test({
   name:
     "kconnect up explains what is wrong: no kubeconfig, unreachable API server, bad token, no manager",
-  ...opts,
+  ...E2E_TEST,
   fn: async (t) => {
     await using cluster = await TestCluster.start({ k8sVersion: "1.33", manager: false });
     const laptop = cluster.laptop;
@@ -327,7 +324,7 @@ Deno.test({
 Deno.test({
   name:
     "kconnect up reports the port-forward error channel's text when the manager does not listen",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
     await using cluster = await TestCluster.start({
       k8sVersion: "1.33",
@@ -343,7 +340,7 @@ Deno.test({
 
 Deno.test({
   name: "kconnect up authenticates with a client certificate and with an exec credential plugin",
-  ...opts,
+  ...E2E_TEST,
   fn: async () => {
     await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
     for (const kind of ["cert", "exec"] as const) {

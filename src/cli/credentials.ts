@@ -16,7 +16,6 @@
  */
 import type { Command } from "commander";
 import { readKubeconfig, resolveCredentials } from "../k8s/access.ts";
-import { materialFrom } from "../k8s/material.ts";
 import { printLine } from "../cmdline/output.ts";
 import { UsageError } from "../cmdline/program.ts";
 
@@ -69,7 +68,7 @@ export async function runCredentials(opts: CredentialsOptions): Promise<void> {
     kubeconfig: opts.kubeconfig,
     context: opts.context,
   });
-  printLine(JSON.stringify(materialFrom(await resolveCredentials(kc, source))));
+  printLine(JSON.stringify(await resolveCredentials(kc, source)));
 }
 
 /** Registers the hidden `kconnect credentials` command. */

@@ -30,7 +30,7 @@ import { Journal, stateDir } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
 import { undoLeftovers } from "../connect/leftovers.ts";
 import { DNS_MODES, type DnsMode } from "../resolver/select.ts";
-import { ClusterSession, sessionOptions } from "../connect/session.ts";
+import { UpConnection, upConnectionOptions } from "../connect/up_connection.ts";
 import { logger, type Progress } from "../log.ts";
 import { Cidr } from "../wire/address.ts";
 import {
@@ -355,25 +355,25 @@ async function runUpForeground(opts: UpOptions, progress: Progress): Promise<voi
   const signalled = new AbortController();
   const stop = untilSignal(signalled.signal);
   try {
-    await using session = await ClusterSession.start(
-      sessionOptions(settings, access, journal),
+    await using connection = await UpConnection.start(
+      upConnectionOptions(settings, access, journal),
       progress,
     );
     printLine(`ready: connected to context "${access.context}"; press Ctrl-C to disconnect`);
     const statsTimer = setInterval(() => {
       const m = Deno.memoryUsage();
-      const st = session.status();
+      const st = connection.status();
       log.debug("stats", {
         rssMiB: (m.rss / 1048576).toFixed(1),
         heapMiB: (m.heapUsed / 1048576).toFixed(1),
         tcpFlows: st.flows.tcp,
         udpFlows: st.flows.udp,
         streams: st.transports.reduce((n, t) => n + t.streams, 0),
-        dnsQueries: session.dnsStats.queries,
-        dnsDropped: session.dnsStats.dropped,
+        dnsQueries: connection.dnsStats.queries,
+        dnsDropped: connection.dnsStats.dropped,
       });
     }, 5000);
-    const why = await Promise.race([stop, session.done]);
+    const why = await Promise.race([stop, connection.done]);
     clearInterval(statsTimer);
     log.info(`disconnecting: ${why}`);
   } finally {

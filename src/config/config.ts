@@ -481,7 +481,7 @@ export function checkConfigObject(o: unknown, where = "request"): ConfigFile | n
  *
  * @throws {SettingsError} naming the context.
  */
-export function sessionNamespace(
+export function defaultNamespace(
   given: string | null,
   context: string,
   contextNs: unknown,

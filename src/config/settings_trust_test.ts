@@ -5,8 +5,8 @@ import {
   checkFlags,
   checkSettings,
   DEFAULT_SETTINGS,
+  defaultNamespace,
   parseConfig,
-  sessionNamespace,
   SettingsError,
   type UpSettings,
 } from "./config.ts";
@@ -101,12 +101,12 @@ Deno.test("checkSettings() refuses unknown keys and a namespace that is not a la
   }
 });
 
-Deno.test("sessionNamespace() checks the kubeconfig context's namespace when none was given (C1)", () => {
-  assert.equal(sessionNamespace(null, "prod", "shop"), "shop");
-  assert.equal(sessionNamespace("web", "prod", "../x"), "web");
+Deno.test("defaultNamespace() checks the kubeconfig context's namespace when none was given (C1)", () => {
+  assert.equal(defaultNamespace(null, "prod", "shop"), "shop");
+  assert.equal(defaultNamespace("web", "prod", "../x"), "web");
   for (const ns of ["../x", "../sudoers.d/x\nALL ALL=(ALL) NOPASSWD:ALL", "", 7, null]) {
     assert.throws(
-      () => sessionNamespace(null, "prod", ns),
+      () => defaultNamespace(null, "prod", ns),
       /^SettingsError: Invalid kubeconfig context "prod": namespace: /,
       String(ns),
     );

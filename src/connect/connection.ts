@@ -1,6 +1,6 @@
 /**
  * Connecting to a cluster, up to the tunnel: kubeconfig, API server, traffic manager, a pool of
- * port-forward sessions, and the manager's session info. What `kconnect up` does before it
+ * port-forward sessions, and the manager's cluster info. What `kconnect up` does before it
  * touches the machine.
  *
  * @module
@@ -10,7 +10,7 @@ import { KubeClient } from "../k8s/client.ts";
 import { KubeApiError } from "../k8s/errors.ts";
 import { openPortForward } from "../k8s/portforward.ts";
 import { logger, type Progress } from "../log.ts";
-import type { SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
 import { SessionPool } from "../tunnel/pool.ts";
 import { openControl } from "./control.ts";
@@ -27,8 +27,8 @@ export interface ConnectOptions {
   managerNamespace: string;
   /** Port-forward WebSockets to keep open. */
   transports: number;
-  /** Called with each session info after the first. */
-  onInfo?: (info: SessionInfo) => void;
+  /** Called with each cluster info after the first. */
+  onInfo?: (info: ClusterInfo) => void;
   progress: Progress;
   signal?: AbortSignal;
   // --- traffic manager install/upgrade (src/install/ensure.ts) ---
@@ -48,8 +48,8 @@ export interface ClusterConnection extends AsyncDisposable {
   readonly manager: ManagerPod;
   pool: SessionPool;
   dialer: TunnelDialer;
-  /** The newest session info. */
-  info: SessionInfo;
+  /** The newest cluster info. */
+  info: ClusterInfo;
   /** Why the last transport closed, if one did. */
   lastError: string | null;
   /** True while no transport is up (the pool is reconnecting). */
@@ -170,7 +170,7 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       } ms`,
     );
     const dialer = new TunnelDialer(pool);
-    const onInfo = (info: SessionInfo) => {
+    const onInfo = (info: ClusterInfo) => {
       conn!.info = info;
       o.onInfo?.(info);
     };
@@ -178,7 +178,7 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
     let closed = false;
     let control = first;
     // The control stream lives on one transport; when that one drops, open it again on another
-    // (waiting for the pool to reconnect) and take the fresh session info it starts with.
+    // (waiting for the pool to reconnect) and take the fresh cluster info it starts with.
     const controlLoop = (async () => {
       for (;;) {
         await control.done;

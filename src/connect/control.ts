@@ -1,35 +1,35 @@
 /**
- * The client end of the control stream: the traffic manager's session info, first and on every
+ * The client end of the control stream: the traffic manager's cluster info, first and on every
  * change. The manager is not trusted: each info is checked here, at the boundary
  * ({@linkcode parseInfo}), and what is invalid is left out and listed in `refused`.
  *
  * @module
  */
-import type { SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import { checkInfo, quote, type TrustPolicy } from "../trust/trust.ts";
-import { FrameReader } from "../tunnel/framing.ts";
+import { FrameReader } from "../tunnel/length_prefixed.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { StreamOpener } from "../dial/tunnel.ts";
 
 /** An open control stream. */
 export interface Control {
-  /** The first session info. */
-  info: SessionInfo;
+  /** The first cluster info. */
+  info: ClusterInfo;
   /** Resolves when the stream ends (the session went away). */
   done: Promise<void>;
   close(): void;
 }
 
 /**
- * Parses one session info and checks every entry (see `src/trust/`): a cluster domain that is not
+ * Parses one cluster info and checks every entry (see `src/trust/`): a cluster domain that is not
  * a DNS name is replaced, namespaces that are not DNS labels and prefixes that do not parse are
  * dropped, text is cleaned; each is listed in `refused` with the reason. With `policy` the
  * domain and prefix policy applies too (the session applies it with the user's settings).
  *
- * @throws {TypeError} when it is not session info at all; {@linkcode Error} with the manager's
+ * @throws {TypeError} when it is not cluster info at all; {@linkcode Error} with the manager's
  *   reason when it refused the session.
  */
-export function parseInfo(bytes: Uint8Array, policy?: TrustPolicy): SessionInfo {
+export function parseInfo(bytes: Uint8Array, policy?: TrustPolicy): ClusterInfo {
   let v;
   try {
     v = JSON.parse(new TextDecoder().decode(bytes));
@@ -46,14 +46,14 @@ export function parseInfo(bytes: Uint8Array, policy?: TrustPolicy): SessionInfo 
   ) {
     throw new TypeError("the traffic manager sent session info kconnect does not understand");
   }
-  const { info, refused } = checkInfo(v as SessionInfo, policy);
+  const { info, refused } = checkInfo(v as ClusterInfo, policy);
   return { ...info, refused };
 }
 
 /** Opens the control stream and waits for the first info; `onUpdate` gets later ones. */
 export async function openControl(
   opener: StreamOpener,
-  onUpdate: (info: SessionInfo) => void,
+  onUpdate: (info: ClusterInfo) => void,
   signal?: AbortSignal,
 ): Promise<Control> {
   const stream = await opener.open({ signal, initial: encodeOpenRequest({ kind: "control" }) });

@@ -1,11 +1,11 @@
 /**
- * The control stream's boundary (security review C1/H1): session info from a traffic manager
+ * The control stream's boundary (security review C1/H1): cluster info from a traffic manager
  * that is not trusted. Driven through `openControl`, as the connection uses it.
  */
 import assert from "node:assert/strict";
 import { openControl, parseInfo } from "./control.ts";
 import type { StreamOpener } from "../dial/tunnel.ts";
-import type { SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo } from "../protocol/cluster_info.ts";
 
 /** A control stream that delivers `infos` as u32 frames, then ends. */
 function opener(infos: unknown[]): StreamOpener {
@@ -36,7 +36,7 @@ function opener(infos: unknown[]): StreamOpener {
   return { open: () => Promise.resolve(stream as any) };
 }
 
-const GOOD: SessionInfo = {
+const GOOD: ClusterInfo = {
   type: "info",
   managerVersion: "0.1.0",
   clusterDomain: "cluster.local",
@@ -47,8 +47,8 @@ const GOOD: SessionInfo = {
   warnings: [],
 };
 
-async function received(infos: unknown[]): Promise<SessionInfo[]> {
-  const later: SessionInfo[] = [];
+async function received(infos: unknown[]): Promise<ClusterInfo[]> {
+  const later: ClusterInfo[] = [];
   const c = await openControl(opener(infos), (i) => later.push(i));
   await c.done;
   return [c.info, ...later];

@@ -8,7 +8,7 @@
 import { forwardDns } from "../dns/forward.ts";
 import { DnsServer } from "../dns/server.ts";
 import type { LocalService } from "../dial/local.ts";
-import type { SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import { type DnsPlan, dnsPlan, type ResolverConfigurator } from "../resolver/plan.ts";
 import { verifySystemResolver } from "../resolver/verify.ts";
 import { Cidr } from "../wire/address.ts";
@@ -21,15 +21,15 @@ export class DnsSetup {
   readonly server: DnsServer;
   readonly #namespace: string;
   readonly #addresses: string[];
-  #info: () => SessionInfo;
+  #info: () => ClusterInfo;
   #routed: () => ReadonlySet<string> | undefined;
   #resolver: ResolverConfigurator | null = null;
   #link = "";
   #plan: DnsPlan | null = null;
 
   constructor(o: {
-    /** The session info in force (already checked, see `src/trust/`). */
-    info: () => SessionInfo;
+    /** The cluster info in force (already checked, see `src/trust/`). */
+    info: () => ClusterInfo;
     /**
      * The namespaces that may be routing domains (and `<svc>.<ns>` names); the others resolve
      * only under `.svc`. Undefined: all of `info().namespaces`.
@@ -132,7 +132,7 @@ export class DnsSetup {
     return true;
   }
 
-  /** Follows a new session info (namespaces came or went). */
+  /** Follows a new cluster info (namespaces came or went). */
   async update(): Promise<void> {
     this.server.cache.clear();
     if (this.#resolver === null) return;
@@ -164,7 +164,7 @@ export class DnsSetup {
   }
 }
 
-function cidrsOf(i: SessionInfo): Cidr[] {
+function cidrsOf(i: ClusterInfo): Cidr[] {
   return [...i.serviceCidrs, ...i.podCidrs].map((c) => Cidr.parse(c.cidr)).filter((c) =>
     c !== null
   );

@@ -1,5 +1,5 @@
 /**
- * The kconnect daemon: a long-lived root process that owns at most one {@linkcode ClusterSession}
+ * The kconnect daemon: a long-lived root process that owns at most one {@linkcode UpConnection}
  * and is driven over a Unix socket by `kconnect up`, `down` and `status` run as ordinary users.
  *
  * Access control, outermost first:
@@ -40,7 +40,7 @@ import { accessFromMaterial } from "../k8s/material.ts";
 import { Journal } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
 import { undoLeftovers } from "../connect/leftovers.ts";
-import { ClusterSession, sessionOptions } from "../connect/session.ts";
+import { UpConnection, upConnectionOptions } from "../connect/up_connection.ts";
 import { checkSettings, resolveSettings } from "../config/config.ts";
 import { logger, type Progress } from "../log.ts";
 import { VERSION } from "../version.ts";
@@ -188,7 +188,7 @@ export class Daemon implements AsyncDisposable {
   readonly #conns = new Set<ControlConn>();
   /** Nonces sent in `hello` whose request has not been handled yet (their proof files stay). */
   readonly #outstanding = new Set<string>();
-  #session: ClusterSession | null = null;
+  #connected: UpConnection | null = null;
   #owner: number | null = null;
   #connecting = false;
   /** Whether an up or down came in yet: only then may an idle daemon exit (not on probes, status). */
@@ -296,7 +296,7 @@ export class Daemon implements AsyncDisposable {
 
   #maybeIdleExit(): void {
     if (!this.#o.exitWhenIdle || this.#closing !== null) return;
-    if (this.#served && this.#session === null && !this.#connecting && this.#conns.size === 0) {
+    if (this.#served && this.#connected === null && !this.#connecting && this.#conns.size === 0) {
       log.info("no session left: exiting (--exit-when-idle)");
       this.close();
     }
@@ -433,8 +433,8 @@ export class Daemon implements AsyncDisposable {
       detail: (text) => void send({ type: "progress", event: { kind: "detail", text } }),
       warn: (text) => void send({ type: "progress", event: { kind: "warn", text } }),
     };
-    if (this.#session !== null) {
-      const s = this.#session.status();
+    if (this.#connected !== null) {
+      const s = this.#connected.status();
       if (!req.switch) {
         throw new RequestError(
           "already-connected",
@@ -470,23 +470,26 @@ export class Daemon implements AsyncDisposable {
         "request",
       );
       await writeUpRecord(dir, access.context, true);
-      let session: ClusterSession;
+      let connected: UpConnection;
       try {
-        session = await ClusterSession.start(sessionOptions(settings, access, journal), progress);
+        connected = await UpConnection.start(
+          upConnectionOptions(settings, access, journal),
+          progress,
+        );
       } catch (err) {
         await removeUpRecord(dir);
         throw err;
       }
-      this.#session = session;
+      this.#connected = connected;
       this.#owner = peer.uid;
       this.#lastError = null;
       log.info("connected", { context: access.context, uid: peer.uid });
-      session.done.then((why) => {
-        if (this.#session !== session) return;
+      connected.done.then((why) => {
+        if (this.#connected !== connected) return;
         log.warn(`session ended: ${why}`);
         // Queued behind e.g. a switch: by then a new session may be current; leave that one be.
         this.#exclusive(() =>
-          this.#session === session ? this.#disconnect(why) : Promise.resolve(null)
+          this.#connected === connected ? this.#disconnect(why) : Promise.resolve(null)
         )
           .then(() => {
             this.#lastError = why;
@@ -504,10 +507,10 @@ export class Daemon implements AsyncDisposable {
   }
 
   async #disconnect(why: string): Promise<string | null> {
-    const s = this.#session;
+    const s = this.#connected;
     if (s === null) return null;
     const context = s.status().context;
-    this.#session = null;
+    this.#connected = null;
     this.#owner = null;
     log.info(`disconnecting: ${why}`, { context });
     await s.close().catch((e) => log.warn(`closing the session: ${e.message}`));
@@ -541,7 +544,7 @@ export class Daemon implements AsyncDisposable {
 
   /** The status report. */
   report(): StatusReport {
-    const s = this.#session?.status() ?? null;
+    const s = this.#connected?.status() ?? null;
     return {
       schema: STATUS_SCHEMA,
       state: s !== null ? s.state : this.#connecting ? "connecting" : "disconnected",

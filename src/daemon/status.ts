@@ -4,16 +4,16 @@
  *
  * `state` is `connected`, `reconnecting` (the tunnel is being re-established; TUN, routes and
  * DNS stay), `connecting` (an `up` is in progress) or `disconnected`. `session` holds the
- * connection's details ({@linkcode SessionStatus}: context, server and its version, user,
+ * connection's details ({@linkcode UpConnectionStatus}: context, server and its version, user,
  * client and manager versions, CIDRs with their sources, routes, TUN, DNS, transports with
  * round-trip times, bytes, flows, uptime, last error, warnings, and `refused`: each item of the
- * traffic manager's session info that kconnect did not accept, or kept out of the tunnel, with
+ * traffic manager's cluster info that kconnect did not accept, or kept out of the tunnel, with
  * the reason and how to allow it) and is null when disconnected; `daemon` is null when no daemon
  * answered.
  *
  * @module
  */
-import type { SessionStatus } from "../connect/session.ts";
+import type { UpConnectionStatus } from "../connect/up_connection.ts";
 import { describeAccess } from "./access.ts";
 import { describeRefusal } from "../trust/trust.ts";
 
@@ -43,7 +43,7 @@ export interface StatusReport {
   daemon: DaemonInfo | null;
   /** The uid that asked for the current session. */
   ownerUid: number | null;
-  session: SessionStatus | null;
+  session: UpConnectionStatus | null;
   /** Why the last session ended or failed, if it did. */
   lastError: string | null;
   /** A one-line explanation when not connected (e.g. no daemon runs). */

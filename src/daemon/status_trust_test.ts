@@ -1,9 +1,9 @@
 /** `status` shows what was refused from the traffic manager, and why (review H1). */
 import assert from "node:assert/strict";
 import { formatStatus, type StatusReport } from "./status.ts";
-import type { SessionStatus } from "../connect/session.ts";
+import type { UpConnectionStatus } from "../connect/up_connection.ts";
 
-const session: SessionStatus = {
+const session: UpConnectionStatus = {
   state: "connected",
   context: "prod",
   server: "https://192.0.2.10:6443",
@@ -47,9 +47,9 @@ Deno.test("formatStatus() shows each refused item, where it came from and why", 
     /^refused: +pod CIDR 0\.0\.0\.0\/1 from the traffic manager: outside private ranges .*--also-proxy 0\.0\.0\.0\/1 to allow$/m,
   );
   // A report from an older daemon has no list.
-  const old = { ...session } as Partial<SessionStatus>;
+  const old = { ...session } as Partial<UpConnectionStatus>;
   delete old.refused;
-  assert.doesNotMatch(formatStatus({ ...r, session: old as SessionStatus }), /refused/);
+  assert.doesNotMatch(formatStatus({ ...r, session: old as UpConnectionStatus }), /refused/);
 });
 
 Deno.test("formatStatus() shows packets from other hosts that were dropped (review M7), only when there were some", () => {

@@ -13,7 +13,7 @@ import {
   type Endpoint,
   type UdpOptions,
 } from "../io/dialer.ts";
-import { memoryPipe } from "../tunnel/pipe.ts";
+import { memoryPipe } from "../io/pipe.ts";
 import { parseAddress } from "../wire/address.ts";
 import { sameAddress } from "../wire/address.ts";
 

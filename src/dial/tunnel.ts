@@ -13,7 +13,7 @@ import {
   type Endpoint,
   type UdpOptions,
 } from "../io/dialer.ts";
-import { datagramSender, FrameReader } from "../tunnel/framing.ts";
+import { datagramSender, FrameReader } from "../tunnel/length_prefixed.ts";
 import { readOpenReply } from "../tunnel/open.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import type { OpenReply } from "../tunnel/open_request.ts";

@@ -8,7 +8,7 @@
  */
 import type { Conn } from "../io/conn.ts";
 import { type Clock, systemClock } from "../io/clock.ts";
-import { FrameReader, writeU16Frame } from "../tunnel/framing.ts";
+import { FrameReader, writeU16Frame } from "../tunnel/length_prefixed.ts";
 import { DnsCache } from "./cache.ts";
 import {
   decode,

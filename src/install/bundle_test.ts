@@ -13,7 +13,7 @@ Deno.test("the manager bundle: one file, well under a ConfigMap's 1 MiB, no clie
     assert.ok(size < 512 * 1024, `${size} bytes`);
     // client-node's code is not in it (its name is, in the embedded deno.json import map).
     assert.doesNotMatch(b.code, /class KubeConfig|loadFromFile|node-fetch/);
-    assert.doesNotMatch(b.code, /registerUp|registerInstall|ClusterSession/);
+    assert.doesNotMatch(b.code, /registerUp|registerInstall|UpConnection/);
     const again = await managerBundle();
     assert.equal(again.sha256, b.sha256, "cached and deterministic");
     const file = `${cache}/run/manager.js`;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { TunnelDialer } from "../dial/tunnel.ts";
 import { SERVICE_ACCOUNT_DIR } from "../k8s/access.ts";
-import { FrameReader } from "../tunnel/framing.ts";
+import { FrameReader } from "../tunnel/length_prefixed.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import { Session } from "../tunnel/session.ts";
 import { runDenoBundle } from "./bundle.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { memoryPipe } from "../tunnel/pipe.ts";
+import { memoryPipe } from "./pipe.ts";
 import type { Conn } from "./conn.ts";
 import { MIN_RELAY_BUFFER, relay, type RelayBudget } from "./relay.ts";
 

@@ -24,10 +24,19 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import process from "node:process";
 import { fetchMaterialAs, sudoRunAs } from "./as_user.ts";
-import { accessFromMaterial } from "./material.ts";
+import {
+  accessFromMaterial,
+  bearerToken,
+  type CredentialMaterial,
+  MATERIAL_VERSION,
+} from "./material.ts";
 
-/** Everything needed to talk to one API server as one user. */
-export interface ClusterAccess {
+/**
+ * Which API server, as which user, from which kubeconfig context: what every form of cluster
+ * credentials names (the live {@linkcode ClusterAccess}, and the plain `CredentialMaterial` of
+ * `src/k8s/material.ts` that `kconnect credentials --json` prints).
+ */
+export interface ClusterIdentity {
   /** API server base URL, without a trailing slash. */
   server: string;
   /** Context name (or `in-cluster`). */
@@ -40,6 +49,10 @@ export interface ClusterAccess {
   namespace: string;
   /** Where the configuration came from (file paths, or `in-cluster`). */
   source: string;
+}
+
+/** Everything needed to talk to one API server as one user. */
+export interface ClusterAccess extends ClusterIdentity {
   /** Fresh request headers (Authorization); exec plugins run again when their token expires. */
   headers(): Promise<Record<string, string>>;
   /** The HTTP client carrying the CA and client certificate, for `fetch` and `WebSocket`. */
@@ -217,30 +230,6 @@ function pem(data: unknown): string | undefined {
   return String(data);
 }
 
-/** What {@linkcode resolveCredentials} learns from a kubeconfig: everything but the client. */
-export interface ResolvedCredentials {
-  server: string;
-  context: string;
-  clusterName: string;
-  userName: string;
-  namespace: string;
-  source: string;
-  /** CA certificate(s), PEM, or undefined for the system's roots. */
-  ca?: string;
-  /** Client certificate and key, PEM. */
-  cert?: string;
-  key?: string;
-  /** Request headers (Authorization) as of now. */
-  headers: Record<string, string>;
-  /**
-   * When the credentials stop working, if known: an exec plugin's
-   * `status.expirationTimestamp`. Null when the kubeconfig does not say.
-   */
-  expiresAt: string | null;
-  /** Whether the credentials come from something that changes (exec plugin, auth provider, token file). */
-  dynamic: boolean;
-}
-
 /**
  * The expiry of the exec credential client-node cached for `user`. The library keeps an exec
  * plugin's whole `ExecCredential` in its `ExecAuth` authenticator's private `tokenCache` and
@@ -262,14 +251,15 @@ function execExpiry(kc: KubeConfig, user: string | undefined): string | null {
 }
 
 /**
- * Resolves the current context of `kc` into plain credentials (running exec plugins and
- * reading token and certificate files as the calling process). Errors name the user, context
- * and file.
+ * Resolves the current context of `kc` into plain credentials, the material `kconnect
+ * credentials --json` prints (running exec plugins and reading token and certificate files as
+ * the calling process); a bearer token moves out of the headers into `token`. Errors name the
+ * user, context and file.
  */
 export async function resolveCredentials(
   kc: KubeConfig,
   source: string,
-): Promise<ResolvedCredentials> {
+): Promise<CredentialMaterial> {
   const cluster = kc.getCurrentCluster();
   const contextName = kc.getCurrentContext();
   const context = kc.getContextObject(contextName);
@@ -298,18 +288,21 @@ export async function resolveCredentials(
       { cause: err },
     );
   }
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(probe.headers ?? {})) headers[k] = String(v);
+  const all: Record<string, string> = {};
+  for (const [k, v] of Object.entries(probe.headers ?? {})) all[k] = String(v);
+  const { token, headers } = bearerToken(all);
   return {
+    v: MATERIAL_VERSION,
     server: cluster.server.replace(/\/+$/, ""),
     context: contextName,
     clusterName: cluster.name,
     userName: user?.name ?? "",
     namespace: context?.namespace || "default",
     source,
-    ca: pem(probe.ca),
-    cert: pem(probe.cert),
-    key: pem(probe.key),
+    caPem: pem(probe.ca) ?? null,
+    clientCertPem: pem(probe.cert) ?? null,
+    clientKeyPem: pem(probe.key) ?? null,
+    token,
     headers,
     expiresAt: execExpiry(kc, user?.name),
     dynamic: Boolean(
@@ -321,7 +314,7 @@ export async function resolveCredentials(
 async function fromConfig(kc: KubeConfig, source: string): Promise<ClusterAccess> {
   const r = await resolveCredentials(kc, source);
   checkServerUrl(r.server);
-  const httpClient = apiHttpClient(r.ca, r.cert, r.key);
+  const httpClient = apiHttpClient(r.caPem, r.clientCertPem, r.clientKeyPem);
   return {
     server: r.server,
     context: r.context,

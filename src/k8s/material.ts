@@ -12,7 +12,7 @@ import {
   checkServerUrl,
   CLIENT_MAX_RESPONSE_BYTES,
   type ClusterAccess,
-  type ResolvedCredentials,
+  type ClusterIdentity,
 } from "./access.ts";
 import { logger } from "../log.ts";
 
@@ -25,15 +25,8 @@ export const MATERIAL_VERSION = 1;
 export const DEFAULT_REFRESH_MS = 5 * 60_000;
 
 /** Credentials of one context as plain values; what `kconnect credentials --json` prints. */
-export interface CredentialMaterial {
+export interface CredentialMaterial extends ClusterIdentity {
   v: typeof MATERIAL_VERSION;
-  server: string;
-  context: string;
-  clusterName: string;
-  userName: string;
-  namespace: string;
-  /** The kubeconfig file(s) it came from. */
-  source: string;
   caPem: string | null;
   clientCertPem: string | null;
   clientKeyPem: string | null;
@@ -48,44 +41,27 @@ export interface CredentialMaterial {
 }
 
 /**
- * Turns resolved credentials into material.
+ * Splits a bearer token (`Authorization: Bearer <token>`, either case of the header name) from
+ * the other request headers, as material keeps it.
  *
  * @example
  * ```ts
- * import { materialFrom } from "./material.ts";
- * const m = materialFrom({
- *   server: "https://k:6443", context: "c", clusterName: "k", userName: "u", namespace: "default",
- *   source: "/kc", headers: { Authorization: "Bearer abc" }, expiresAt: null, dynamic: false,
- * });
- * m.token; // "abc"
+ * import { bearerToken } from "./material.ts";
+ * const { token, headers } = bearerToken({ Authorization: "Bearer abc", "X-Extra": "1" });
+ * token; // "abc"
+ * headers; // { "X-Extra": "1" }
  * ```
  */
-export function materialFrom(r: ResolvedCredentials): CredentialMaterial {
-  const headers = { ...r.headers };
-  let token: string | null = null;
+export function bearerToken(
+  all: Record<string, string>,
+): { token: string | null; headers: Record<string, string> } {
+  const headers = { ...all };
   const auth = headers["Authorization"] ?? headers["authorization"];
   const bearer = auth?.match(/^Bearer\s+(.+)$/i);
-  if (bearer) {
-    token = bearer[1];
-    delete headers["Authorization"];
-    delete headers["authorization"];
-  }
-  return {
-    v: MATERIAL_VERSION,
-    server: r.server,
-    context: r.context,
-    clusterName: r.clusterName,
-    userName: r.userName,
-    namespace: r.namespace,
-    source: r.source,
-    caPem: r.ca ?? null,
-    clientCertPem: r.cert ?? null,
-    clientKeyPem: r.key ?? null,
-    token,
-    headers,
-    expiresAt: r.expiresAt,
-    dynamic: r.dynamic,
-  };
+  if (!bearer) return { token: null, headers };
+  delete headers["Authorization"];
+  delete headers["authorization"];
+  return { token: bearer[1], headers };
 }
 
 function str(o: Record<string, unknown>, key: string, nullable: boolean): string | null {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import {
   accessFromMaterial,
+  bearerToken,
   type CredentialMaterial,
-  materialFrom,
   parseMaterial,
 } from "./material.ts";
 
@@ -25,20 +25,15 @@ function material(token: string, expiresAt: string | null = null): CredentialMat
   };
 }
 
-Deno.test("materialFrom() moves a bearer token out of the headers; parseMaterial() round-trips", () => {
-  const m = materialFrom({
-    server: "https://k:6443",
-    context: "c",
-    clusterName: "k",
-    userName: "u",
-    namespace: "ns",
-    source: "/kc",
-    headers: { Authorization: "Bearer abc", "X-Extra": "1" },
-    expiresAt: "2030-01-01T00:00:00.000Z",
-    dynamic: true,
+Deno.test("bearerToken() moves a bearer token out of the headers; parseMaterial() round-trips", () => {
+  const { token, headers } = bearerToken({ Authorization: "Bearer abc", "X-Extra": "1" });
+  assert.equal(token, "abc");
+  assert.deepEqual(headers, { "X-Extra": "1" });
+  assert.deepEqual(bearerToken({ authorization: "Basic eDp5" }), {
+    token: null,
+    headers: { authorization: "Basic eDp5" },
   });
-  assert.equal(m.token, "abc");
-  assert.deepEqual(m.headers, { "X-Extra": "1" });
+  const m = { ...material("abc", "2030-01-01T00:00:00.000Z"), namespace: "ns", headers };
   assert.deepEqual(parseMaterial(JSON.stringify(m)), m);
   assert.throws(() => parseMaterial(JSON.stringify({ ...m, server: "file:///x" })), /server/);
   assert.throws(() => parseMaterial(JSON.stringify({ ...m, v: 2 })), /version 2/);

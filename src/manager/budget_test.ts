@@ -12,7 +12,7 @@ import {
   type Endpoint,
   type UdpOptions,
 } from "../io/dialer.ts";
-import { FrameReader } from "../tunnel/framing.ts";
+import { FrameReader } from "../tunnel/length_prefixed.ts";
 import { readOpenReply } from "../tunnel/open.ts";
 import { encodeOpenRequest } from "../tunnel/open_request.ts";
 import { Session } from "../tunnel/session.ts";
@@ -257,7 +257,7 @@ Deno.test({
       err?.message ?? "",
       /traffic manager busy: 2 sessions are open \(limit 2, --max-sessions\)/,
     );
-    // The control stream: an error message in place of the session info.
+    // The control stream: an error message in place of the cluster info.
     const control = await over.open({ initial: encodeOpenRequest({ kind: "control" }) });
     const msg = JSON.parse(
       new TextDecoder().decode((await new FrameReader(control).readU32Frame(1 << 16))!),

@@ -1,6 +1,6 @@
 /**
  * How the traffic manager learns the cluster's networks through the Kubernetes API, falling back
- * step by step as clusters differ (design brief, decision 4):
+ * step by step as clusters differ:
  *
  * - service CIDRs: the `networking.k8s.io/v1` ServiceCIDR list (Kubernetes ≥ 1.33); else the
  *   error a dry-run create of a Service with an out-of-range ClusterIP returns, which names the
@@ -19,7 +19,7 @@ import type { KubeClient } from "../k8s/client.ts";
 import { KubeApiError } from "../k8s/errors.ts";
 import { Cidr } from "../wire/address.ts";
 import { coverAddresses, mergeCidrs } from "./cover.ts";
-import type { CidrInfo } from "../protocol/session_info.ts";
+import type { CidrInfo } from "../protocol/cluster_info.ts";
 
 interface List<T> {
   metadata?: { continue?: string };

@@ -1,7 +1,7 @@
 /**
  * The traffic manager: the in-cluster end of every kconnect session. It listens on a pod port
  * that only port-forward reaches, runs one multiplexed session per connection, serves each
- * stream (TCP dial, UDP relay, DNS, session info), and keeps the session info fresh.
+ * stream (TCP dial, UDP relay, DNS, cluster info), and keeps the cluster info fresh.
  *
  * @module
  */
@@ -13,7 +13,7 @@ import { Session } from "../tunnel/session.ts";
 import { VERSION } from "../version.ts";
 import { discoverNetworks } from "./discovery.ts";
 import { clusterDomainOf, parseResolvConf } from "../dns/resolv_conf.ts";
-import { infoChanged, type SessionInfo } from "../protocol/session_info.ts";
+import { type ClusterInfo, infoChanged } from "../protocol/cluster_info.ts";
 import { serveStream, type StreamContext } from "./streams.ts";
 import { DEFAULT_DENIED } from "./policy.ts";
 import { Cidr } from "../wire/address.ts";
@@ -80,9 +80,9 @@ export class TrafficManager implements AsyncDisposable {
   readonly #refusing = new Set<Session>();
   readonly #ledger: BudgetLedger;
   readonly #refusalLogged = new Map<string, number>();
-  readonly #watchers = new Set<(info: SessionInfo) => void>();
+  readonly #watchers = new Set<(info: ClusterInfo) => void>();
   readonly #options: TrafficManagerOptions;
-  #info: SessionInfo;
+  #info: ClusterInfo;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #accepting: Promise<void> = Promise.resolve();
@@ -90,7 +90,7 @@ export class TrafficManager implements AsyncDisposable {
   private constructor(
     listener: Deno.TcpListener,
     options: TrafficManagerOptions,
-    info: SessionInfo,
+    info: ClusterInfo,
   ) {
     this.#listener = listener;
     this.#options = options;
@@ -119,8 +119,8 @@ export class TrafficManager implements AsyncDisposable {
     return this.#listener.addr;
   }
 
-  /** The current session info. */
-  get info(): SessionInfo {
+  /** The current cluster info. */
+  get info(): ClusterInfo {
     return this.#info;
   }
 
@@ -132,7 +132,7 @@ export class TrafficManager implements AsyncDisposable {
   /** Discovers the cluster's networks, then listens. */
   static async start(options: TrafficManagerOptions): Promise<TrafficManager> {
     const conf = parseResolvConf(options.resolvConf);
-    const info: SessionInfo = {
+    const info: ClusterInfo = {
       type: "info",
       managerVersion: VERSION,
       clusterDomain: clusterDomainOf(conf),
@@ -153,7 +153,7 @@ export class TrafficManager implements AsyncDisposable {
   /** Runs discovery now and pushes the info to every client if it changed. */
   async refresh(): Promise<void> {
     if (this.#options.client === null) return;
-    let next: SessionInfo;
+    let next: ClusterInfo;
     try {
       const n = await discoverNetworks(this.#options.client, this.#options.namespace);
       next = { ...this.#info, ...n };

@@ -226,7 +226,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "TrafficManager sends session info on the control stream",
+  name: "TrafficManager sends the cluster info on the control stream",
   ...opts,
   fn: async () => {
     await using t = await setup();

@@ -1,6 +1,6 @@
 /**
  * What the traffic manager does with each stream a client opens: read its open-request, then
- * dial TCP, relay UDP, answer a DNS query, or serve session info.
+ * dial TCP, relay UDP, answer a DNS query, or serve cluster info.
  *
  * @module
  */
@@ -9,14 +9,14 @@ import { Buffer } from "node:buffer";
 import { logger } from "../log.ts";
 import { type Dialer, DialError } from "../io/dialer.ts";
 import { relay } from "../io/relay.ts";
-import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/framing.ts";
+import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/length_prefixed.ts";
 import { readOpenRequest, writeOpenReply } from "../tunnel/open.ts";
 import type { OpenStatus } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
 import { forwardDns } from "../dns/forward.ts";
 import { deniedReason } from "./policy.ts";
 import type { Cidr } from "../wire/address.ts";
-import type { SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import {
   MAX_CONTROL_MESSAGE,
   MAX_DIAL_TIMEOUT_MS,
@@ -30,10 +30,10 @@ const log = logger("manager");
 /** What stream handlers need from the manager. */
 export interface StreamContext {
   dialer: Dialer;
-  /** The current session info. */
-  info(): SessionInfo;
-  /** Calls `cb` with each new session info; returns the unsubscribe function. */
-  watchInfo(cb: (info: SessionInfo) => void): () => void;
+  /** The current cluster info. */
+  info(): ClusterInfo;
+  /** Calls `cb` with each new cluster info; returns the unsubscribe function. */
+  watchInfo(cb: (info: ClusterInfo) => void): () => void;
   /** The cluster DNS servers. */
   dnsServers: string[];
   /** Close a UDP relay after this long without a datagram, ms. */

@@ -1,5 +1,5 @@
 /**
- * TCP through the kernel's own stack (design brief, decision 2).
+ * TCP through the kernel's own stack (README, "How the data path works").
  *
  * A packet from a local program `S:sp → D:dp` is rewritten to `peer:natPort → tun:listenPort`
  * and written back into the TUN, where the kernel's TCP delivers it to the engine's listener;

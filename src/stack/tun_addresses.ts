@@ -1,6 +1,6 @@
 /**
  * The TUN's own small prefixes: the device's address, the fake peer that the kernel-side
- * TCP connections come from (design brief, decision 2), and the address of kconnect's DNS
+ * TCP connections come from (README, "How the data path works"), and the address of kconnect's DNS
  * server, which lives inside the TUN (packets to it are answered by the engine itself). 198.18.0.0/15 is reserved for
  * benchmarking (RFC 2544) and is not routed on the Internet; the IPv6 prefix is a ULA.
  *

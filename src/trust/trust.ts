@@ -29,7 +29,7 @@
  */
 import { Cidr, parseAddress } from "../wire/address.ts";
 import { isPublicTld, LOCAL_USE_TOP_LEVEL, sharesTopLevel } from "../dns/tld.ts";
-import type { CidrInfo, Refusal, SessionInfo } from "../protocol/session_info.ts";
+import type { CidrInfo, ClusterInfo, Refusal } from "../protocol/cluster_info.ts";
 
 export type { Refusal };
 
@@ -38,7 +38,7 @@ export function describeRefusal(r: Refusal): string {
   return `refused ${r.item} from ${r.from}: ${r.reason}`;
 }
 
-/** Where session info comes from, in refusals. */
+/** Where cluster info comes from, in refusals. */
 export const FROM_MANAGER = "the traffic manager";
 
 const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -180,14 +180,14 @@ export function cleanText(v: unknown, max = MAX_TEXT): string {
 }
 
 /**
- * Checks a session info as it arrived (already shaped like one) and returns what may be used,
+ * Checks a cluster info as it arrived (already shaped like one) and returns what may be used,
  * with a {@linkcode Refusal} for each entry left out. Without `policy` only the syntax is
  * checked (names, labels, prefixes); with it, also the cluster-domain and prefix policy.
  */
 export function checkInfo(
-  raw: SessionInfo,
+  raw: ClusterInfo,
   policy?: TrustPolicy,
-): { info: SessionInfo; refused: Refusal[] } {
+): { info: ClusterInfo; refused: Refusal[] } {
   const refused: Refusal[] = [];
   const refuse = (item: string, reason: string) =>
     refused.push({ item, from: FROM_MANAGER, reason });
@@ -236,7 +236,7 @@ export function checkInfo(
     ? raw.dnsServer
     : null;
 
-  const info: SessionInfo = {
+  const info: ClusterInfo = {
     type: "info",
     managerVersion: /^[0-9A-Za-z.+-]{1,64}$/.test(String(raw.managerVersion))
       ? raw.managerVersion
@@ -259,7 +259,7 @@ export function routableNamespace(n: string): boolean {
 }
 
 /**
- * The session info a connection acts on. The first info (checked against the policy) sets what
+ * The cluster info a connection acts on. The first info (checked against the policy) sets what
  * the session may use; later ones may only narrow it: a prefix that no accepted prefix covers,
  * another cluster domain, or a namespace that would become a new routing domain is refused until
  * a new `up`. Namespaces that appear later still resolve under the routed domains
@@ -267,9 +267,9 @@ export function routableNamespace(n: string): boolean {
  */
 export class InfoGate {
   readonly #policy: TrustPolicy;
-  #baseline: SessionInfo | null = null;
+  #baseline: ClusterInfo | null = null;
   #routed = new Set<string>();
-  #current: SessionInfo | null = null;
+  #current: ClusterInfo | null = null;
 
   /** A gate with the user's allowances. */
   constructor(policy: TrustPolicy) {
@@ -277,7 +277,7 @@ export class InfoGate {
   }
 
   /** Takes the first info: what the session starts with and may never grow past. */
-  first(raw: SessionInfo): { info: SessionInfo; refused: Refusal[] } {
+  first(raw: ClusterInfo): { info: ClusterInfo; refused: Refusal[] } {
     const r = checkInfo(raw, this.#policy);
     this.#baseline = r.info;
     this.#current = r.info;
@@ -286,7 +286,7 @@ export class InfoGate {
   }
 
   /** Takes a later info: what of it narrows what the session has, and what is refused. */
-  update(raw: SessionInfo): { info: SessionInfo; refused: Refusal[] } {
+  update(raw: ClusterInfo): { info: ClusterInfo; refused: Refusal[] } {
     const base = this.#baseline;
     if (base === null) return this.first(raw);
     const { info, refused } = checkInfo(raw, this.#policy);

@@ -1,7 +1,7 @@
 /** The validators and the policy for what the traffic manager announces (review C1, H1). */
 import assert from "node:assert/strict";
 import { Cidr } from "../wire/address.ts";
-import type { SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import {
   checkInfo,
   clusterCidrProblem,
@@ -16,7 +16,7 @@ import {
 
 const c = (t: string) => Cidr.parse(t)!;
 const NONE = { clusterDomains: [], alsoProxy: [] };
-const INFO: SessionInfo = {
+const INFO: ClusterInfo = {
   type: "info",
   managerVersion: "0.1.0",
   clusterDomain: "cluster.local",

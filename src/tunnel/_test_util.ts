@@ -12,7 +12,7 @@ import type { SessionOptions } from "./config.ts";
 import { SessionCore } from "./core.ts";
 import { Decoder } from "./decoder.ts";
 import type { Frame } from "./frame.ts";
-import { memoryPipe, type MemoryPipeOptions } from "./pipe.ts";
+import { memoryPipe, type MemoryPipeOptions } from "../io/pipe.ts";
 import { Session } from "./session.ts";
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { Conn } from "../io/conn.ts";
 import { ProtocolError } from "./errors.ts";
-import { writeAll } from "./framing.ts";
+import { writeAll } from "./length_prefixed.ts";
 import {
   decodeOpenReply,
   decodeOpenRequest,
@@ -44,7 +44,7 @@ async function _readMessage(s: Conn, what: string): Promise<Uint8Array> {
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
  * import { readOpenRequest, writeOpenRequest } from "./open.ts";
  * const [a, b] = memoryPipe();
  * await writeOpenRequest(a, { kind: "udp", host: "10.96.0.10", port: 53 });
@@ -72,7 +72,7 @@ export async function readOpenRequest(s: Conn): Promise<OpenRequest> {
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
  * import { readOpenReply, writeOpenReply } from "./open.ts";
  * const [a, b] = memoryPipe();
  * await writeOpenReply(a, { status: "ok" });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "./errors.ts";
-import { memoryPipe } from "./pipe.ts";
+import { memoryPipe } from "../io/pipe.ts";
 import { readOpenReply, readOpenRequest, writeOpenReply, writeOpenRequest } from "./open.ts";
 import {
   decodeOpenReply,

@@ -41,7 +41,7 @@ export interface SessionPoolOptions {
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
  * import { Session } from "./session.ts";
  * import { SessionPool } from "./pool.ts";
  * const servers: Session[] = [];

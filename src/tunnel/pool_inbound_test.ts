@@ -2,7 +2,7 @@
 // able to make the laptop's daemon buffer streams it never asked for.
 import assert from "node:assert/strict";
 import { StreamResetError } from "./errors.ts";
-import { memoryPipe } from "./pipe.ts";
+import { memoryPipe } from "../io/pipe.ts";
 import { SessionPool } from "./pool.ts";
 import { Session } from "./session.ts";
 import { simTest } from "./_test_util.ts";

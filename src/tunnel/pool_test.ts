@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Conn } from "../io/conn.ts";
 import { SessionClosedError } from "./errors.ts";
-import { memoryPipe, type MemoryPipeOptions } from "./pipe.ts";
+import { memoryPipe, type MemoryPipeOptions } from "../io/pipe.ts";
 import { SessionPool } from "./pool.ts";
 import { Session, type SessionCloseInfo } from "./session.ts";
 import { type FakeClock, simTest, waitFor } from "./_test_util.ts";

@@ -66,7 +66,7 @@ const READ_BYTES = 256 * 1024;
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
  * import { Session } from "./session.ts";
  * const [a, b] = memoryPipe();
  * await using client = new Session(a, { client: true });

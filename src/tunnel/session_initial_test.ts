@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Conn } from "../io/conn.ts";
-import { memoryPipe } from "./pipe.ts";
+import { memoryPipe } from "../io/pipe.ts";
 import { Session } from "./session.ts";
 import { simTest } from "./_test_util.ts";
 

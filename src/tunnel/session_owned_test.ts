@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Conn } from "../io/conn.ts";
 import { Decoder, MAX_RETAIN_FACTOR } from "./decoder.ts";
 import { encodeFrame, FrameType } from "./frame.ts";
-import { memoryPipe } from "./pipe.ts";
+import { memoryPipe } from "../io/pipe.ts";
 import { Session } from "./session.ts";
 import { pseudoRandom, simTest } from "./_test_util.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Conn } from "../io/conn.ts";
 import { ProtocolError, SessionClosedError, StreamResetError } from "./errors.ts";
 import { encodeFrame, Flag, FrameType } from "./frame.ts";
-import { memoryPipe } from "./pipe.ts";
+import { memoryPipe } from "../io/pipe.ts";
 import { Session } from "./session.ts";
 import { streamStateOf } from "./stream.ts";
 import {

@@ -23,7 +23,7 @@ let stateOf: (s: Stream) => StreamState;
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
  * import { Session } from "./session.ts";
  * const [a, b] = memoryPipe();
  * await using client = new Session(a, { client: true });

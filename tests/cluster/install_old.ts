@@ -1,6 +1,6 @@
 /**
  * Installs an "older" traffic manager, for upgrade tests: this client's bundle with its
- * version string replaced (so the manager reports that version in its session info) and the
+ * version string replaced (so the manager reports that version in its cluster info) and the
  * objects labelled with it, as an older `kconnect install` would have left them.
  *
  * ```sh

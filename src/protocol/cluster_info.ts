@@ -12,7 +12,7 @@ export interface CidrInfo {
   source: string;
 }
 
-/** Something the client refused from the session info, and why (see `src/trust/trust.ts`). */
+/** Something the client refused from the cluster info, and why (see `src/trust/trust.ts`). */
 export interface Refusal {
   /** What was refused, e.g. `pod CIDR 0.0.0.0/1`, `namespace "../x"`. */
   item: string;
@@ -23,7 +23,7 @@ export interface Refusal {
 }
 
 /** The manager's view of the cluster network. */
-export interface SessionInfo {
+export interface ClusterInfo {
   type: "info";
   managerVersion: string;
   /** The cluster DNS domain, e.g. `cluster.local`. */
@@ -45,6 +45,6 @@ export interface SessionInfo {
 }
 
 /** Whether two infos differ in anything a client acts on. */
-export function infoChanged(a: SessionInfo, b: SessionInfo): boolean {
+export function infoChanged(a: ClusterInfo, b: ClusterInfo): boolean {
   return JSON.stringify(a) !== JSON.stringify(b);
 }

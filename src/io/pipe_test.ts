@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { memoryPipe } from "./pipe.ts";
-import { simTest } from "./_test_util.ts";
+import { simTest } from "../tunnel/_test_util.ts";
 
 // The tests with time in them run on simulated time (`simTest`): exact, and no real sleep.
 

@@ -7,10 +7,10 @@
  */
 import type { ClusterAccess } from "../k8s/access.ts";
 import type { Journal } from "../journal/journal.ts";
-import { checkSettings, sessionNamespace, type UpSettings } from "../config/config.ts";
+import { checkSettings, defaultNamespace, type UpSettings } from "../config/config.ts";
 import { LocalServicesDialer } from "../dial/local.ts";
 import { logger, type Progress } from "../log.ts";
-import type { Refusal, SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo, Refusal } from "../protocol/cluster_info.ts";
 import { type DnsMode, selectResolver } from "../resolver/select.ts";
 import { addRoute, deleteRoute, listRoutes, ROUTE_KIND } from "../routes/linux.ts";
 import { FlowEngine } from "../stack/engine.ts";
@@ -29,8 +29,8 @@ import { keepAllocatorPages } from "../host/allocator.ts";
 
 const log = logger("session");
 
-/** What a session is set up with. */
-export interface SessionOptions {
+/** What an {@linkcode UpConnection} is set up with. */
+export interface UpConnectionOptions {
   access: ClusterAccess;
   journal: Journal;
   managerNamespace: string;
@@ -56,17 +56,17 @@ export interface SessionOptions {
 }
 
 /**
- * Session options from merged settings (flags, config file, defaults), checked here once more
+ * Connection options from merged settings (flags, config file, defaults), checked here once more
  * (the foreground `up` and the daemon both come through), with the kubeconfig context's
  * namespace checked when no namespace was given.
  *
  * @throws {SettingsError} naming what is wrong.
  */
-export function sessionOptions(
+export function upConnectionOptions(
   settings: UpSettings,
   access: ClusterAccess,
   journal: Journal,
-): SessionOptions {
+): UpConnectionOptions {
   checkSettings(settings);
   const cidrs = (list: string[]) => list.map((t) => Cidr.parse(t)!);
   return {
@@ -81,7 +81,7 @@ export function sessionOptions(
     transports: settings.transports,
     tunNet4: settings.tunNet4,
     tunNet6: settings.tunNet6,
-    namespace: sessionNamespace(settings.namespace, access.context, access.namespace),
+    namespace: defaultNamespace(settings.namespace, access.context, access.namespace),
     clusterDomains: settings.clusterDomain ? [settings.clusterDomain] : [],
     dns: settings.dns,
     installManager: settings.installManager,
@@ -91,7 +91,7 @@ export function sessionOptions(
 }
 
 /** What `status` reports. */
-export interface SessionStatus {
+export interface UpConnectionStatus {
   state: "connected" | "reconnecting" | "disconnected";
   context: string;
   server: string;
@@ -130,7 +130,7 @@ export interface SessionStatus {
   refused: Refusal[];
 }
 
-/** How many refusals a session keeps for `status`. */
+/** How many refusals a connection keeps for `status`. */
 const MAX_REFUSED = 64;
 
 /** Whether `/sys/class/net/<name>` exists (Linux): the name is taken. */
@@ -186,7 +186,7 @@ function cutOutRefusals(plan: RoutePlan): Refusal[] {
   }));
 }
 
-function clusterRoutes(info: SessionInfo): PlannedRoute[] {
+function clusterRoutes(info: ClusterInfo): PlannedRoute[] {
   const list = (kind: string, items: { cidr: string; source: string }[]) =>
     items.flatMap((i) => {
       const c = Cidr.parse(i.cidr);
@@ -195,9 +195,12 @@ function clusterRoutes(info: SessionInfo): PlannedRoute[] {
   return [...list("service", info.serviceCidrs), ...list("pod", info.podCidrs)];
 }
 
-/** A connected session. */
-export class ClusterSession implements AsyncDisposable {
-  readonly #o: SessionOptions;
+/**
+ * This machine connected to a cluster: a {@linkcode ClusterConnection} plus the TUN, the flow
+ * engine, the routes and the DNS settings. `kconnect up` and the daemon each run one.
+ */
+export class UpConnection implements AsyncDisposable {
+  readonly #o: UpConnectionOptions;
   readonly #conn: ClusterConnection;
   readonly #engine: FlowEngine;
   readonly #tun: TunDevice;
@@ -207,23 +210,23 @@ export class ClusterSession implements AsyncDisposable {
   readonly #startedAt = new Date();
   readonly #warnings: string[] = [];
   readonly #refused: Refusal[] = [];
-  /** The session info in force: the manager's, as far as it was accepted (`src/trust/`). */
-  #info: SessionInfo;
+  /** The cluster info in force: the manager's, as far as it was accepted (`src/trust/`). */
+  #info: ClusterInfo;
   #lastError: string | null = null;
   #closed: Promise<void> | null = null;
   #closing = false;
   #updates: Promise<void> = Promise.resolve();
-  /** Resolves with the reason when the session ended by itself. */
+  /** Resolves with the reason when the connection ended by itself. */
   readonly done: Promise<string>;
 
   private constructor(
-    o: SessionOptions,
+    o: UpConnectionOptions,
     conn: ClusterConnection,
     tun: TunDevice,
     engine: FlowEngine,
     dns: DnsSetup,
     tunJournal: string,
-    info: SessionInfo,
+    info: ClusterInfo,
     refused: Refusal[],
   ) {
     this.#info = info;
@@ -239,8 +242,8 @@ export class ClusterSession implements AsyncDisposable {
   }
 
   /** Connects and sets up the machine, reporting each step; undoes what it did if a step fails. */
-  static async start(o: SessionOptions, progress: Progress): Promise<ClusterSession> {
-    let onInfo: (info: SessionInfo) => void = () => {};
+  static async start(o: UpConnectionOptions, progress: Progress): Promise<UpConnection> {
+    let onInfo: (info: ClusterInfo) => void = () => {};
     const conn = await connectCluster({
       access: o.access,
       managerNamespace: o.managerNamespace,
@@ -254,7 +257,7 @@ export class ClusterSession implements AsyncDisposable {
     let tun: TunDevice | null = null;
     let tunJournal: string | null = null;
     let engine: FlowEngine | null = null;
-    let session: ClusterSession | null = null;
+    let connection: UpConnection | null = null;
     try {
       // The manager's info, as far as kconnect accepts it: checked at the control stream
       // (syntax), then against the policy and the user's allowances; later infos only narrow.
@@ -276,7 +279,7 @@ export class ClusterSession implements AsyncDisposable {
         address,
         label: "the API server, which carries the tunnel",
       }));
-      const plan = async (i: SessionInfo) => {
+      const plan = async (i: ClusterInfo) => {
         // The machine's DNS servers now (DHCP may change them): never routed into the tunnel.
         const resolvers = (await systemDnsServers(undefined, [v4.dns, v6.dns])).flatMap((a) => {
           const c = Cidr.parse(a);
@@ -330,19 +333,19 @@ export class ClusterSession implements AsyncDisposable {
       const dialer = new LocalServicesDialer(conn.dialer, dns.services());
       engine = await FlowEngine.start({ tun, dialer, v4, v6 });
       progress.done("TUN", `${tun.name} up, mtu ${tun.mtu}`);
-      session = new ClusterSession(o, conn, tun, engine, dns, tunJournal, info, refused);
+      connection = new UpConnection(o, conn, tun, engine, dns, tunJournal, info, refused);
       for (const n of first.notes) progress.detail(n);
-      await session.#applyRoutes(first.routes);
-      progress.done("routes", `${[...session.#routed.keys()].join(", ")} via ${tun.name}`);
+      await connection.#applyRoutes(first.routes);
+      progress.done("routes", `${[...connection.#routed.keys()].join(", ")} via ${tun.name}`);
       const resolver = await selectResolver(o.dns, o.journal);
       if (resolver === null) progress.warn("DNS: not configured (--dns off)");
       else await dns.configure(resolver, tun.name, progress);
-      const s = session;
+      const s = connection;
       onInfo = (raw) => {
         // One update at a time, and none once closing has begun.
         s.#updates = s.#updates.then(async () => {
           if (s.#closing) return;
-          // Only narrowing is automatic: what would widen the session is refused and reported.
+          // Only narrowing is automatic: what would widen the connection is refused and reported.
           const next = gate.update(raw);
           const rp = await plan(next.info);
           s.#refuse([...(raw.refused ?? []), ...next.refused, ...cutOutRefusals(rp)]);
@@ -361,9 +364,9 @@ export class ClusterSession implements AsyncDisposable {
           log.info(`routes now ${[...s.#routed.keys()].join(", ")}`);
         }).catch((e) => s.#warn(`updating routes: ${e.message}`));
       };
-      return session;
+      return connection;
     } catch (err) {
-      if (session !== null) await session.close();
+      if (connection !== null) await connection.close();
       else {
         await engine?.close();
         if (engine === null) await tun?.close();
@@ -412,7 +415,7 @@ export class ClusterSession implements AsyncDisposable {
   }
 
   /** What is connected now, and how it is doing. */
-  status(): SessionStatus {
+  status(): UpConnectionStatus {
     const c = this.#conn;
     const sessions = c.pool.sessions;
     const bytesIn = sessions.reduce((n, s) => n + s.stats.bytesIn, 0);

@@ -21,8 +21,8 @@ export const DEFAULT_MAX_U32_FRAME = 1024 * 1024;
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
- * import { FrameReader, writeU16Frame } from "./framing.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
+ * import { FrameReader, writeU16Frame } from "./length_prefixed.ts";
  * const [a, b] = memoryPipe();
  * await writeU16Frame(a, new Uint8Array([1, 2, 3]));
  * const m = await new FrameReader(b).readU16Frame();
@@ -48,8 +48,8 @@ export async function writeU16Frame(conn: Conn, payload: Uint8Array): Promise<vo
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
- * import { FrameReader, writeU32Frame } from "./framing.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
+ * import { FrameReader, writeU32Frame } from "./length_prefixed.ts";
  * const [a, b] = memoryPipe();
  * await writeU32Frame(a, new TextEncoder().encode("{}"));
  * const m = await new FrameReader(b).readU32Frame(1024);
@@ -79,8 +79,8 @@ export async function writeU32Frame(
  *
  * @example
  * ```ts
- * import { memoryPipe } from "./pipe.ts";
- * import { FrameReader } from "./framing.ts";
+ * import { memoryPipe } from "../io/pipe.ts";
+ * import { FrameReader } from "./length_prefixed.ts";
  * const [a, b] = memoryPipe();
  * await a.write(new Uint8Array([1, 2, 3, 4, 5]));
  * await a.closeWrite();

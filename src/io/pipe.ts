@@ -1,12 +1,14 @@
 /**
- * An in-memory duplex byte pipe for tests: two {@linkcode Conn}s joined back to back, with an
- * optional one-way delay and rate (to emulate a real link) and bounded buffering (writes wait
- * while the direction holds `bufferBytes`).
+ * An in-memory duplex byte pipe: two {@linkcode Conn}s joined back to back, with bounded buffering
+ * (writes wait while the direction holds `bufferBytes`). Production code uses it as is:
+ * `src/dial/local.ts` hands a flow to kconnect's own services (its DNS server) over one, with no
+ * delay and no rate limit. Tests and benchmarks also give it a one-way delay and a rate (to
+ * emulate a real link) on a fake clock.
  *
  * @module
  */
-import type { Conn } from "../io/conn.ts";
-import { systemClock, type TimerClock as Clock } from "../io/clock.ts";
+import type { Conn } from "./conn.ts";
+import { systemClock, type TimerClock as Clock } from "./clock.ts";
 
 /** Options for {@linkcode memoryPipe}. */
 export interface MemoryPipeOptions {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "./errors.ts";
-import { FrameReader, writeAll, writeU16Frame, writeU32Frame } from "./framing.ts";
-import { memoryPipe } from "./pipe.ts";
+import { FrameReader, writeAll, writeU16Frame, writeU32Frame } from "./length_prefixed.ts";
+import { memoryPipe } from "../io/pipe.ts";
 
 Deno.test("FrameReader reads u16 and u32 frames split and packed arbitrarily", async () => {
   const [a, b] = memoryPipe();

@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { DEFAULT_SETTINGS, SettingsError } from "../config/config.ts";
 import type { ClusterAccess } from "../k8s/access.ts";
 import type { Journal } from "../journal/journal.ts";
-import type { SessionInfo } from "../protocol/session_info.ts";
+import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import { Cidr } from "../wire/address.ts";
 import { planRoutes } from "./route_plan.ts";
-import { sessionOptions } from "./session.ts";
+import { upConnectionOptions } from "./up_connection.ts";
 import { InfoGate } from "../trust/trust.ts";
 
 const access = (namespace: string) =>
@@ -25,38 +25,43 @@ const access = (namespace: string) =>
   }) satisfies ClusterAccess;
 const journal = {} as Journal;
 
-Deno.test("sessionOptions() refuses a kubeconfig context namespace that is not a namespace name", () => {
+Deno.test("upConnectionOptions() refuses a kubeconfig context namespace that is not a namespace name", () => {
   for (const ns of ["../x", "../sudoers.d/x\nALL ALL=(ALL) NOPASSWD:ALL", "", "com.", "a/b"]) {
     assert.throws(
-      () => sessionOptions({ ...DEFAULT_SETTINGS, dns: "off" }, access(ns), journal),
+      () => upConnectionOptions({ ...DEFAULT_SETTINGS, dns: "off" }, access(ns), journal),
       (e) => e instanceof SettingsError && /kubeconfig context "prod": namespace/.test(e.message),
       JSON.stringify(ns),
     );
   }
   assert.equal(
-    sessionOptions({ ...DEFAULT_SETTINGS, dns: "off" }, access("shop"), journal).namespace,
+    upConnectionOptions({ ...DEFAULT_SETTINGS, dns: "off" }, access("shop"), journal).namespace,
     "shop",
   );
   // A namespace given on the command line or in the config file wins (and was checked there).
   assert.equal(
-    sessionOptions({ ...DEFAULT_SETTINGS, dns: "off", namespace: "web" }, access("../x"), journal)
+    upConnectionOptions(
+      { ...DEFAULT_SETTINGS, dns: "off", namespace: "web" },
+      access("../x"),
+      journal,
+    )
       .namespace,
     "web",
   );
 });
 
 Deno.test({
-  name: "sessionOptions() refuses --dns macos off macOS, for the foreground up as for the daemon",
+  name:
+    "upConnectionOptions() refuses --dns macos off macOS, for the foreground up as for the daemon",
   ignore: Deno.build.os === "darwin",
   fn: () => {
     assert.throws(
-      () => sessionOptions({ ...DEFAULT_SETTINGS, dns: "macos" }, access("default"), journal),
+      () => upConnectionOptions({ ...DEFAULT_SETTINGS, dns: "macos" }, access("default"), journal),
       /dns: "macos" .*works on macOS only/,
     );
   },
 });
 
-Deno.test("sessionOptions() refuses TUN settings past the bounds (foreground up checks them too)", () => {
+Deno.test("upConnectionOptions() refuses TUN settings past the bounds (foreground up checks them too)", () => {
   for (
     const bad of [
       { tunNet4: "0.0.0.0/1" },
@@ -66,14 +71,19 @@ Deno.test("sessionOptions() refuses TUN settings past the bounds (foreground up 
     ]
   ) {
     assert.throws(
-      () => sessionOptions({ ...DEFAULT_SETTINGS, dns: "off", ...bad }, access("default"), journal),
+      () =>
+        upConnectionOptions(
+          { ...DEFAULT_SETTINGS, dns: "off", ...bad },
+          access("default"),
+          journal,
+        ),
       SettingsError,
       JSON.stringify(bad),
     );
   }
 });
 
-const INFO: SessionInfo = {
+const INFO: ClusterInfo = {
   type: "info",
   managerVersion: "0.1.0",
   clusterDomain: "cluster.local",
@@ -86,7 +96,7 @@ const INFO: SessionInfo = {
 
 Deno.test("a manager that pushes a wider CIDR mid-session gets no new route", () => {
   const gate = new InfoGate({ clusterDomains: [], alsoProxy: [] });
-  const plan = (i: SessionInfo) =>
+  const plan = (i: ClusterInfo) =>
     planRoutes({
       cluster: [...i.serviceCidrs, ...i.podCidrs].map((x) => ({
         cidr: Cidr.parse(x.cidr)!,
