@@ -13,6 +13,7 @@ import { isRoot, Netns } from "./_netns.ts";
 import { daemonPaths, kconnect, makeTestUser } from "./_up.ts";
 import type { StatusReport } from "../src/daemon/status.ts";
 import { unitEnvironment, unitExecStart } from "../src/service/systemd.ts";
+import { pathExists } from "../src/host/_test_fs.ts";
 
 const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 
@@ -113,8 +114,8 @@ Deno.test({
       assert.match(down.stdout, /disconnected from context "test" \(kconnect daemon\)/);
       assert.equal(await linkExists(laptop, "kconnect0"), false, "the TUN is gone");
       // The daemon up started exits once idle, taking its socket with it.
-      for (let i = 0; i < 50 && (await exists(paths.socket)); i++) await sleep(100);
-      assert.equal(await exists(paths.socket), false, "the socket is removed");
+      for (let i = 0; i < 50 && (await pathExists(paths.socket)); i++) await sleep(100);
+      assert.equal(await pathExists(paths.socket), false, "the socket is removed");
       const after = await kconnect(laptop, ["status"], { env });
       assert.equal(after.code, 3);
       const log = await Deno.readTextFile(paths.logFile);
@@ -128,15 +129,6 @@ Deno.test({
 
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({
@@ -279,7 +271,7 @@ Deno.test({
       await daemonOut.cancel().catch(() => {});
       await daemon.stderr.cancel().catch(() => {});
     }
-    assert.equal(await exists(paths.socket), false, "the daemon removed its socket");
+    assert.equal(await pathExists(paths.socket), false, "the daemon removed its socket");
   },
 });
 
@@ -451,8 +443,8 @@ Deno.test({
       assert.equal(down.code, 0, down.stderr);
       assert.match(down.stdout, /disconnected from context "test" \(kconnect daemon\)/);
       assert.equal(await linkExists(laptop, "kconnect0"), false, "the TUN is gone");
-      for (let i = 0; i < 50 && (await exists(paths.socket)); i++) await sleep(100);
-      assert.equal(await exists(paths.socket), false, "the daemon exited once idle");
+      for (let i = 0; i < 50 && (await pathExists(paths.socket)); i++) await sleep(100);
+      assert.equal(await pathExists(paths.socket), false, "the daemon exited once idle");
       const log = await Deno.readTextFile(paths.logFile);
       assert.match(log, /daemon: listening .*access="root and uid 4001"/);
       assert.match(log, /WARN {2}daemon: refused a request: uid 4002 may not use/);
@@ -501,7 +493,7 @@ Deno.test({
     }
     // Nothing started: no socket directory, no log, no journal.
     for (const p of [`${paths.dir}/run`, `${paths.dir}/log`, paths.stateDir]) {
-      assert.equal(await exists(p), false, `${p} was not created`);
+      assert.equal(await pathExists(p), false, `${p} was not created`);
     }
   },
 });
@@ -517,7 +509,11 @@ Deno.test({
     const shared = `${paths.dir}/shared`;
     await Deno.mkdir(shared);
     await Deno.chmod(shared, 0o1777);
-    assert.equal(await exists(`${paths.dir}/log`), false, "the log directory does not exist yet");
+    assert.equal(
+      await pathExists(`${paths.dir}/log`),
+      false,
+      "the log directory does not exist yet",
+    );
     const r = await kconnect(ns, [
       "up",
       "--socket",
@@ -549,6 +545,6 @@ Deno.test({
       noLog.stderr,
       /^kconnect: Cannot create the kconnect daemon's log file \/proc\/kconnect\/daemon\.log: .*\(pass --log-file with another path\)$/m,
     );
-    assert.equal(await exists(paths.socket), false, "no daemon was started");
+    assert.equal(await pathExists(paths.socket), false, "no daemon was started");
   },
 });

@@ -15,6 +15,7 @@ import { LinkDns } from "./resolved/link_dns.ts";
 import { pidsInMountNamespace, RESOLVED_DIR, ResolvedEnv } from "./resolved/env.ts";
 import { DENO_RUN } from "./_dataplane.ts";
 import { LineWatcher } from "./_lines.ts";
+import { pathExists } from "../src/host/_test_fs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -30,15 +31,6 @@ sys.stdin.read()
 os.close(fd)`;
 const ignore = Deno.build.os !== "linux" || Deno.uid() !== 0;
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The names the laptop's upstream received since its log was cleared. */
 async function upstreamNames(cluster: TestCluster): Promise<string[]> {
   return (await cluster.laptopDnsQueries()).map((q) => q.name);
@@ -50,7 +42,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async (t) => {
-  if (!await exists(`${RESOLVED_DIR}/VERSION`)) {
+  if (!await pathExists(`${RESOLVED_DIR}/VERSION`)) {
     throw new Error(`${RESOLVED_DIR} is missing: run \`sudo bash scripts/setup.sh\``);
   }
   const hostResolvConf = await Deno.readFile("/etc/resolv.conf");
@@ -205,7 +197,7 @@ Deno.test({
           const which = await env.exec(["sh", "-c", "command -v busctl"], { check: false });
           assert.equal(which.stdout.trim(), `${env.binDir}/busctl`, which.stderr);
           assert.ok(
-            await exists(`${RESOLVED_DIR}/root/usr/bin/busctl`),
+            await pathExists(`${RESOLVED_DIR}/root/usr/bin/busctl`),
             `${RESOLVED_DIR}/root/usr/bin/busctl is missing: run \`sudo bash scripts/setup.sh\``,
           );
           const ifindex = (await env.readFile(`/sys/class/net/${dns.link}/ifindex`)).trim();
@@ -329,8 +321,8 @@ Deno.test({
 
   await t.step("dispose leaves nothing behind", async () => {
     assert.deepEqual(await pidsInMountNamespace(mnt), []);
-    assert.equal(await exists(`/proc/${resolvedPid}`), false);
-    assert.equal(await exists(envDir), false);
+    assert.equal(await pathExists(`/proc/${resolvedPid}`), false);
+    assert.equal(await pathExists(envDir), false);
     assert.deepEqual(await Deno.readFile("/etc/resolv.conf"), hostResolvConf);
     const mounts = await Deno.readTextFile("/proc/self/mountinfo");
     assert.doesNotMatch(mounts, /kc-resolved/);

@@ -10,17 +10,9 @@ import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, type Netns } from "./_netns.ts";
 import { daemonPaths, kconnect } from "./_up.ts";
 import type { StatusReport } from "../src/daemon/status.ts";
+import { pathExists } from "../src/host/_test_fs.ts";
 
 const opts = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Watches `paths` every few ms until stopped; resolves with those that ever existed. */
 function watchPaths(paths: string[]): { stop(): Promise<string[]> } {
@@ -28,7 +20,7 @@ function watchPaths(paths: string[]): { stop(): Promise<string[]> } {
   let running = true;
   const loop = (async () => {
     while (running) {
-      for (const p of paths) if (await exists(p)) seen.add(p);
+      for (const p of paths) if (await pathExists(p)) seen.add(p);
       await new Promise((r) => setTimeout(r, 5));
     }
   })();
@@ -65,7 +57,7 @@ Deno.test({
       text.replaceAll("namespace: default", `namespace: "../${tag}"`),
     );
     // Where root would write: /etc/resolver/../<tag> is /etc/<tag>.
-    const hadResolverDir = await exists("/etc/resolver");
+    const hadResolverDir = await pathExists("/etc/resolver");
     const targets = [`/etc/${tag}`, `/etc/resolver/../${tag}`];
     try {
       const watch = watchPaths(targets);
@@ -76,7 +68,7 @@ Deno.test({
       assert.deepEqual(written, [], "no file outside /etc/resolver, not even for a moment");
       assert.notEqual(up.code, 0, `up must fail:\n${up.stdout}\n${up.stderr}`);
       assert.match(up.stderr, /dns: "macos" \(files in \/etc\/resolver\) works on macOS only/);
-      assert.equal(await exists("/etc/resolver"), hadResolverDir, "/etc/resolver untouched");
+      assert.equal(await pathExists("/etc/resolver"), hadResolverDir, "/etc/resolver untouched");
 
       const off = await kconnect(laptop, ["up", "--kubeconfig", kubeconfig, "--dns", "off"], {
         env,

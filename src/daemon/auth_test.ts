@@ -1,14 +1,8 @@
 import assert from "node:assert/strict";
 import { checkIdentity, isNonce, newNonce, proveIdentity } from "./auth.ts";
+import { withTempDir } from "../host/_test_fs.ts";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir(fn);
 
 Deno.test("newNonce() makes distinct 128-bit hex nonces", () => {
   const a = newNonce(), b = newNonce();

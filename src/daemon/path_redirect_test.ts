@@ -8,19 +8,13 @@ import { Daemon } from "./server.ts";
 import { Journal } from "../journal/journal.ts";
 import { writeUpRecord } from "../journal/pidfile.ts";
 import { gatherLogs } from "../cli/gather_logs.ts";
+import { pathExists, withTempDir } from "../host/_test_fs.ts";
 
 const root = Deno.build.os === "linux" && Deno.uid() === 0;
 const opts = { ignore: !root, sanitizeResources: false, sanitizeOps: false };
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kc-safepath-" });
-  await Deno.chmod(dir, 0o755);
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) =>
+  withTempDir(fn, { prefix: "kc-safepath-", mode: 0o755 });
 
 Deno.test({
   name: "Daemon.start() refuses a socket below a world-writable directory",
@@ -39,7 +33,7 @@ Deno.test({
           }),
         /open is writable by everyone/,
       );
-      assert.equal(await exists(`${dir}/open/run`), false);
+      assert.equal(await pathExists(`${dir}/open/run`), false);
     });
   },
 });
@@ -94,12 +88,3 @@ Deno.test({
     });
   },
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -30,15 +30,8 @@ function asUser(uid: number, cmd: string[]): string[] {
 }
 
 /** A scratch directory other uids can traverse (mode 0755), removed afterwards. */
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kc-peercred-" });
-  await Deno.chmod(dir, 0o755);
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) =>
+  withTempDir(fn, { prefix: "kc-peercred-", mode: 0o755 });
 
 function openSockets(): number {
   let n = 0;
@@ -143,6 +136,7 @@ f.write((json.dumps({"v": 1, "auth": hello["nonce"], "type": "status"}) + "\\n")
 f.flush()
 print(f.readline().decode().strip(), flush=True)
 `;
+import { withTempDir } from "../host/_test_fs.ts";
 
 /** Runs the raw client as `uid`; `plant(nonce)` runs before it sends its request. */
 async function rawStatus(

@@ -5,19 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { checkTrustedParents, ensureTrustedDir, UntrustedPathError } from "./safe_path.ts";
+import { pathExists, withTempDir } from "./_test_fs.ts";
 
 const root = Deno.build.os === "linux" && Deno.uid() === 0;
 const opts = { ignore: !root, sanitizeResources: false, sanitizeOps: false };
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kc-safepath-" });
-  await Deno.chmod(dir, 0o755);
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) =>
+  withTempDir(fn, { prefix: "kc-safepath-", mode: 0o755 });
 
 Deno.test({
   name: "ensureTrustedDir() refuses world-writable parents, other users' links and directories",
@@ -32,7 +26,7 @@ Deno.test({
         (e: Error) =>
           e instanceof UntrustedPathError && /open is writable by everyone/.test(e.message),
       );
-      assert.equal(await exists(`${dir}/open/run`), false, "nothing was created");
+      assert.equal(await pathExists(`${dir}/open/run`), false, "nothing was created");
 
       // A sticky shared directory (like /tmp) where a user made the directory first.
       await Deno.mkdir(`${dir}/tmp`);
@@ -64,7 +58,7 @@ Deno.test({
       const after = await Deno.stat("/etc");
       assert.equal(after.mode, etc.mode);
       assert.equal(after.gid, etc.gid);
-      assert.equal(await exists("/etc/kconnect"), false);
+      assert.equal(await pathExists("/etc/kconnect"), false);
 
       // In a sticky directory a root-owned directory is fine: nobody else can replace it.
       const made = await ensureTrustedDir(`${dir}/tmp/mine/run`, {
@@ -88,12 +82,3 @@ Deno.test({
     });
   },
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

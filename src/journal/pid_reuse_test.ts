@@ -8,6 +8,7 @@ import { processIdentity } from "./process.ts";
 import { Journal } from "./journal.ts";
 import { undoLeftovers } from "./undo.ts";
 import { runDown } from "../cli/down.ts";
+import { withTempDir } from "../host/_test_fs.ts";
 
 const linux = Deno.build.os === "linux";
 
@@ -16,14 +17,7 @@ function stranger(): Deno.ChildProcess {
   return new Deno.Command("sleep", { args: ["30"], stdout: "null", stderr: "null" }).spawn();
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kc-pidreuse-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir(fn, { prefix: "kc-pidreuse-" });
 
 Deno.test({
   name: "the pid file records the process's start time and executable; a reused pid is stale",

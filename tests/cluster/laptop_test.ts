@@ -7,17 +7,9 @@
 import assert from "node:assert/strict";
 import { TestCluster, UPSTREAM_IPS } from "./cluster.ts";
 import { LAPTOP_SEARCH_DOMAIN, laptopAddresses } from "./topology.ts";
+import { pathExists } from "../../src/host/_test_fs.ts";
 
 const ignore = Deno.build.os !== "linux" || Deno.uid() !== 0;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name: "test cluster laptops: own resolv.conf, upstream DNS with a query log, a second laptop",
@@ -108,10 +100,10 @@ Deno.test({
       await using third = await cluster.addLaptop("laptop3");
       assert.equal(third.ip, laptopAddresses(2).ip);
       await third[Symbol.asyncDispose]();
-      assert.equal(await exists(`/etc/netns/${third.ns.name}`), false);
-      assert.equal(await exists(`/etc/netns/${second.ns.name}`), true);
+      assert.equal(await pathExists(`/etc/netns/${third.ns.name}`), false);
+      assert.equal(await pathExists(`/etc/netns/${second.ns.name}`), true);
     });
   }
-  for (const p of paths) assert.equal(await exists(p), false, `${p} is left behind`);
+  for (const p of paths) assert.equal(await pathExists(p), false, `${p} is left behind`);
   assert.deepEqual(await Deno.readFile("/etc/resolv.conf"), hostResolvConf);
 });
