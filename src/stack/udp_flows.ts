@@ -10,7 +10,7 @@
 import { UdpDatagram } from "../wire/udp.ts";
 import type { DatagramFlow, DialFailure } from "../io/dialer.ts";
 import type { IpInfo } from "./ip_info.ts";
-import { icmpUnreachable, udpReply } from "./replies.ts";
+import { type AddrPort, icmpUnreachable, udpReply } from "./replies.ts";
 import { type TupleKeyed, TupleTable } from "./tuple_table.ts";
 
 /** Limits and timings of the UDP flow table. */
@@ -26,6 +26,10 @@ export interface UdpFlowOptions {
 /** One UDP association of a local program, keyed by its 4-tuple. */
 export interface UdpFlow extends TupleKeyed {
   family: 4 | 6;
+  /** The local program's end (the key's source), built once for the replies. */
+  local: AddrPort;
+  /** The far end (the key's destination). */
+  far: AddrPort;
   state: "opening" | "open" | "closed";
   flow: DatagramFlow | null;
   pending: Uint8Array[];
@@ -81,12 +85,15 @@ export class UdpFlows {
     let flow = this.flows.get(ip.src, dgram.srcPort, ip.dst, dgram.dstPort);
     if (flow === undefined) {
       if (this.flows.size >= this.#maxFlows) this.#evictOldest();
+      const srcAddr = ip.src.slice(), dstAddr = ip.dst.slice();
       flow = {
         family: ip.family,
-        srcAddr: ip.src.slice(),
+        srcAddr,
         srcPort: dgram.srcPort,
-        dstAddr: ip.dst.slice(),
+        dstAddr,
         dstPort: dgram.dstPort,
+        local: { address: srcAddr, port: dgram.srcPort },
+        far: { address: dstAddr, port: dgram.dstPort },
         state: "opening",
         flow: null,
         pending: [],
@@ -144,11 +151,7 @@ export class UdpFlows {
     if (first === undefined || reason === "timeout") return;
     const kind = reason === "refused" ? "port" : reason === "forbidden" ? "prohibited" : "host";
     // The invoking packet: rebuild the program's first datagram as it was sent.
-    const invoking = udpReply(
-      { address: flow.srcAddr, port: flow.srcPort },
-      { address: flow.dstAddr, port: flow.dstPort },
-      first,
-    );
+    const invoking = udpReply(flow.local, flow.far, first);
     out(icmpUnreachable(kind, invoking, flow.dstAddr, flow.srcAddr));
   }
 
@@ -157,11 +160,7 @@ export class UdpFlows {
     if (flow.state === "closed") return null;
     flow.lastActive = now;
     this.stats.datagramsIn++;
-    return udpReply(
-      { address: flow.dstAddr, port: flow.dstPort },
-      { address: flow.srcAddr, port: flow.srcPort },
-      payload,
-    );
+    return udpReply(flow.far, flow.local, payload);
   }
 
   /** Closes flows idle longer than the idle timeout. Call about once a second. */
