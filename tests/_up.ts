@@ -178,6 +178,22 @@ export async function makeTestUser(
   return { uid, gid: uid, groups, home, denoDir };
 }
 
+/**
+ * What sudo puts in the environment of `sudo kconnect …` run by `user`, over `base`: the SUDO_*
+ * variables, and (as with `sudo -E`) the user's HOME and the Deno cache its `kconnect credentials`
+ * needs when run from source.
+ */
+export function sudoEnvOf(user: TestUser, base: Record<string, string>): Record<string, string> {
+  return {
+    ...base,
+    SUDO_UID: String(user.uid),
+    SUDO_GID: String(user.gid),
+    SUDO_USER: `user${user.uid}`,
+    HOME: user.home,
+    DENO_DIR: user.denoDir,
+  };
+}
+
 /** Options of {@linkcode kconnect}. */
 export interface KconnectOptions {
   /** Extra environment. */

@@ -15,7 +15,7 @@ import { TestCluster } from "./cluster/cluster.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot } from "./_netns.ts";
 import { LineWatcher } from "./_lines.ts";
-import { daemonPaths, kconnect, makeTestUser, type TestUser } from "./_up.ts";
+import { daemonPaths, kconnect, makeTestUser, sudoEnvOf, type TestUser } from "./_up.ts";
 import { Daemon } from "../src/daemon/server.ts";
 import { fetchMaterialAs, MAX_CHILD_OUTPUT } from "../src/k8s/as_user.ts";
 
@@ -169,16 +169,8 @@ Deno.test({
     const kubeconfig = `${user.home}/kubeconfig`;
     await Deno.writeTextFile(kubeconfig, cluster.kubeconfigText("exec", uids), { mode: 0o600 });
     await Deno.chown(kubeconfig, user.uid, user.gid);
-    // What `sudo kconnect up` run by uid 4001 has in its environment (its HOME and Deno cache
-    // kept, as with sudo -E: the user's deno needs a cache it can read).
-    const sudoEnv = {
-      ...paths.env,
-      SUDO_UID: "4001",
-      SUDO_GID: "4001",
-      SUDO_USER: "user4001",
-      HOME: user.home,
-      DENO_DIR: user.denoDir,
-    };
+    // What `sudo kconnect up` run by uid 4001 has in its environment.
+    const sudoEnv = sudoEnvOf(user, paths.env);
     try {
       const up = await kconnect(laptop, ["up", "--kubeconfig", kubeconfig, "--dns", "off"], {
         env: sudoEnv,

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { TestCluster } from "./cluster/cluster.ts";
 import { DENO_RUN, ROOT } from "./_dataplane.ts";
 import { isRoot, Netns } from "./_netns.ts";
-import { daemonPaths, kconnect, makeTestUser } from "./_up.ts";
+import { daemonPaths, kconnect, makeTestUser, sudoEnvOf } from "./_up.ts";
 import type { StatusReport } from "../src/daemon/status.ts";
 import { unitEnvironment, unitExecStart } from "../src/service/systemd.ts";
 import { pathExists } from "../src/host/_test_fs.ts";
@@ -383,16 +383,8 @@ Deno.test({
     const kubeconfig = `${user.home}/kubeconfig`;
     await Deno.copyFile(cluster.kubeconfig, kubeconfig);
     await Deno.chown(kubeconfig, user.uid, user.gid);
-    // What sudo puts in the environment of `sudo kconnect up` run by uid 4001 (with its HOME and
-    // Deno cache, which the user's `kconnect credentials` needs when run from source).
-    const sudoEnv = {
-      ...paths.env,
-      SUDO_UID: "4001",
-      SUDO_GID: "4001",
-      SUDO_USER: "user4001",
-      HOME: user.home,
-      DENO_DIR: user.denoDir,
-    };
+    // What sudo puts in the environment of `sudo kconnect up` run by uid 4001.
+    const sudoEnv = sudoEnvOf(user, paths.env);
     const env = { KCONNECT_SOCKET: paths.socket };
     try {
       const up = await kconnect(
