@@ -45,6 +45,7 @@ import { type UdpFlow, UdpFlows } from "../src/stack/udp_flows.ts";
 import { Decoder } from "../src/tunnel/decoder.ts";
 import { ProtocolError } from "../src/tunnel/errors.ts";
 import { wholeFrames } from "../src/tunnel/_test_util.ts";
+import { sampleMaterial } from "../src/k8s/_test_material.ts";
 import { encodeFrame, Flag, type Frame, FrameType } from "../src/tunnel/frame.ts";
 import {
   decodeOpenReply,
@@ -1178,22 +1179,8 @@ Deno.test("fuzz: parseConfig throws only SettingsError (or TypeError)", async ()
 });
 
 Deno.test("fuzz: parseMaterial throws only TypeError (or SettingsError)", async () => {
-  const valid = {
-    v: 1,
-    server: "https://k:6443",
-    context: "c",
-    clusterName: "k",
-    userName: "u",
-    namespace: "default",
-    source: "/kc",
-    caPem: null,
-    clientCertPem: null,
-    clientKeyPem: null,
-    token: "t",
-    headers: {},
-    expiresAt: null,
-    dynamic: false,
-  };
+  const valid = sampleMaterial();
+
   const keys = Object.keys(valid);
   await fuzz(
     "material",

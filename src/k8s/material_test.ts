@@ -5,24 +5,10 @@ import {
   type CredentialMaterial,
   parseMaterial,
 } from "./material.ts";
+import { sampleMaterial } from "./_test_material.ts";
 
 function material(token: string, expiresAt: string | null = null): CredentialMaterial {
-  return {
-    v: 1,
-    server: "https://k:6443",
-    context: "c",
-    clusterName: "k",
-    userName: "u",
-    namespace: "default",
-    source: "/kc",
-    caPem: null,
-    clientCertPem: null,
-    clientKeyPem: null,
-    token,
-    headers: {},
-    expiresAt,
-    dynamic: true,
-  };
+  return sampleMaterial({ token, expiresAt, dynamic: true });
 }
 
 Deno.test("bearerToken() moves a bearer token out of the headers; parseMaterial() round-trips", () => {

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { makePki, type Pki } from "../../tests/cluster/pki.ts";
 import { parseMaterial } from "./material.ts";
+import { sampleMaterial } from "./_test_material.ts";
 import { checkServerUrl } from "./access.ts";
 import { KubeClient } from "./client.ts";
 import { KubeUnreachableError } from "./errors.ts";
@@ -17,23 +18,7 @@ const hasOpenssl = await new Deno.Command("openssl", { args: ["version"], stdout
   .output().then((o) => o.success, () => false);
 
 function material(server: string, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    v: 1,
-    server,
-    context: "c",
-    clusterName: "k",
-    userName: "u",
-    namespace: "default",
-    source: "/kc",
-    caPem: null,
-    clientCertPem: null,
-    clientKeyPem: null,
-    token: "t",
-    headers: {},
-    expiresAt: null,
-    dynamic: false,
-    ...extra,
-  });
+  return JSON.stringify({ ...sampleMaterial({ server }), ...extra });
 }
 
 async function withEnv(name: string, value: string | undefined, fn: () => void | Promise<void>) {
