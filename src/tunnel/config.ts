@@ -36,6 +36,19 @@ export interface SessionOptions {
   /** A transport write that takes longer than this closes the session, ms. Default 30000. */
   writeTimeoutMs?: number;
   /**
+   * A resumable session (kconnect's extension; both sides must agree, see `resume.ts`): each
+   * side acknowledges the byte stream it received (Ack frames) and keeps what it sent until
+   * acknowledged, so the session can go on over a new transport after the old one is lost
+   * (`SessionCore.detach`, `SessionCore.resume`). A lost transport then detaches the session
+   * instead of ending it. Default false: plain yamux.
+   */
+  resumable?: boolean;
+  /**
+   * In a resumable session, the most unacknowledged bytes kept to send again; at this, no more
+   * Data frames are sent until an Ack arrives (control frames still are). Default 16 MiB.
+   */
+  retainLimit?: number;
+  /**
    * Where the session's driver gets the time and its timers from. Default the system clock;
    * tests pass a fake one. Not part of the resolved options (the protocol core reads no clock).
    */
@@ -55,6 +68,8 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<Omit<ResolvedSessionOptions, "cli
   keepaliveIntervalMs: 0,
   keepaliveTimeoutMs: 10000,
   writeTimeoutMs: 30000,
+  resumable: false,
+  retainLimit: 16 * 1024 * 1024,
 };
 
 /**
@@ -89,5 +104,10 @@ export function resolveSessionOptions(options: SessionOptions): ResolvedSessionO
   int("keepaliveIntervalMs", 0, 2 ** 31 - 1);
   int("keepaliveTimeoutMs", 1, 2 ** 31 - 1);
   int("writeTimeoutMs", 1, 2 ** 31 - 1);
+  // Below the 2^31 an Ack's 32 bits tell apart, and at least one whole Data frame.
+  int("retainLimit", 128 * 1024, 2 ** 31 - 1);
+  if (typeof o.resumable !== "boolean") {
+    throw new RangeError(`session options: resumable must be a boolean, got ${o.resumable}`);
+  }
   return o;
 }

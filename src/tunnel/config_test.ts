@@ -13,6 +13,8 @@ Deno.test("resolveSessionOptions() fills defaults", () => {
     keepaliveIntervalMs: 0,
     keepaliveTimeoutMs: 10_000,
     writeTimeoutMs: 30_000,
+    resumable: false, // plain yamux unless both ends agreed on resumption
+    retainLimit: 16 * 1024 * 1024,
   });
   assert.deepEqual(resolveSessionOptions({ client: true }), {
     ...DEFAULT_SESSION_OPTIONS,

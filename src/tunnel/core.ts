@@ -30,6 +30,7 @@ import {
   writeHeader,
 } from "./frame.ts";
 import { type StreamHost, StreamState } from "./stream_state.ts";
+import { RetainBuffer } from "./retain.ts";
 
 /** Why and how a session ended; what `Session.closed` resolves with. */
 export interface SessionCloseInfo {
@@ -97,6 +98,11 @@ export interface CoreEvents {
   ending?(error: SessionClosedError): void;
   /** The session has ended: close the transport. Called once, after `ending`. */
   closed?(info: SessionCloseInfo): void;
+  /**
+   * A resumable session lost its transport (`info` says how) and waits, streams intact, for
+   * {@linkcode SessionCore.resume} on a new one: drop the old transport.
+   */
+  detached?(info: SessionCloseInfo): void;
 }
 
 /** What a {@linkcode SessionCore} starts with besides its options. */
@@ -134,6 +140,11 @@ const CLOSE_FLUSH_MS = 250;
 const MAX_CONTROL_QUEUE = 65536;
 /** Round trip assumed by window tuning before the first ping answer, ms. */
 const DEFAULT_RTT_MS = 50;
+/** A resumable session acknowledges at least every this many bytes received... */
+const ACK_EVERY = 64 * 1024;
+/** ...and at most this long after a frame arrived, ms (sooner when it sends anything else). */
+const ACK_DELAY_MS = 200;
+const U32 = 2 ** 32;
 
 /**
  * The session state machine.
@@ -208,6 +219,24 @@ export class SessionCore {
   #closeInfo: SessionCloseInfo | null = null;
   #closeError: SessionClosedError | null = null;
 
+  // Resumable sessions only.
+  /** What was sent and not yet acknowledged, or null in a plain yamux session. */
+  #retain: RetainBuffer | null;
+  /** The transport is lost: nothing is sent until `resume`. */
+  #detached = false;
+  /** How the transport was lost, while detached. */
+  #detachInfo: SessionCloseInfo | null = null;
+  /** Where sending the retained bytes again has got to, or -1 when not replaying. */
+  #replayAt = -1;
+  /** Bytes of the peer's stream received (the receive offset). */
+  #rxOffset = 0;
+  /** The receive offset last told to the peer. */
+  #ackedRx = 0;
+  /** When an Ack is due for frames that arrived, or null when none waits. */
+  #ackDeadline: number | null = null;
+  /** An Ack is due now (enough arrived, or its deadline passed). */
+  #ackNow = false;
+
   /**
    * A session. It queues a ping at once (its answer gives window tuning a round trip) and, with
    * keepalive on, is due its first keepalive ping one interval from `init.now`.
@@ -218,7 +247,8 @@ export class SessionCore {
     this.#events = init.events ?? {};
     const policy = init.policy ?? {};
     this.#policy = policy;
-    this.#decoder = new Decoder({ maxFrameSize: o.maxFrameSize });
+    this.#decoder = new Decoder({ maxFrameSize: o.maxFrameSize, acks: o.resumable });
+    this.#retain = o.resumable ? new RetainBuffer() : null;
     this.#nextId = o.client ? 1 : 2;
     const stats = this.stats;
     this.#host = {
@@ -275,7 +305,70 @@ export class SessionCore {
 
   /** True when frames wait to be written. */
   get wantsTransmit(): boolean {
-    return this.#control.length > 0 || this.#ready.some((s) => s.hasOutput);
+    if (this.#detached) return false;
+    return this.#replayAt >= 0 || this.#control.length > 0 || this.#ready.some((s) => s.hasOutput);
+  }
+
+  /** True while a resumable session has lost its transport and waits to resume. */
+  get isDetached(): boolean {
+    return this.#detached;
+  }
+
+  /** Why the session is detached, or null. */
+  get detachInfo(): SessionCloseInfo | null {
+    return this.#detachInfo;
+  }
+
+  /**
+   * Bytes of the peer's byte stream received so far, over every transport: what this side
+   * tells the peer when resuming (the peer sends again from there).
+   */
+  get receivedOffset(): number {
+    return this.#rxOffset;
+  }
+
+  /** Bytes kept because the peer has not acknowledged them (0 unless resumable). */
+  get retainedBytes(): number {
+    return this.#retain?.size ?? 0;
+  }
+
+  /**
+   * Resumes a detached session on a new transport whose peer has received `peerReceived`
+   * bytes of this side's stream: what it lacks is sent again first, then everything queued.
+   * Returns null, or why it cannot (the offset is outside what this side kept: the peer is not
+   * the session's other end, or lost state): then the session should be closed.
+   */
+  resume(peerReceived: number, now: number): string | null {
+    const r = this.#retain;
+    if (r === null) return "the session is not resumable";
+    if (this.#terminating) return "the session has ended";
+    if (!this.#detached) return "the session is not detached";
+    if (!Number.isSafeInteger(peerReceived) || peerReceived < r.start || peerReceived > r.end) {
+      return `the peer has received ${peerReceived} bytes; this side kept ${r.start} to ${r.end}`;
+    }
+    r.ackTo(peerReceived);
+    this.#detached = false;
+    this.#detachInfo = null;
+    this.#replayAt = peerReceived < r.end ? peerReceived : -1;
+    // The peer learned the receive offset in the handshake.
+    this.#ackedRx = this.#rxOffset;
+    this.#ackDeadline = null;
+    this.#ackNow = false;
+    if (this.options.keepaliveIntervalMs > 0) {
+      this.#keepaliveDue = now + this.options.keepaliveIntervalMs;
+    }
+    this.#events.timeoutChanged?.();
+    this.#events.transmitReady?.();
+    return null;
+  }
+
+  /**
+   * Detaches a resumable session from its transport now (`reason` says why: another transport
+   * took it over, or the path is known to be gone), as a lost transport would. Returns false
+   * when the session is not resumable or is ending or going away (then nothing changed).
+   */
+  detach(reason: Error): boolean {
+    return this.#detach({ reason: "transport-error", error: reason });
   }
 
   // --- the application's calls ---
@@ -363,7 +456,7 @@ export class SessionCore {
   close(now: number, reason?: Error): void {
     this.#terminate(
       reason ? { reason: "local", error: reason } : { reason: "local" },
-      this.#goAwaySent === null
+      this.#goAwaySent === null && !this.#detached
         ? { code: GoAwayCode.Normal, deadline: now + CLOSE_FLUSH_MS }
         : null,
     );
@@ -377,12 +470,19 @@ export class SessionCore {
    * caller may reuse it. A protocol violation ends the session (GoAway with its code).
    */
   receive(chunk: Uint8Array, owned: boolean, now: number): void {
-    if (this.#terminating) return;
+    if (this.#terminating || this.#detached) return;
     this.stats.bytesIn += chunk.length;
+    this.#rxOffset += chunk.length;
     try {
       this.#decoder.push(chunk, owned);
       let f: Frame | null;
       while (!this.#terminating && (f = this.#decoder.next()) !== null) this.#handle(f, now);
+      if (
+        this.#ackDeadline !== null && !this.#ackNow && this.#rxOffset - this.#ackedRx >= ACK_EVERY
+      ) {
+        this.#ackNow = true;
+        this.#events.transmitReady?.();
+      }
     } catch (e) {
       this.#failed(e, now);
     }
@@ -402,14 +502,16 @@ export class SessionCore {
     }
   }
 
-  /** The transport ended (end of stream). */
+  /** The transport ended (end of stream). A resumable session detaches instead of ending. */
   transportEof(): void {
-    this.#terminate(this.#endInfo({ reason: "transport-eof" }), null);
+    const info = this.#endInfo({ reason: "transport-eof" });
+    if (!this.#detach(info)) this.#terminate(info, null);
   }
 
-  /** Reading or writing the transport failed. */
+  /** Reading or writing the transport failed. A resumable session detaches instead of ending. */
   transportError(error: Error): void {
-    this.#terminate({ reason: "transport-error", error }, null);
+    const info: SessionCloseInfo = { reason: "transport-error", error };
+    if (!this.#detach(info)) this.#terminate(info, null);
   }
 
   /**
@@ -419,9 +521,26 @@ export class SessionCore {
    * watchdog runs from `now` until then.
    */
   pollTransmit(buf: Uint8Array, now: number): number {
-    if (this.#closed) return 0;
+    if (this.#closed || this.#detached) return 0;
     const limit = buf.length;
     let len = 0;
+    const retain = this.#retain;
+    if (retain !== null) {
+      if (this.#replayAt >= 0) {
+        // What the peer lacks goes first, as it was: the byte stream goes on where it broke.
+        len = retain.copyFrom(this.#replayAt, buf);
+        this.#replayAt += len;
+        if (this.#replayAt === retain.end) this.#replayAt = -1;
+        return this.#started(len, now);
+      }
+      if (this.#rxOffset > this.#ackedRx && (this.#ackNow || this.wantsTransmit)) {
+        writeHeader(buf, 0, FrameType.Ack, 0, 0, this.#rxOffset % U32);
+        len = HEADER_LENGTH;
+        this.#ackedRx = this.#rxOffset;
+        this.#ackNow = false;
+        this.#ackDeadline = null;
+      }
+    }
     const control = this.#control;
     let ci = 0;
     while (ci < control.length && len + HEADER_LENGTH <= limit) {
@@ -432,7 +551,9 @@ export class SessionCore {
     if (ci === control.length) control.length = 0;
     else control.splice(0, ci);
     const ready = this.#ready;
-    while (ready.length > 0) {
+    // Past the retain limit, data waits for the peer's Ack (control frames do not).
+    const dataLimit = retain === null ? Infinity : this.options.retainLimit - retain.size;
+    while (ready.length > 0 && len < dataLimit) {
       const s = ready[0];
       const n = s.frameInto(buf, len, limit, MAX_DATA_FRAME);
       if (n < 0) break;
@@ -449,7 +570,13 @@ export class SessionCore {
       this.#checkIdle();
       return 0;
     }
-    if (this.#writeStarted < 0) {
+    retain?.append(buf.subarray(0, len));
+    return this.#started(len, now);
+  }
+
+  /** A transport write of `len` bytes begins now: the watchdog runs. */
+  #started(len: number, now: number): number {
+    if (len > 0 && this.#writeStarted < 0) {
       this.#writeStarted = now;
       this.#events.timeoutChanged?.();
     }
@@ -472,7 +599,11 @@ export class SessionCore {
   pollTimeout(): number | null {
     if (this.#closed) return null;
     if (this.#terminating) return this.#flushDeadline;
+    if (this.#detached) return null;
     let at = this.#keepaliveDue ?? Infinity;
+    if (this.#ackDeadline !== null && !this.#ackNow && this.#ackDeadline < at) {
+      at = this.#ackDeadline;
+    }
     if (this.#keepaliveDeadline !== null && this.#keepaliveDeadline < at) {
       at = this.#keepaliveDeadline;
     }
@@ -494,20 +625,25 @@ export class SessionCore {
       if (this.#flushDeadline !== null && now >= this.#flushDeadline) this.#finishClose();
       return;
     }
+    if (this.#detached) return;
     const o = this.options;
     if (this.#writeStarted >= 0 && now - this.#writeStarted >= o.writeTimeoutMs) {
-      this.#terminate({
+      this.#lost({
         reason: "transport-error",
         error: new Error(`transport write did not finish within ${o.writeTimeoutMs} ms`),
-      }, null);
+      });
       return;
     }
     if (this.#keepaliveDeadline !== null && now >= this.#keepaliveDeadline) {
-      this.#terminate({
+      this.#lost({
         reason: "keepalive-timeout",
         error: new Error(`keepalive: no ping answer within ${o.keepaliveTimeoutMs} ms`),
-      }, null);
+      });
       return;
+    }
+    if (this.#ackDeadline !== null && now >= this.#ackDeadline && !this.#ackNow) {
+      this.#ackNow = true;
+      this.#events.transmitReady?.();
     }
     if (this.#keepaliveDue !== null && now >= this.#keepaliveDue) {
       // A fixed cadence, like an interval timer: a tick while the last ping is unanswered
@@ -524,6 +660,11 @@ export class SessionCore {
   // --- frames in ---
 
   #handle(f: Frame, now: number): void {
+    if (this.#retain !== null && f.type !== FrameType.Ack && this.#ackDeadline === null) {
+      // Something to acknowledge (an Ack alone is not, or two sides would ack acks for ever).
+      this.#ackDeadline = now + ACK_DELAY_MS;
+      this.#events.timeoutChanged?.();
+    }
     switch (f.type) {
       case FrameType.Data:
       case FrameType.WindowUpdate:
@@ -536,7 +677,26 @@ export class SessionCore {
       case FrameType.GoAway:
         this.#onGoAway(f.length);
         return;
+      case FrameType.Ack:
+        this.#onAck(f.length);
+        return;
     }
+  }
+
+  /** The peer has received our stream up to the offset whose low 32 bits are `low`. */
+  #onAck(low: number): void {
+    const r = this.#retain!;
+    const ahead = (low - (r.start % U32) + U32) % U32;
+    // Behind what is already known (by less than 2^31; the retained bytes never span that):
+    // an Ack sent before a cut and sent again in the peer's replay. Nothing new.
+    if (ahead >= U32 / 2) return;
+    const full = r.start + ahead;
+    if (full > r.end) {
+      throw new ProtocolError(`ack of ${full} bytes, but only ${r.end} were sent`);
+    }
+    const wasFull = r.size >= this.options.retainLimit;
+    r.ackTo(full);
+    if (wasFull && this.#ready.length > 0) this.#events.transmitReady?.();
   }
 
   #onPong(opaque: number, now: number): void {
@@ -675,7 +835,7 @@ export class SessionCore {
 
   /** Ends what waits for the writes to drain (a finishing session, an ending one's GoAway). */
   #checkIdle(): void {
-    if (this.#closed || this.#writeStarted >= 0) return;
+    if (this.#closed || this.#writeStarted >= 0 || this.#detached) return;
     if (this.#terminating) {
       if (this.#control.length === 0) this.#finishClose();
     } else if (this.#finishing && !this.wantsTransmit) {
@@ -687,12 +847,39 @@ export class SessionCore {
    * Ends the session: fails streams and pings, and, with `goAway`, queues a GoAway with its
    * code and waits for it to be written until its deadline; then `closed`.
    */
+  /**
+   * The transport is lost (timed out): a resumable session detaches, any other ends.
+   */
+  #lost(info: SessionCloseInfo): void {
+    if (!this.#detach(info)) this.#terminate(info, null);
+  }
+
+  /** Detaches a resumable session that is not ending or going away; false otherwise. */
+  #detach(info: SessionCloseInfo): boolean {
+    if (this.#retain === null || this.#terminating || this.isGoingAway) return false;
+    if (this.#detached) return true;
+    this.#detached = true;
+    this.#detachInfo = info;
+    this.#writeStarted = -1;
+    this.#replayAt = -1;
+    this.#keepaliveDue = null;
+    this.#keepaliveDeadline = null;
+    // Its answer, if the peer got it, would time the outage, not the path.
+    this.#pings.delete(this.#keepaliveOpaque);
+    this.#keepaliveOpaque = -1;
+    this.#ackNow = false;
+    this.#ackDeadline = null;
+    this.#events.detached?.(info);
+    return true;
+  }
+
   #terminate(
     info: SessionCloseInfo,
     goAway: { code: number; deadline: number } | null,
   ): void {
     if (this.#terminating) return;
     this.#terminating = true;
+    this.#retain?.clear();
     this.#closeInfo = info;
     this.#keepaliveDue = null;
     this.#keepaliveDeadline = null;

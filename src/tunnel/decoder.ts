@@ -17,6 +17,8 @@ import { Flag, type Frame, FrameType, HEADER_LENGTH, VERSION } from "./frame.ts"
 export interface DecoderOptions {
   /** Longest Data payload accepted, bytes. Default 1 MiB. */
   maxFrameSize?: number;
+  /** Accept kconnect's Ack frames (a resumable session's). Default false: plain yamux. */
+  acks?: boolean;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -52,9 +54,12 @@ export function checkHeader(
   streamId: number,
   length: number,
   maxFrameSize: number,
+  acks = false,
 ): void {
   if (version !== VERSION) throw new ProtocolError(`decode frame: unsupported version ${version}`);
-  if (type > FrameType.GoAway) throw new ProtocolError(`decode frame: unknown type ${type}`);
+  if (type > (acks ? FrameType.Ack : FrameType.GoAway)) {
+    throw new ProtocolError(`decode frame: unknown type ${type}`);
+  }
   if ((flags & ~KNOWN_FLAGS) !== 0) {
     throw new ProtocolError(`decode frame: unknown flags 0x${flags.toString(16)}`);
   }
@@ -75,6 +80,12 @@ export function checkHeader(
       if (streamId !== 0) throw new ProtocolError(`decode frame: ping on stream ${streamId}`);
       if (flags !== Flag.SYN && flags !== Flag.ACK) {
         throw new ProtocolError(`decode frame: ping with flags 0x${flags.toString(16)}`);
+      }
+      break;
+    case FrameType.Ack:
+      if (streamId !== 0) throw new ProtocolError(`decode frame: ack on stream ${streamId}`);
+      if (flags !== 0) {
+        throw new ProtocolError(`decode frame: ack with flags 0x${flags.toString(16)}`);
       }
       break;
     case FrameType.GoAway:
@@ -105,6 +116,7 @@ export function checkHeader(
  */
 export class Decoder implements Iterable<Frame> {
   #maxFrameSize: number;
+  #acks: boolean;
   #chunk: Uint8Array = EMPTY;
   #pos = 0;
   /** Header bytes gathered across chunks. */
@@ -118,6 +130,7 @@ export class Decoder implements Iterable<Frame> {
 
   constructor(options: DecoderOptions = {}) {
     this.#maxFrameSize = options.maxFrameSize ?? 1024 * 1024;
+    this.#acks = options.acks ?? false;
   }
 
   /** Bytes of the last pushed chunk not yet decoded plus header bytes held. */
@@ -201,7 +214,7 @@ export class Decoder implements Iterable<Frame> {
     const flags = (h[hp + 2] << 8) | h[hp + 3];
     const streamId = ((h[hp + 4] << 24) | (h[hp + 5] << 16) | (h[hp + 6] << 8) | h[hp + 7]) >>> 0;
     const length = ((h[hp + 8] << 24) | (h[hp + 9] << 16) | (h[hp + 10] << 8) | h[hp + 11]) >>> 0;
-    checkHeader(version, type, flags, streamId, length, this.#maxFrameSize);
+    checkHeader(version, type, flags, streamId, length, this.#maxFrameSize, this.#acks);
     this.#pos = pos;
     if (type !== FrameType.Data || length === 0) {
       return { type: type as FrameType, flags, streamId, length, data: EMPTY, owned: true };

@@ -1,7 +1,8 @@
 /**
  * The yamux frame: a 12-byte big-endian header (version, type, flags, stream id, length),
  * followed by `length` payload bytes for Data frames only. For WindowUpdate the length is the
- * window delta, for Ping the opaque value, for GoAway the error code.
+ * window delta, for Ping the opaque value, for GoAway the error code, for kconnect's Ack (resumable
+ * sessions only) the low 32 bits of a received offset.
  *
  * @module
  */
@@ -25,6 +26,12 @@ export const FrameType = {
   Ping: 2,
   /** The session is going away; `length` is the error code. */
   GoAway: 3,
+  /**
+   * kconnect's extension, only in resumable sessions (never sent to a plain yamux peer): the
+   * sender has received the session's byte stream up to `length` (the low 32 bits of the
+   * offset), so the peer may forget what it kept to send again. Stream 0, no flags.
+   */
+  Ack: 4,
 } as const;
 
 /** A frame type value. */
