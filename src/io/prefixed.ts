@@ -17,7 +17,7 @@ import type { Conn } from "./conn.ts";
  * await a.write(new Uint8Array([2, 3]));
  * const c = prefixed(b, new Uint8Array([1]));
  * const buf = new Uint8Array(3);
- * let n = await c.read(buf);
+ * let n = (await c.read(buf))!;
  * n += (await c.read(buf.subarray(n)))!;
  * if (n !== 3 || buf.join() !== "1,2,3") throw new Error("unexpected");
  * a.close();
