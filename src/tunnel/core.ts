@@ -327,9 +327,30 @@ export class SessionCore {
     return this.#rxOffset;
   }
 
+  /** Bytes the streams have queued to send and not yet framed. */
+  get queuedBytes(): number {
+    let n = 0;
+    for (const st of this.#streams.values()) n += st.queuedBytes;
+    return n;
+  }
+
   /** Bytes kept because the peer has not acknowledged them (0 unless resumable). */
   get retainedBytes(): number {
     return this.#retain?.size ?? 0;
+  }
+
+  /**
+   * Why the session could not go on from a peer that has received `peerReceived` bytes of this
+   * side's stream, or null when it could (detached or not).
+   */
+  resumeProblem(peerReceived: number): string | null {
+    const r = this.#retain;
+    if (r === null) return "the session is not resumable";
+    if (this.#terminating) return "the session has ended";
+    if (!Number.isSafeInteger(peerReceived) || peerReceived < r.start || peerReceived > r.end) {
+      return `the peer has received ${peerReceived} bytes; this side kept ${r.start} to ${r.end}`;
+    }
+    return null;
   }
 
   /**
@@ -339,13 +360,10 @@ export class SessionCore {
    * the session's other end, or lost state): then the session should be closed.
    */
   resume(peerReceived: number, now: number): string | null {
-    const r = this.#retain;
-    if (r === null) return "the session is not resumable";
-    if (this.#terminating) return "the session has ended";
+    const problem = this.resumeProblem(peerReceived);
+    if (problem !== null) return problem;
     if (!this.#detached) return "the session is not detached";
-    if (!Number.isSafeInteger(peerReceived) || peerReceived < r.start || peerReceived > r.end) {
-      return `the peer has received ${peerReceived} bytes; this side kept ${r.start} to ${r.end}`;
-    }
+    const r = this.#retain!;
     r.ackTo(peerReceived);
     this.#detached = false;
     this.#detachInfo = null;

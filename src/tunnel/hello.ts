@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Conn } from "../io/conn.ts";
 import { writeAll } from "../io/relay.ts";
 import { ProtocolError } from "./errors.ts";
@@ -200,7 +201,7 @@ export async function helloResume(
   await readAnswer(conn, T.Challenge, "resume handshake");
   const nonce = await readExact(conn, NONCE_LENGTH, "resume handshake");
   const proof = message(T.Proof, MAC_LENGTH + 8);
-  proof.buf.set(await resumeProof(key, nonce), HEAD);
+  proof.buf.set(resumeProof(key, nonce), HEAD);
   proof.view.setBigUint64(HEAD + MAC_LENGTH, BigInt(received));
   await writeAll(conn, proof.buf);
   await readAnswer(conn, T.Resumed, "resume handshake");
@@ -209,32 +210,18 @@ export async function helloResume(
 }
 
 /** HMAC-SHA256 over the label, the session id and the nonce, keyed with the secret. */
-export async function resumeProof(key: SessionKey, nonce: Uint8Array): Promise<Uint8Array> {
-  const k = await crypto.subtle.importKey(
-    "raw",
-    key.secret.slice(),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const data = new Uint8Array(PROOF_LABEL.length + key.id.length + nonce.length);
-  data.set(PROOF_LABEL);
-  data.set(key.id, PROOF_LABEL.length);
-  data.set(nonce, PROOF_LABEL.length + key.id.length);
-  return new Uint8Array(await crypto.subtle.sign("HMAC", k, data));
+export function resumeProof(key: SessionKey, nonce: Uint8Array): Uint8Array {
+  const h = createHmac("sha256", key.secret);
+  h.update(PROOF_LABEL);
+  h.update(key.id);
+  h.update(nonce);
+  return new Uint8Array(h.digest());
 }
 
 /** Whether `mac` proves `key` over `nonce` (compared in constant time). */
-export async function checkProof(
-  key: SessionKey,
-  nonce: Uint8Array,
-  mac: Uint8Array,
-): Promise<boolean> {
-  const want = await resumeProof(key, nonce);
-  if (mac.length !== want.length) return false;
-  let diff = 0;
-  for (let i = 0; i < want.length; i++) diff |= want[i] ^ mac[i];
-  return diff === 0;
+export function checkProof(key: SessionKey, nonce: Uint8Array, mac: Uint8Array): boolean {
+  const want = resumeProof(key, nonce);
+  return mac.length === want.length && timingSafeEqual(mac, want);
 }
 
 /** What a client's first message asked for (manager side). */

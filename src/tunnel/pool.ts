@@ -3,6 +3,12 @@
  * not stall the others. New streams go to the live session with the fewest streams; a session
  * that ends is replaced in the background, retrying with backoff.
  *
+ * With `resume`, sessions are resumable (protocol 2, `hello.ts`): a session whose transport is
+ * lost keeps its streams, detached, and the pool gets it back on a new transport (`resumer.ts`)
+ * within the grace period; only when that cannot happen (refused, grace over) does the session
+ * end, its streams with it, and a fresh one take its place. A manager that speaks protocol 1
+ * only is recognised at the first connect, and the pool goes on without resumption.
+ *
  * @module
  */
 import type { Conn } from "../io/conn.ts";
@@ -11,6 +17,28 @@ import type { SessionOptions } from "./config.ts";
 import { SessionClosedError } from "./errors.ts";
 import { Session, type SessionCloseInfo } from "./session.ts";
 import type { Stream } from "./stream.ts";
+import { helloNew, LegacyPeerError, newSessionKey, type SessionKey } from "./hello.ts";
+import { abortable, type ResumeEvent, Resumer } from "./resumer.ts";
+
+export type { ResumeEvent } from "./resumer.ts";
+
+/** Resumption settings of a {@linkcode SessionPool}. */
+export interface PoolResumeOptions {
+  /** Seconds to hold a detached session's streams, asked of the manager (it may grant less). */
+  graceSeconds: number;
+  /** Told when sessions detach, resume, are refused or expire, and when the peer is legacy. */
+  onEvent?: (e: ResumeEvent) => void;
+}
+
+/** One slot's session and what resuming it needs. */
+interface _Slot {
+  session: Session;
+  /** The key of a resumable session, or null for a plain one. */
+  key: SessionKey | null;
+  /** Grace granted by the manager, seconds. */
+  graceSeconds: number;
+  resumer: Resumer | null;
+}
 
 /** Options for {@linkcode SessionPool}. */
 export interface SessionPoolOptions {
@@ -25,6 +53,8 @@ export interface SessionPoolOptions {
   session: Omit<SessionOptions, "client" | "acceptBacklog">;
   /** Called whenever a session of the pool ends (also when the pool closes). */
   onSessionClosed?: (info: SessionCloseInfo) => void;
+  /** Resumable sessions (protocol 2); without it, plain yamux (protocol 1). */
+  resume?: PoolResumeOptions;
   /** First delay between reconnect attempts, ms. Default 100. */
   retryMinMs?: number;
   /** Longest delay between reconnect attempts, ms. Default 5000. */
@@ -65,7 +95,9 @@ export interface SessionPoolOptions {
 export class SessionPool implements AsyncDisposable {
   #o: SessionPoolOptions;
   #clock: Clock;
-  #slots: (Session | null)[];
+  #slots: (_Slot | null)[];
+  /** The peer speaks protocol 1 only (learned at a connect): no resumption. */
+  #legacy = false;
   #abort = new AbortController();
   #waiters: (() => void)[] = [];
   #replacing = new Set<Promise<void>>();
@@ -81,9 +113,59 @@ export class SessionPool implements AsyncDisposable {
     this.#slots = new Array(options.size).fill(null);
   }
 
-  /** The live sessions (closed ones are gone; replacements appear when connected). */
+  /**
+   * The sessions not closed: live ones and detached ones (see `Session.isDetached`); closed
+   * ones are gone, and replacements appear when connected.
+   */
   get sessions(): readonly Session[] {
-    return this.#slots.filter((s): s is Session => s !== null && !s.isClosed);
+    return this.#slots.flatMap((s) => s !== null && !s.session.isClosed ? [s.session] : []);
+  }
+
+  /**
+   * Whether sessions resume: `true` (protocol 2 agreed), `false` (off, or the manager speaks
+   * protocol 1 only), or null before the first session.
+   */
+  get resumable(): boolean | null {
+    if (this.#o.resume === undefined || this.#legacy) return false;
+    return this.#slots.some((s) => s !== null) ? true : null;
+  }
+
+  /** The grace period the manager granted, seconds (0 without resumption). */
+  get graceSeconds(): number {
+    for (const s of this.#slots) if (s?.key) return s.graceSeconds;
+    return 0;
+  }
+
+  /** Detached sessions and when each one's grace period ends (clock ms). */
+  get detached(): { session: Session; deadline: number }[] {
+    return this.#slots.flatMap((s) =>
+      s !== null && s.resumer !== null && s.session.isDetached && !s.session.isClosed
+        ? [{ session: s.session, deadline: s.resumer.deadline }]
+        : []
+    );
+  }
+
+  /**
+   * The network changed or the machine woke up: detached sessions try at once (no backoff), and
+   * every live one must answer a ping within `timeoutMs` or is taken as lost (and, resumable,
+   * resumes over a new transport).
+   */
+  nudge(timeoutMs = 1500): void {
+    for (const s of this.#slots) {
+      if (s === null || s.session.isClosed) continue;
+      if (s.session.isDetached) {
+        s.resumer?.nudge();
+        continue;
+      }
+      const session = s.session;
+      const t = new AbortController();
+      const timer = this.#clock.setTimer(() => t.abort(), timeoutMs);
+      session.ping({ signal: t.signal }).catch(() => {
+        if (t.signal.aborted && !session.detach(new Error("no answer after a network change"))) {
+          session.close(new Error("no answer after a network change"));
+        }
+      }).finally(() => this.#clock.clearTimer(timer));
+    }
   }
 
   /**
@@ -92,12 +174,11 @@ export class SessionPool implements AsyncDisposable {
    */
   async start(): Promise<void> {
     if (this.#closing) throw new SessionClosedError("session pool: closed");
-    const conn = await this.#o.connect(this.#abort.signal);
-    this.#attach(0, conn);
+    await this.#connectSlot(0);
     await Promise.all(this.#slots.map(async (s, i) => {
       if (i === 0 || s !== null) return;
       try {
-        this.#attach(i, await this.#o.connect(this.#abort.signal));
+        await this.#connectSlot(i);
       } catch {
         this.#replace(i);
       }
@@ -124,8 +205,9 @@ export class SessionPool implements AsyncDisposable {
       signal?.throwIfAborted();
       if (this.#closing) throw new SessionClosedError("open stream: session pool closed");
       let best: Session | null = null;
-      for (const s of this.#slots) {
-        if (s === null || s.isClosed || s.isGoingAway) continue;
+      for (const slot of this.#slots) {
+        const s = slot?.session;
+        if (s === undefined || s.isClosed || s.isGoingAway || s.isDetached) continue;
         if (best === null || s.numStreams < best.numStreams) best = s;
       }
       if (best === null) {
@@ -143,7 +225,7 @@ export class SessionPool implements AsyncDisposable {
 
   /** Pings every live session; resolves with the smallest round trip, ms. */
   async ping(): Promise<number> {
-    const live = this.sessions;
+    const live = this.sessions.filter((s) => !s.isDetached);
     if (live.length === 0) throw new SessionClosedError("ping: no live session in the pool");
     const results = await Promise.allSettled(live.map((s) => s.ping()));
     let best: number | null = null;
@@ -161,7 +243,8 @@ export class SessionPool implements AsyncDisposable {
       this.#abort.abort(new SessionClosedError("session pool closed"));
       this.#wake();
     }
-    await Promise.all(this.#slots.map((s) => s?.close()));
+    for (const s of this.#slots) s?.resumer?.stop();
+    await Promise.all(this.#slots.map((s) => s?.session.close()));
     await Promise.all([...this.#replacing]);
   }
 
@@ -170,7 +253,36 @@ export class SessionPool implements AsyncDisposable {
     await this.close();
   }
 
-  #attach(i: number, conn: Conn): void {
+  /**
+   * Connects slot `i`: a transport, the handshake of a new resumable session (unless off or the
+   * peer is legacy: then a plain session, and with a legacy peer on a fresh transport).
+   */
+  async #connectSlot(i: number): Promise<void> {
+    const signal = this.#abort.signal;
+    let conn = await this.#o.connect(signal);
+    const resume = this.#o.resume;
+    if (resume === undefined || this.#legacy) return this.#attach(i, conn, null, 0, 0);
+    const key = newSessionKey();
+    try {
+      const w = await abortable(helloNew(conn, key, resume.graceSeconds), signal, conn);
+      return this.#attach(i, conn, key, w.graceSeconds, w.retainLimit);
+    } catch (e) {
+      conn.close();
+      if (!(e instanceof LegacyPeerError)) throw e;
+      this.#legacy = true;
+      resume.onEvent?.({ kind: "legacy", message: e.message });
+    }
+    conn = await this.#o.connect(signal);
+    this.#attach(i, conn, null, 0, 0);
+  }
+
+  #attach(
+    i: number,
+    conn: Conn,
+    key: SessionKey | null,
+    graceSeconds: number,
+    retainLimit: number,
+  ): void {
     if (this.#closing) {
       conn.close();
       return;
@@ -184,15 +296,45 @@ export class SessionPool implements AsyncDisposable {
       ...this.#o.session,
       client: true,
       acceptBacklog: 0,
+      resumable: key !== null,
+      // What the client keeps matches what the manager keeps.
+      ...(key !== null && retainLimit > 0
+        ? { retainLimit: Math.max(128 * 1024, Math.min(retainLimit, 2 ** 31 - 1)) }
+        : {}),
     });
     const born = clock.now();
-    this.#slots[i] = session;
+    const slot: _Slot = { session, key, graceSeconds, resumer: null };
+    this.#slots[i] = slot;
     this.#wake();
+    if (key !== null) {
+      session.onDetached = (info) => {
+        slot.resumer?.stop();
+        slot.resumer = new Resumer({
+          session,
+          key,
+          graceMs: graceSeconds * 1000,
+          connect: this.#o.connect,
+          clock,
+          signal: this.#abort.signal,
+          onEvent: (e) => {
+            if (e.kind === "resumed") this.#wake();
+            this.#o.resume?.onEvent?.(e);
+          },
+        });
+        this.#o.resume?.onEvent?.({
+          kind: "detached",
+          streams: session.numStreams,
+          reason: describeInfo(info),
+          graceSeconds,
+        });
+      };
+    }
     session.closed.then((info) => {
+      slot.resumer?.stop();
       // A transport that dies right after opening (the far end refuses) counts as a failure, so
       // the next attempts back off instead of hammering the API server.
       this.#shortLived[i] = clock.now() - born < 2_000 ? (this.#shortLived[i] ?? 0) + 1 : 0;
-      if (this.#slots[i] === session) this.#slots[i] = null;
+      if (this.#slots[i] === slot) this.#slots[i] = null;
       try {
         this.#o.onSessionClosed?.(info);
       } catch {
@@ -214,8 +356,7 @@ export class SessionPool implements AsyncDisposable {
     if ((this.#shortLived[i] ?? 0) > 0) await _sleep(this.#clock, delay, signal);
     while (!signal.aborted) {
       try {
-        const conn = await this.#o.connect(signal);
-        this.#attach(i, conn);
+        await this.#connectSlot(i);
         return;
       } catch {
         await _sleep(this.#clock, delay, signal);
@@ -240,6 +381,11 @@ export class SessionPool implements AsyncDisposable {
       });
     });
   }
+}
+
+/** How a transport was lost, for a log line. */
+export function describeInfo(info: SessionCloseInfo): string {
+  return info.error ? `${info.reason}: ${info.error.message}` : info.reason;
 }
 
 function _sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {

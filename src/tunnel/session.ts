@@ -85,8 +85,15 @@ export class Session implements AsyncDisposable {
   readonly closed: Promise<SessionCloseInfo>;
   /** Counters; a live object. */
   readonly stats: SessionStats;
+  /**
+   * Called when a resumable session lost its transport and waits, streams intact, for
+   * {@linkcode Session.attach} (or `close`). The old transport is already closed.
+   */
+  onDetached: ((info: SessionCloseInfo) => void) | null = null;
 
   #transport: Conn;
+  /** Which transport the loops serve: a loop of an older one stops without a word. */
+  #gen = 0;
   #clock: Clock;
   #core: SessionCore;
   #acceptWaiters: (() => void)[] = [];
@@ -109,9 +116,9 @@ export class Session implements AsyncDisposable {
   constructor(transport: Conn, options: SessionOptions, policy: SessionPolicy = {}) {
     this.#transport = transport;
     this.#clock = options.clock ?? systemClock;
-    this.#headroom = transport.writeWithHeadroom ? transport.writeHeadroom ?? 0 : 0;
-    this.#batchBuf = new Uint8Array(this.#headroom + BATCH_BYTES);
-    this.#batch = this.#batchBuf.subarray(this.#headroom);
+    this.#headroom = 0;
+    this.#batchBuf = this.#batch = EMPTY;
+    this.#useTransport(transport);
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#core = new SessionCore(options, {
       now: this.#clock.now(),
@@ -132,12 +139,79 @@ export class Session implements AsyncDisposable {
           for (const p of pings) p.reject(err);
         },
         closed: (info) => this.#onClosed(info),
+        detached: (info) => this.#onDetached(info),
       },
     });
     this.stats = this.#core.stats;
-    this.#writeLoop();
-    this.#readLoop();
+    this.#writeLoop(this.#gen);
+    this.#readLoop(this.#gen);
     this.#armTimer();
+  }
+
+  /** True when the session was made resumable (`options.resumable`). */
+  get resumable(): boolean {
+    return this.#core.options.resumable;
+  }
+
+  /** True while a resumable session has lost its transport and waits for `attach`. */
+  get isDetached(): boolean {
+    return this.#core.isDetached;
+  }
+
+  /** How the transport was lost, while detached. */
+  get detachInfo(): SessionCloseInfo | null {
+    return this.#core.detachInfo;
+  }
+
+  /** Bytes of the peer's stream received, over every transport (what a resume tells the peer). */
+  get receivedOffset(): number {
+    return this.#core.receivedOffset;
+  }
+
+  /** Bytes kept until the peer acknowledges them (0 unless resumable). */
+  get retainedBytes(): number {
+    return this.#core.retainedBytes;
+  }
+
+  /**
+   * Bytes held in the session's streams: received and not yet read, plus queued to send and not
+   * yet framed (what a detached session keeps besides {@linkcode Session.retainedBytes}).
+   */
+  get heldBytes(): number {
+    return this.#core.stats.bufferedBytes + this.#core.queuedBytes;
+  }
+
+  /**
+   * Why the session could not go on with a peer that has received `peerReceived` bytes of this
+   * side's stream, or null when it could.
+   */
+  resumeProblem(peerReceived: number): string | null {
+    return this.#core.resumeProblem(peerReceived);
+  }
+
+  /**
+   * Resumes a detached session over `transport`, whose far end has received `peerReceived`
+   * bytes of this side's stream (from the handshake, `hello.ts`). Throws when the session
+   * cannot go on from there (then close it); the transport is then not used.
+   */
+  attach(transport: Conn, peerReceived: number): void {
+    const err = this.#core.resume(peerReceived, this.#clock.now());
+    if (err !== null) throw new Error(`resume: ${err}`);
+    this.#transport = transport;
+    this.#useTransport(transport);
+    const gen = ++this.#gen;
+    this.#writeLoop(gen);
+    this.#readLoop(gen);
+    this.#armTimer();
+  }
+
+  /**
+   * Detaches a resumable session from its transport now, as if it were lost (another transport
+   * takes the session over, or the path is known to be gone). Returns false when the session
+   * is not resumable, or is ending or going away.
+   */
+  detach(reason: Error): boolean {
+    return this.#core.detach(reason);
   }
 
   /** True once the session has ended or is ending (not merely going away). */
@@ -269,6 +343,28 @@ export class Session implements AsyncDisposable {
     };
   }
 
+  /** A fresh batch buffer (a write on the old transport may still hold the old one). */
+  #useTransport(transport: Conn): void {
+    this.#headroom = transport.writeWithHeadroom ? transport.writeHeadroom ?? 0 : 0;
+    this.#batchBuf = new Uint8Array(this.#headroom + BATCH_BYTES);
+    this.#batch = this.#batchBuf.subarray(this.#headroom);
+  }
+
+  #onDetached(info: SessionCloseInfo): void {
+    this.#gen++;
+    try {
+      this.#transport.close();
+    } catch {
+      // already closed
+    }
+    this.#wakeWriter();
+    try {
+      this.onDetached?.(info);
+    } catch {
+      // the owner's callback must not break the session
+    }
+  }
+
   #onClosed(info: SessionCloseInfo): void {
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
@@ -330,12 +426,16 @@ export class Session implements AsyncDisposable {
     for (const w of ws) w();
   }
 
-  async #writeLoop(): Promise<void> {
+  async #writeLoop(gen: number): Promise<void> {
     const core = this.#core;
     const clock = this.#clock;
+    const transport = this.#transport;
+    const batch = this.#batch;
+    const batchBuf = this.#batchBuf;
+    const head = this.#headroom;
     try {
-      while (!core.isDone) {
-        const len = core.pollTransmit(this.#batch, clock.now());
+      while (!core.isDone && gen === this.#gen) {
+        const len = core.pollTransmit(batch, clock.now());
         if (len === 0) {
           this.#flushed();
           if (core.isDone) break;
@@ -343,33 +443,20 @@ export class Session implements AsyncDisposable {
           continue;
         }
         this.#writerIdle = false;
-        await this.#transportWrite(len);
+        await transportWrite(transport, batch.subarray(0, len), batchBuf, head);
+        if (gen !== this.#gen) return;
         core.transmitted(len);
       }
     } catch (e) {
-      core.transportError(asError(e));
+      if (gen === this.#gen) core.transportError(asError(e));
     } finally {
-      this.#flushed();
-    }
-  }
-
-  /** Writes the first `len` bytes of the batch. */
-  async #transportWrite(len: number): Promise<void> {
-    const buf = this.#batch.subarray(0, len);
-    const head = this.#headroom;
-    let off = 0;
-    while (off < buf.length) {
-      // With headroom the transport writes straight from the batch (one whole write; if it
-      // takes less, the rest goes by plain `write`, as the bytes in front are payload then).
-      off += await (off === 0 && head > 0
-        ? this.#transport.writeWithHeadroom!(this.#batchBuf.subarray(0, head + len))
-        : this.#transport.write(buf.subarray(off)));
+      if (gen === this.#gen) this.#flushed();
     }
   }
 
   // --- reader ---
 
-  async #readLoop(): Promise<void> {
+  async #readLoop(gen: number): Promise<void> {
     // A transport that hands out its own buffers (a WebSocket's messages) is read without a
     // copy, and payloads stay views of them (`Decoder.push`).
     const transport = this.#transport;
@@ -377,7 +464,7 @@ export class Session implements AsyncDisposable {
     const clock = this.#clock;
     const owned = transport.readChunk !== undefined;
     const buf = owned ? EMPTY : new Uint8Array(READ_BYTES);
-    while (!core.isClosed) {
+    while (!core.isClosed && gen === this.#gen) {
       let chunk: Uint8Array | null;
       try {
         if (owned) chunk = await transport.readChunk!(READ_BYTES);
@@ -386,16 +473,35 @@ export class Session implements AsyncDisposable {
           chunk = n === null ? null : buf.subarray(0, n);
         }
       } catch (e) {
-        core.transportError(asError(e));
+        if (gen === this.#gen) core.transportError(asError(e));
         return;
       }
-      if (core.isClosed) return;
+      if (core.isClosed || gen !== this.#gen) return;
       if (chunk === null) {
         core.transportEof();
         return;
       }
       core.receive(chunk, owned, clock.now());
     }
+  }
+}
+
+/**
+ * Writes `buf` (a view at the start of `batch`, after `head` bytes of headroom in `batchBuf`).
+ * With headroom the transport writes straight from the batch (one whole write; if it takes
+ * less, the rest goes by plain `write`, as the bytes in front are payload then).
+ */
+async function transportWrite(
+  transport: Conn,
+  buf: Uint8Array,
+  batchBuf: Uint8Array,
+  head: number,
+): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    off += await (off === 0 && head > 0
+      ? transport.writeWithHeadroom!(batchBuf.subarray(0, head + buf.length))
+      : transport.write(buf.subarray(off)));
   }
 }
 
