@@ -1,7 +1,8 @@
 /**
- * Living through a broken path: the API server restarting, and a silently black-holed transport.
+ * Living through a broken path with resumption off (`--resume-grace 0`, what a protocol-1
+ * traffic manager also gets): the API server restarting, and a silently black-holed transport.
  * kconnect keeps TUN, routes and DNS, notices, reconnects, and new connections work again; flows
- * that were open end instead of hanging. Root only.
+ * that were open end instead of hanging. Root only. With resumption on, see resume_test.ts.
  *
  * Durations are liveness bounds, generous for a busy 2-core machine (the nominal figures, about
  * 9 s to notice a black hole and a few seconds to reconnect, are measured by
@@ -64,7 +65,9 @@ Deno.test({
   name: "kconnect reconnects after the API server restarts; open flows end, new ones work again",
   ...E2E_TEST,
   fn: async () => {
-    await using connected = await connectedLaptop({ up: ["--log-level", "info"] });
+    await using connected = await connectedLaptop({
+      up: ["--log-level", "info", "--resume-grace", "0"],
+    });
     const { cluster, laptop, up } = connected;
     assert.ok(await ping(laptop));
     const flow = await longFlow(laptop);
@@ -90,7 +93,9 @@ Deno.test({
   name: "a silently black-holed transport is noticed by the keepalive and replaced",
   ...E2E_TEST,
   fn: async () => {
-    await using connected = await connectedLaptop({ up: ["--log-level", "info"] });
+    await using connected = await connectedLaptop({
+      up: ["--log-level", "info", "--resume-grace", "0"],
+    });
     const { laptop, up } = connected;
     assert.ok(await ping(laptop));
     const rules = [

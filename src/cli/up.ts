@@ -67,6 +67,7 @@ export interface UpOptions {
   tunName?: string;
   mtu?: string;
   transports?: string;
+  resumeGrace?: string;
   tunNet4?: string;
   tunNet6?: string;
   namespace?: string;
@@ -102,7 +103,7 @@ export function flagSettings(opts: UpOptions): Partial<UpSettings> {
   if (opts.alsoProxy !== undefined) out.alsoProxy = checkCidrs(opts.alsoProxy, "--also-proxy");
   if (opts.neverProxy !== undefined) out.neverProxy = checkCidrs(opts.neverProxy, "--never-proxy");
   // The ranges are the config file's (one rule, one wording); a bad value is a usage error.
-  const flag = (name: string, key: "mtu" | "transports", text: string): number => {
+  const flag = (name: string, key: "mtu" | "transports" | "resumeGrace", text: string): number => {
     try {
       return checkFlag(name, key, text) as number;
     } catch (e) {
@@ -112,6 +113,9 @@ export function flagSettings(opts: UpOptions): Partial<UpSettings> {
   if (opts.mtu !== undefined) out.mtu = flag("mtu", "mtu", opts.mtu);
   if (opts.transports !== undefined) {
     out.transports = flag("transports", "transports", opts.transports);
+  }
+  if (opts.resumeGrace !== undefined) {
+    out.resumeGrace = flag("resume-grace", "resumeGrace", opts.resumeGrace);
   }
   if (opts.dns !== undefined) {
     if (!(DNS_MODES as readonly string[]).includes(opts.dns)) {
@@ -415,6 +419,10 @@ export function registerUp(program: Command): void {
     .option(
       "--transports <n>",
       `port-forward connections to spread flows over (default ${d.transports})`,
+    )
+    .option(
+      "--resume-grace <seconds>",
+      `hold open connections this long while the tunnel is down, resuming them when it returns; 0: end them at once (default ${d.resumeGrace})`,
     )
     .option("--tun-net4 <cidr>", `the TUN's own IPv4 prefix (default ${d.tunNet4})`)
     .option("--tun-net6 <cidr>", `the TUN's own IPv6 prefix (default ${d.tunNet6})`)

@@ -15,7 +15,8 @@
  * ```
  *
  * Each of `defaults` and `contexts.<name>` may set `namespace`, `alsoProxy`, `neverProxy`,
- * `dns`, `managerNamespace`, `transports`, `mtu`, `allowRouteConflicts` and `clusterDomain` (the
+ * `dns`, `managerNamespace`, `transports`, `mtu`, `resumeGrace` (seconds that open flows are held
+ * while the tunnel is down, 0 for none), `allowRouteConflicts` and `clusterDomain` (the
  * cluster's DNS domain when it ends in a public top-level domain, e.g. `k8s.example.com`:
  * kconnect accepts such a domain from the traffic manager only when the user named it here; see
  * `src/trust/trust.ts`). A setting comes from
@@ -44,6 +45,7 @@ export interface FileSettings {
   managerNamespace?: string;
   transports?: number;
   mtu?: number;
+  resumeGrace?: number;
   allowRouteConflicts?: boolean;
   /** The cluster's DNS domain, accepted from the traffic manager even under a public TLD. */
   clusterDomain?: string;
@@ -69,6 +71,11 @@ export interface UpSettings {
   managerNamespace: string;
   transports: number;
   mtu: number;
+  /**
+   * Seconds open flows are held while the tunnel is down (sessions resume within it); 0 ends
+   * them at once, as protocol-1 managers do.
+   */
+  resumeGrace: number;
   allowRouteConflicts: boolean;
   tunName: string;
   tunNet4: string;
@@ -96,6 +103,9 @@ export const DEFAULT_SETTINGS: UpSettings = {
   // CPU per byte (bench/vs_portforward.ts). UDP datagrams stay within the tunnel's u16 framing
   // (65000 − 28 bytes of IPv4/UDP header) and the manager's sockets (65507).
   mtu: 65000,
+  // Long enough for a lid closed over a meeting; the manager may grant less (its
+  // --max-resume-grace, 900 s by default).
+  resumeGrace: 300,
   allowRouteConflicts: false,
   tunName: "kconnect0",
   tunNet4: DEFAULT_TUN_NET4,
@@ -136,6 +146,7 @@ const KEYS = [
   "managerNamespace",
   "transports",
   "mtu",
+  "resumeGrace",
   "allowRouteConflicts",
   "clusterDomain",
 ] as const;
@@ -205,6 +216,11 @@ function checkValue(
     case "mtu":
       if (!Number.isInteger(v) || (v as number) < 1280 || (v as number) > 65535) {
         fail(`expected an integer from 1280 to 65535, got ${show(v)}`);
+      }
+      return v;
+    case "resumeGrace":
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 86400) {
+        fail(`expected seconds, an integer from 0 (off) to 86400, got ${show(v)}`);
       }
       return v;
     case "allowRouteConflicts":

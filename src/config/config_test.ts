@@ -34,6 +34,7 @@ Deno.test("resolveSettings() takes flags over the context's entry over defaults 
     managerNamespace: "kconnect",
     transports: 2,
     mtu: 65000,
+    resumeGrace: 300, // README: open flows held 5 minutes while the tunnel is down
     allowRouteConflicts: false,
     tunName: "kconnect0",
     tunNet4: "198.18.0.0/29",

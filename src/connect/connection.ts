@@ -12,7 +12,8 @@ import { openPortForward } from "../k8s/portforward.ts";
 import { logger, type Progress } from "../log.ts";
 import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
-import { SessionPool } from "../tunnel/pool.ts";
+import { type ResumeEvent, SessionPool } from "../tunnel/pool.ts";
+import { watchNetwork } from "./network_watch.ts";
 import { openControl } from "./control.ts";
 import { findTrafficManager } from "../manager_identity/find.ts";
 import type { ManagerPod } from "../manager_identity/identity.ts";
@@ -27,6 +28,10 @@ export interface ConnectOptions {
   managerNamespace: string;
   /** Port-forward WebSockets to keep open. */
   transports: number;
+  /** Seconds open flows are held while the tunnel is down; 0: resumption off. Default 0. */
+  resumeGraceSeconds?: number;
+  /** The TUN's name: its own address changes are not a network change. */
+  tunName?: string;
   /** Called with each cluster info after the first. */
   onInfo?: (info: ClusterInfo) => void;
   progress: Progress;
@@ -54,7 +59,27 @@ export interface ClusterConnection extends AsyncDisposable {
   lastError: string | null;
   /** True while no transport is up (the pool is reconnecting). */
   readonly reconnecting: boolean;
+  /** Resumption of the tunnel's sessions: in force or not, and what happened last. */
+  readonly resume: ResumeState;
   close(): Promise<void>;
+}
+
+/** What `status` says about resumption. */
+export interface ResumeState {
+  /** `on`: sessions resume; `off`: `--resume-grace 0`; `unsupported`: a protocol-1 manager. */
+  mode: "on" | "off" | "unsupported";
+  /** Seconds the manager holds flows (what it granted; 0 when not on). */
+  graceSeconds: number;
+  /** Detached sessions now: their streams, and the seconds left of the soonest grace period. */
+  held: { streams: number; secondsLeft: number } | null;
+  /** The last resume, refusal or expiry: streams back or lost, and why. */
+  last: {
+    at: string;
+    outcome: "resumed" | "refused" | "expired";
+    streams: number;
+    reason: string;
+    afterMs?: number;
+  } | null;
 }
 
 async function diagnosePortForward(
@@ -102,6 +127,52 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
 
   let lastForwardError: string | null = null;
   let current = manager;
+  const grace = o.resumeGraceSeconds ?? 0;
+  let legacy = false;
+  let last: ResumeState["last"] = null;
+  const onResumeEvent = (e: ResumeEvent) => {
+    const at = new Date().toISOString();
+    switch (e.kind) {
+      case "legacy":
+        legacy = true;
+        log.warn(
+          `${e.message}: open flows end when the tunnel drops (upgrade the traffic manager to keep them)`,
+        );
+        return;
+      case "detached":
+        log.info(
+          `tunnel transport lost (${e.reason}); holding ${e.streams} flows for up to ${e.graceSeconds} s`,
+        );
+        return;
+      case "resumed":
+        last = {
+          at,
+          outcome: "resumed",
+          streams: e.streams,
+          reason: "the tunnel came back",
+          afterMs: e.afterMs,
+        };
+        log.info(
+          `tunnel resumed after ${(e.afterMs / 1000).toFixed(1)} s: ${e.streams} flows back`,
+        );
+        return;
+      case "refused":
+        last = { at, outcome: "refused", streams: e.streams, reason: e.reason };
+        log.warn(`resume refused (${e.reason}): ${e.streams} flows ended`);
+        return;
+      case "expired":
+        last = {
+          at,
+          outcome: "expired",
+          streams: e.streams,
+          reason: `the tunnel was down longer than the ${e.graceSeconds} s grace period`,
+        };
+        log.warn(
+          `tunnel down longer than the ${e.graceSeconds} s grace period: ${e.streams} flows ended`,
+        );
+        return;
+    }
+  };
   const forward = async (m: ManagerPod, signal: AbortSignal) => {
     const pf = await openPortForward(access, {
       namespace: m.namespace,
@@ -133,8 +204,10 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       }
     },
     // A silently dead path (laptop asleep, network changed, traffic black-holed) is noticed
-    // within about ten seconds, and its flows end instead of hanging.
+    // within about ten seconds: with resumption its flows are held and the session comes back
+    // on a new transport; without, they end instead of hanging.
     session: { keepaliveIntervalMs: 3_000, keepaliveTimeoutMs: 6_000 },
+    ...(grace > 0 ? { resume: { graceSeconds: grace, onEvent: onResumeEvent } } : {}),
     onSessionClosed: (info) => {
       if (conn !== undefined) {
         conn.lastError = `${info.reason}${info.error ? `: ${info.error.message}` : ""}`;
@@ -170,6 +243,14 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       } ms`,
     );
     const dialer = new TunnelDialer(pool);
+    // A wake from sleep or a new network: try now instead of waiting out a keepalive or backoff.
+    const watch = watchNetwork({
+      ignore: o.tunName ? [o.tunName] : [],
+      onChange: (why) => {
+        log.info(`${why}: checking the tunnel`);
+        pool.nudge();
+      },
+    });
     const onInfo = (info: ClusterInfo) => {
       conn!.info = info;
       o.onInfo?.(info);
@@ -205,10 +286,27 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       info: first.info,
       lastError: null,
       get reconnecting() {
-        return pool.sessions.length === 0;
+        return pool.sessions.every((s) => s.isDetached);
+      },
+      get resume(): ResumeState {
+        const detached = pool.detached;
+        const now = performance.now();
+        return {
+          mode: grace === 0 ? "off" : legacy ? "unsupported" : "on",
+          graceSeconds: pool.graceSeconds,
+          held: detached.length === 0 ? null : {
+            streams: detached.reduce((n, d) => n + d.session.numStreams, 0),
+            secondsLeft: Math.max(
+              0,
+              Math.round(Math.min(...detached.map((d) => d.deadline - now)) / 1000),
+            ),
+          },
+          last,
+        };
       },
       async close() {
         closed = true;
+        watch.stop();
         control.close();
         await pool.close();
         await controlLoop;

@@ -18,7 +18,7 @@ import { tunAddresses } from "../stack/tun_addresses.ts";
 import { openTun } from "../tun/open.ts";
 import type { TunDevice } from "../tun/device.ts";
 import { Cidr, parseAddress } from "../wire/address.ts";
-import { type ClusterConnection, connectCluster } from "./connection.ts";
+import { type ClusterConnection, connectCluster, type ResumeState } from "./connection.ts";
 import { DnsSetup } from "./dns_setup.ts";
 import { describeConflicts, type PlannedRoute, planRoutes, type RoutePlan } from "./route_plan.ts";
 import { describeRefusal, FROM_MANAGER, InfoGate } from "../trust/trust.ts";
@@ -40,6 +40,8 @@ export interface UpConnectionOptions {
   tunName: string;
   mtu: number;
   transports: number;
+  /** Seconds open flows are held while the tunnel is down; 0: resumption off. */
+  resumeGrace: number;
   tunNet4: string;
   tunNet6: string;
   /** The namespace short names resolve in. */
@@ -79,6 +81,7 @@ export function upConnectionOptions(
     tunName: settings.tunName,
     mtu: settings.mtu,
     transports: settings.transports,
+    resumeGrace: settings.resumeGrace,
     tunNet4: settings.tunNet4,
     tunNet6: settings.tunNet6,
     namespace: defaultNamespace(settings.namespace, access.context, access.namespace),
@@ -118,6 +121,13 @@ export interface UpConnectionStatus {
    * (forwarded from another host: only this machine's own traffic rides the tunnel).
    */
   flows: { tcp: number; udp: number; notLocal?: number };
+  /**
+   * Resumption: on, off or unsupported by the manager, the grace period granted, what is held
+   * while the tunnel is down (`flows`: the open TCP and UDP flows when no transport is up,
+   * else the streams of the transports that are down), and the last resume, refusal or expiry.
+   * Absent from the reports of daemons before it was added.
+   */
+  resume?: ResumeState & { held: { streams: number; flows: number; secondsLeft: number } | null };
   bytes: { in: number; out: number };
   startedAt: string;
   uptimeSeconds: number;
@@ -248,6 +258,8 @@ export class UpConnection implements AsyncDisposable {
       access: o.access,
       managerNamespace: o.managerNamespace,
       transports: o.transports,
+      resumeGraceSeconds: o.resumeGrace,
+      tunName: o.tunName,
       installManager: o.installManager,
       upgradeManager: o.upgradeManager,
       managerImage: o.managerImage ?? undefined,
@@ -421,6 +433,12 @@ export class UpConnection implements AsyncDisposable {
     const bytesIn = sessions.reduce((n, s) => n + s.stats.bytesIn, 0);
     const bytesOut = sessions.reduce((n, s) => n + s.stats.bytesOut, 0);
     const plan = this.#dns.plan;
+    const resume = c.resume;
+    const flows = {
+      tcp: this.#engine.stats.activeTcp,
+      udp: this.#engine.udp.flows.size,
+      notLocal: this.#engine.stats.notLocal,
+    };
     return {
       state: c.reconnecting ? "reconnecting" : "connected",
       context: this.#o.access.context,
@@ -446,16 +464,25 @@ export class UpConnection implements AsyncDisposable {
         searchDomains: plan?.searchDomains ?? [],
       },
       transports: sessions.map((s) => ({
-        state: s.isClosed ? "closed" : s.isGoingAway ? "going-away" : "open",
+        state: s.isClosed
+          ? "closed"
+          : s.isDetached
+          ? "reconnecting"
+          : s.isGoingAway
+          ? "going-away"
+          : "open",
         rttMs: s.stats.lastRttMs,
         streams: s.numStreams,
         bytesIn: s.stats.bytesIn,
         bytesOut: s.stats.bytesOut,
       })),
-      flows: {
-        tcp: this.#engine.stats.activeTcp,
-        udp: this.#engine.udp.flows.size,
-        notLocal: this.#engine.stats.notLocal,
+      flows,
+      resume: {
+        ...resume,
+        held: resume.held === null ? null : {
+          ...resume.held,
+          flows: c.reconnecting ? flows.tcp + flows.udp : resume.held.streams,
+        },
       },
       bytes: { in: bytesIn, out: bytesOut },
       startedAt: this.#startedAt.toISOString(),

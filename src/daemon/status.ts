@@ -90,6 +90,25 @@ function duration(s: number): string {
     : `${sec}s`;
 }
 
+/** The `resume` line of `status`. */
+function describeResume(r: NonNullable<UpConnectionStatus["resume"]>): string {
+  const mode = r.mode === "off"
+    ? "off (--resume-grace 0): open flows end when the tunnel drops"
+    : r.mode === "unsupported"
+    ? "not supported by the traffic manager (protocol 1): open flows end when the tunnel drops"
+    : `on, flows held up to ${r.graceSeconds} s while the tunnel is down`;
+  const held = r.held && r.mode === "on"
+    ? `; now ${r.held.flows} flows held, ${r.held.secondsLeft} s left`
+    : "";
+  const l = r.last;
+  const last = l === null
+    ? ""
+    : l.outcome === "resumed"
+    ? `; last drop ${l.at}: ${l.streams} flows back after ${((l.afterMs ?? 0) / 1000).toFixed(1)} s`
+    : `; last drop ${l.at}: ${l.streams} flows lost (${l.reason})`;
+  return mode + held + last;
+}
+
 /**
  * Formats a report as the text `kconnect status` prints.
  *
@@ -108,7 +127,13 @@ export function formatStatus(r: StatusReport): string {
   if (s === null) {
     lines.push(r.message ?? (r.state === "connecting" ? "connecting" : "not connected"));
   } else {
-    row("state", r.state);
+    const held = s.resume?.held;
+    row(
+      "state",
+      held && s.state === "reconnecting"
+        ? `reconnecting (${held.flows} flows held, ${held.secondsLeft} s left)`
+        : r.state,
+    );
     row("context", `${s.context} (user ${s.user}, namespace ${s.namespace})`);
     row("cluster", `${s.server} (Kubernetes ${s.serverVersion})`);
     row(
@@ -144,6 +169,7 @@ export function formatStatus(r: StatusReport): string {
         s.flows.notLocal ? `; ${s.flows.notLocal} packets from other hosts dropped` : ""
       }`,
     );
+    if (s.resume) row("resume", describeResume(s.resume));
     row("uptime", `${duration(s.uptimeSeconds)} (since ${s.startedAt})`);
     if (s.lastError) row("last error", s.lastError);
     for (const w of s.warnings) row("warning", w);

@@ -68,6 +68,16 @@ export interface Budgets {
   udpFlows: number;
   /** UDP flows of one session. */
   sessionUdpFlows: number;
+  /**
+   * Bytes that sessions waiting to be resumed (their transport lost) may hold, all together:
+   * sent and not yet acknowledged, received and not yet passed on. Past it the oldest such
+   * session ends.
+   */
+  detachedBytes: number;
+  /** Bytes a session keeps sent and unacknowledged at most (more waits for the client's Ack). */
+  sessionRetainBytes: number;
+  /** Longest grace period a client gets for its detached sessions, seconds. */
+  resumeGraceSeconds: number;
 }
 
 /** The defaults (see the module doc for why they are what they are). */
@@ -81,6 +91,9 @@ export const DEFAULT_BUDGETS: Readonly<Budgets> = {
   sessionPendingDials: 128,
   udpFlows: 1024,
   sessionUdpFlows: 256,
+  detachedBytes: 64 * MiB,
+  sessionRetainBytes: 8 * MiB,
+  resumeGraceSeconds: 900,
 };
 
 /** Yamux streams a session may hold beyond its stream budget before SYNs get a bare RST. */
@@ -162,6 +175,25 @@ export const BUDGET_FLAGS: readonly BudgetFlag[] = [
     flag: "max-session-udp-flows",
     unit: "count",
     description: "UDP flows per session",
+  },
+  {
+    key: "detachedBytes",
+    flag: "max-detached-mib",
+    unit: "MiB",
+    description:
+      "MiB that sessions waiting to resume may hold, all together (past it the oldest ends)",
+  },
+  {
+    key: "sessionRetainBytes",
+    flag: "max-session-retain-mib",
+    unit: "MiB",
+    description: "MiB a session keeps sent and not yet acknowledged, to send again after a resume",
+  },
+  {
+    key: "resumeGraceSeconds",
+    flag: "max-resume-grace",
+    unit: "count",
+    description: "longest grace period, in seconds, that a detached session's flows are held",
   },
 ];
 

@@ -10,6 +10,8 @@ import type { KubeClient } from "../k8s/client.ts";
 import type { Dialer } from "../io/dialer.ts";
 import { logger } from "../log.ts";
 import { Session } from "../tunnel/session.ts";
+import type { Conn } from "../io/conn.ts";
+import { type RegistryStats, type ResumeGrant, SessionRegistry } from "../tunnel/registry.ts";
 import { VERSION } from "../version.ts";
 import { discoverNetworks } from "./discovery.ts";
 import { clusterDomainOf, parseResolvConf } from "../dns/resolv_conf.ts";
@@ -68,7 +70,12 @@ export interface TrafficManagerStats extends BudgetStats {
   sessions: number;
   /** Sessions over the cap, kept for a while to refuse their streams with the reason. */
   refusingSessions: number;
+  /** Resumable sessions: how many, how many wait detached and what they hold, resumes. */
+  resume: RegistryStats;
 }
+
+/** Transport handshakes under way at once; more connections are closed at once. */
+const MAX_HANDSHAKES = 64;
 
 /** How often the same kind of refusal is logged at most, ms. */
 const REFUSAL_LOG_MS = 10_000;
@@ -82,9 +89,11 @@ export class TrafficManager implements AsyncDisposable {
   readonly #refusalLogged = new Map<string, number>();
   readonly #watchers = new Set<(info: ClusterInfo) => void>();
   readonly #options: TrafficManagerOptions;
+  readonly #registry: SessionRegistry;
   #info: ClusterInfo;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  #handshakes = 0;
   #accepting: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -96,6 +105,13 @@ export class TrafficManager implements AsyncDisposable {
     this.#options = options;
     this.#info = info;
     this.#ledger = new BudgetLedger({ ...managerFlagSettings().budgets, ...options.budgets });
+    const b = this.#ledger.budgets;
+    this.#registry = new SessionRegistry({
+      maxGraceSeconds: b.resumeGraceSeconds,
+      retainLimit: b.sessionRetainBytes,
+      detachedCapBytes: b.detachedBytes,
+      log: (level, message) => log[level](message),
+    });
   }
 
   /** The budgets in force. */
@@ -111,6 +127,7 @@ export class TrafficManager implements AsyncDisposable {
       refused: { ...g.refused },
       sessions: this.#ledger.sessions,
       refusingSessions: this.#refusing.size,
+      resume: this.#registry.stats,
     };
   }
 
@@ -194,37 +211,76 @@ export class TrafficManager implements AsyncDisposable {
     try {
       for await (const conn of this.#listener) {
         conn.setNoDelay(true);
-        const budget = this.#ledger.openSession();
-        if (typeof budget === "string") {
-          this.#refuseSession(conn, budget, ctx);
+        // At the session cap with enough refusing sessions kept, or too many handshakes under
+        // way (connections that say nothing): closed at once, nothing held.
+        if (
+          this.#handshakes >= MAX_HANDSHAKES ||
+          (this.#ledger.sessions >= this.#ledger.budgets.sessions &&
+            this.#refusing.size >= MAX_REFUSING_SESSIONS)
+        ) {
+          const why = this.#ledger.openSession();
+          this.#logRefusal(
+            typeof why === "string" ? why : `${MAX_HANDSHAKES} handshakes under way`,
+          );
+          if (typeof why !== "string") why.close();
+          try {
+            conn.close();
+          } catch { /* gone */ }
           continue;
         }
-        const session = new Session(conn, {
-          client: false,
-          keepaliveIntervalMs: 15_000,
-          // Past its stream budget a session's streams are refused with the reason; past this
-          // too, a SYN gets a bare RST.
-          maxStreams: this.#ledger.budgets.sessionStreams + STREAM_HEADROOM,
-          // A burst of opens arrives in one read, before the accept loop runs: the backlog
-          // holds all that the budget allows (each stream holds no more than its request).
-          acceptBacklog: this.#ledger.budgets.sessionStreams + STREAM_HEADROOM,
-        }, budget);
-        this.#sessions.add(session);
-        log.info(`session opened (${this.#sessions.size} open)`);
-        session.closed.then((info) => {
-          this.#sessions.delete(session);
-          budget.close();
-          const msg = `session closed: ${info.reason}${
-            info.error ? ` (${info.error.message})` : ""
-          }`;
-          if (info.reason === "protocol-error" || info.reason === "transport-error") log.warn(msg);
-          else log.info(msg);
-        });
-        this.#serve(session, ctx, budget);
+        // The client speaks first: a new session, a resume (its streams are served already), or
+        // a protocol-1 client's yamux.
+        this.#handshakes++;
+        this.#registry.handshake(
+          conn,
+          (transport, grant) => this.#newSession(transport, grant, ctx),
+        )
+          .then((r) => {
+            if (r.kind === "refused") log.info(`transport refused: ${r.reason}`);
+          }).finally(() => this.#handshakes--);
       }
     } catch (err) {
       if (!this.#closed) log.error(`listener failed: ${(err as Error).message}`);
     }
+  }
+
+  /** A new session over `transport` (resumable with `grant`), within the budgets. */
+  #newSession(
+    transport: Conn,
+    grant: ResumeGrant | null,
+    ctx: StreamContext,
+  ): Session | { session: Session; keep: boolean } {
+    const budget = this.#ledger.openSession();
+    if (typeof budget === "string") {
+      return { session: this.#refuseSession(transport, budget, ctx, grant), keep: false };
+    }
+    const session = new Session(transport, {
+      client: false,
+      keepaliveIntervalMs: 15_000,
+      // Past its stream budget a session's streams are refused with the reason; past this
+      // too, a SYN gets a bare RST.
+      maxStreams: this.#ledger.budgets.sessionStreams + STREAM_HEADROOM,
+      // A burst of opens arrives in one read, before the accept loop runs: the backlog
+      // holds all that the budget allows (each stream holds no more than its request).
+      acceptBacklog: this.#ledger.budgets.sessionStreams + STREAM_HEADROOM,
+      resumable: grant !== null,
+      ...(grant !== null ? { retainLimit: grant.retainLimit } : {}),
+    }, budget);
+    this.#sessions.add(session);
+    log.info(
+      `session opened (${this.#sessions.size} open${
+        grant ? `, resumable for ${grant.graceSeconds} s` : ", protocol 1: not resumable"
+      })`,
+    );
+    session.closed.then((info) => {
+      this.#sessions.delete(session);
+      budget.close();
+      const msg = `session closed: ${info.reason}${info.error ? ` (${info.error.message})` : ""}`;
+      if (info.reason === "protocol-error" || info.reason === "transport-error") log.warn(msg);
+      else log.info(msg);
+    });
+    this.#serve(session, ctx, budget);
+    return session;
   }
 
   async #serve(session: Session, ctx: StreamContext, budget: SessionBudget): Promise<void> {
@@ -235,18 +291,25 @@ export class TrafficManager implements AsyncDisposable {
    * A connection past the session cap: a session that answers each stream with the reason, for
    * a while, so that the client can say why; past a few of those, the connection is closed.
    */
-  #refuseSession(conn: Deno.Conn, reason: string, ctx: StreamContext): void {
+  #refuseSession(
+    conn: Conn,
+    reason: string,
+    ctx: StreamContext,
+    grant: ResumeGrant | null,
+  ): Session {
     this.#logRefusal(reason);
-    if (this.#refusing.size >= MAX_REFUSING_SESSIONS) {
-      try {
-        conn.close();
-      } catch { /* gone */ }
-      return;
-    }
     // Streams carry no more than their open request: nothing is dialled.
-    const session = new Session(conn, { client: false, maxStreams: 16 }, {
+    const session = new Session(conn, {
+      client: false,
+      maxStreams: 16,
+      resumable: grant !== null,
+    }, {
       inboundReceiveLimit: 8192,
     });
+    if (this.#refusing.size >= MAX_REFUSING_SESSIONS) {
+      session.close();
+      return session;
+    }
     this.#refusing.add(session);
     const timer = setTimeout(
       () => session.goAway().then(() => session.close()),
@@ -267,6 +330,7 @@ export class TrafficManager implements AsyncDisposable {
         })();
       }
     })();
+    return session;
   }
 
   #logRefusal(reason: string): void {
@@ -284,6 +348,7 @@ export class TrafficManager implements AsyncDisposable {
     clearInterval(this.#timer);
     this.#listener.close();
     await Promise.all([...this.#sessions, ...this.#refusing].map((s) => s.close()));
+    await this.#registry.close();
     await this.#accepting;
   }
 

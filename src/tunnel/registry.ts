@@ -26,7 +26,7 @@ import {
   writeResumed,
   writeWelcome,
 } from "./hello.ts";
-import type { Session } from "./session.ts";
+import { Session } from "./session.ts";
 import { abortable } from "./resumer.ts";
 
 /** What a new session is made with (null: a plain yamux session, protocol 1). */
@@ -124,13 +124,16 @@ export class SessionRegistry {
 
   /**
    * Reads the client's first message on `conn` and acts on it. `create` makes a session over a
-   * transport: resumable with the grant, or plain (null, a protocol-1 client); `register: false`
-   * makes it without keeping it resumable here (a session that only refuses its streams).
+   * transport: resumable with the grant, or plain (null, a protocol-1 client); with `keep: false`
+   * the registry does not keep it for resumption (a session that only refuses its streams).
+   * It is called only for a new session, after the grant was sent.
    */
   async handshake(
     conn: Conn,
-    create: (conn: Conn, grant: ResumeGrant | null) => Session,
-    register = true,
+    create: (
+      conn: Conn,
+      grant: ResumeGrant | null,
+    ) => Session | { session: Session; keep: boolean },
   ): Promise<HandshakeResult> {
     const t = new AbortController();
     const timer = this.#clock.setTimer(
@@ -140,7 +143,8 @@ export class SessionRegistry {
     try {
       const hello = await abortable(readHello(conn), t.signal, conn);
       if (hello.kind === "legacy") {
-        return { kind: "new", session: create(prefixed(conn, Uint8Array.of(hello.first)), null) };
+        const made = create(prefixed(conn, Uint8Array.of(hello.first)), null);
+        return { kind: "new", session: made instanceof Session ? made : made.session };
       }
       if (hello.kind === "new") {
         const id = hex(hello.key.id);
@@ -148,12 +152,15 @@ export class SessionRegistry {
           return await this.#refuse(conn, RefuseCode.Protocol, "session id in use");
         }
         const grant = {
-          graceSeconds: register ? Math.min(hello.graceSeconds, this.#o.maxGraceSeconds) : 0,
+          graceSeconds: Math.min(hello.graceSeconds, this.#o.maxGraceSeconds),
           retainLimit: this.#o.retainLimit,
         };
         await abortable(writeWelcome(conn, grant), t.signal, conn);
-        const session = create(conn, grant);
-        if (register) this.#register(id, hello.key, session, grant.graceSeconds);
+        const made = create(conn, grant);
+        const session = made instanceof Session ? made : made.session;
+        if (made instanceof Session || made.keep) {
+          this.#register(id, hello.key, session, grant.graceSeconds);
+        }
         return { kind: "new", session };
       }
       return await this.#resume(conn, hello.id, t.signal);

@@ -1,0 +1,108 @@
+/** `status` tells the truth about resumption: held flows and time left, and the last outcome. */
+import assert from "node:assert/strict";
+import { formatStatus, type StatusReport } from "./status.ts";
+import type { UpConnectionStatus } from "../connect/up_connection.ts";
+
+const base: UpConnectionStatus = {
+  state: "connected",
+  context: "prod",
+  server: "https://192.0.2.10:6443",
+  serverVersion: "v1.33.1",
+  user: "me",
+  clientVersion: "0.1.0",
+  manager: { namespace: "kconnect", pod: "tm-1", version: "0.1.0" },
+  clusterDomain: "cluster.local",
+  namespace: "default",
+  serviceCidrs: [],
+  podCidrs: [],
+  routes: [],
+  tun: { name: "kconnect0", mtu: 65000 },
+  dns: { mode: null, server: "", routingDomains: [], searchDomains: [] },
+  transports: [],
+  flows: { tcp: 3, udp: 1 },
+  bytes: { in: 0, out: 0 },
+  startedAt: "2026-12-01T00:00:00.000Z",
+  uptimeSeconds: 5,
+  lastError: null,
+  warnings: [],
+  refused: [],
+};
+
+function report(session: UpConnectionStatus): StatusReport {
+  return {
+    schema: 1 as StatusReport["schema"],
+    state: session.state,
+    daemon: null,
+    ownerUid: null,
+    session,
+    lastError: null,
+    message: null,
+  };
+}
+
+Deno.test("formatStatus(): reconnecting with flows held says how many and how long is left", () => {
+  const text = formatStatus(report({
+    ...base,
+    state: "reconnecting",
+    resume: {
+      mode: "on",
+      graceSeconds: 300,
+      held: { streams: 5, flows: 4, secondsLeft: 287 },
+      last: null,
+    },
+  }));
+  assert.match(text, /^state:\s+reconnecting \(4 flows held, 287 s left\)$/m);
+  assert.match(
+    text,
+    /^resume:\s+on, flows held up to 300 s while the tunnel is down; now 4 flows held, 287 s left$/m,
+  );
+});
+
+Deno.test("formatStatus(): after a drop, how many flows came back, or were lost and why", () => {
+  const back = formatStatus(report({
+    ...base,
+    resume: {
+      mode: "on",
+      graceSeconds: 300,
+      held: null,
+      last: {
+        at: "2026-12-06T10:00:00.000Z",
+        outcome: "resumed",
+        streams: 4,
+        reason: "the tunnel came back",
+        afterMs: 21_400,
+      },
+    },
+  }));
+  assert.match(back, /^state:\s+connected$/m);
+  assert.match(back, /last drop 2026-12-06T10:00:00.000Z: 4 flows back after 21.4 s/);
+  const lost = formatStatus(report({
+    ...base,
+    resume: {
+      mode: "on",
+      graceSeconds: 300,
+      held: null,
+      last: {
+        at: "2026-12-06T10:00:00.000Z",
+        outcome: "refused",
+        streams: 2,
+        reason: "no such session here (the traffic manager restarted or was replaced)",
+      },
+    },
+  }));
+  assert.match(lost, /2 flows lost \(no such session here \(the traffic manager restarted/);
+});
+
+Deno.test("formatStatus(): a protocol-1 manager or --resume-grace 0 says flows end on a drop; old daemons' reports have no line", () => {
+  const old = formatStatus(report({
+    ...base,
+    resume: { mode: "unsupported", graceSeconds: 0, held: null, last: null },
+  }));
+  assert.match(old, /^resume:\s+not supported by the traffic manager \(protocol 1\)/m);
+  const off = formatStatus(report({
+    ...base,
+    resume: { mode: "off", graceSeconds: 0, held: null, last: null },
+  }));
+  assert.match(off, /^resume:\s+off \(--resume-grace 0\)/m);
+  assert.doesNotMatch(formatStatus(report(base)), /^resume:/m);
+});
