@@ -14,6 +14,7 @@ import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
 import { type ResumeEvent, SessionPool } from "../tunnel/pool.ts";
 import { watchNetwork } from "./network_watch.ts";
+import { HandshakeError } from "../tunnel/hello.ts";
 import { openControl } from "./control.ts";
 import { findTrafficManager } from "../manager_identity/find.ts";
 import type { ManagerPod } from "../manager_identity/identity.ts";
@@ -219,22 +220,28 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
   });
   let conn: ClusterConnection | undefined;
   try {
+    // The port-forward opened but nothing answers at the pod's end (the handshake or the first
+    // ping fails): the error channel's text says why.
+    const silent = async (err: unknown) => {
+      // Give the error channel a moment.
+      await new Promise((r) => setTimeout(r, 200));
+      return new Error(
+        `The tunnel to ${manager.namespace}/${manager.name} port ${manager.port} does not answer: ${
+          lastForwardError ?? (err as Error).message
+        }`,
+      );
+    };
     try {
       await pool.start();
     } catch (err) {
+      if (err instanceof HandshakeError) throw await silent(err);
       throw await diagnosePortForward(client, manager, err as Error);
     }
     let rtt: number;
     try {
       rtt = await pool.ping();
     } catch (err) {
-      // Give the error channel a moment: its text says why the pod end refused.
-      await new Promise((r) => setTimeout(r, 200));
-      throw new Error(
-        `The tunnel to ${manager.namespace}/${manager.name} port ${manager.port} does not answer: ${
-          lastForwardError ?? (err as Error).message
-        }`,
-      );
+      throw await silent(err);
     }
     progress.done(
       "tunnel open",

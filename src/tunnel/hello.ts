@@ -74,6 +74,14 @@ export class LegacyPeerError extends Error {
   override name = "LegacyPeerError";
 }
 
+/**
+ * The transport opened but the handshake on it failed (the far end closed, answered garbage or
+ * nothing): nothing at the pod's end speaks kconnect's protocol. `cause` says how.
+ */
+export class HandshakeError extends Error {
+  override name = "HandshakeError";
+}
+
 /** The manager refused the session's resumption (or start), with a code and its reason. */
 export class ResumeRefusedError extends Error {
   override name = "ResumeRefusedError";

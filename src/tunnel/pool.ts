@@ -17,7 +17,13 @@ import type { SessionOptions } from "./config.ts";
 import { SessionClosedError } from "./errors.ts";
 import { Session, type SessionCloseInfo } from "./session.ts";
 import type { Stream } from "./stream.ts";
-import { helloNew, LegacyPeerError, newSessionKey, type SessionKey } from "./hello.ts";
+import {
+  HandshakeError,
+  helloNew,
+  LegacyPeerError,
+  newSessionKey,
+  type SessionKey,
+} from "./hello.ts";
 import { abortable, type ResumeEvent, Resumer } from "./resumer.ts";
 
 export type { ResumeEvent } from "./resumer.ts";
@@ -268,7 +274,10 @@ export class SessionPool implements AsyncDisposable {
       return this.#attach(i, conn, key, w.graceSeconds, w.retainLimit);
     } catch (e) {
       conn.close();
-      if (!(e instanceof LegacyPeerError)) throw e;
+      if (!(e instanceof LegacyPeerError)) {
+        if (signal.aborted) throw e;
+        throw new HandshakeError((e as Error).message, { cause: e });
+      }
       this.#legacy = true;
       resume.onEvent?.({ kind: "legacy", message: e.message });
     }
