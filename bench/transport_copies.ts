@@ -7,7 +7,11 @@
  *
  * ```sh
  * deno run -A --frozen --cached-only bench/transport_copies.ts --runs 3 [--chunk 65536] [--verify]
+ *   [--resumable]
  * ```
+ *
+ * `--resumable` makes both sessions resumable (Ack frames, and every transport write kept until
+ * acknowledged): what resumption costs on the send path.
  *
  * @module
  */
@@ -19,6 +23,9 @@ import type { ClusterAccess } from "../src/k8s/access.ts";
 import { openPortForward } from "../src/k8s/portforward.ts";
 import type { Conn } from "../src/io/conn.ts";
 import { Session } from "../src/tunnel/session.ts";
+
+/** Whether the sessions are resumable (`--resumable`, passed to the server in the environment). */
+const RESUMABLE = () => Deno.env.get("KCONNECT_BENCH_RESUMABLE") === "1";
 
 /** A server-side WebSocket as a port-forward Conn: channel byte 0 in front of each send. */
 function serverConn(ws: WebSocket): Conn {
@@ -76,7 +83,7 @@ async function server(cert: string, key: string, verify: boolean): Promise<void>
     socket.onopen = () => {
       socket.send(new Uint8Array([0, 0x91, 0x1f]));
       socket.send(new Uint8Array([1, 0x91, 0x1f]));
-      const s = new Session(serverConn(socket), { client: false });
+      const s = new Session(serverConn(socket), { client: false, resumable: RESUMABLE() });
       (async () => {
         for (let st; (st = await s.accept()) !== null;) {
           const stream = st;
@@ -135,7 +142,7 @@ async function client(gib: number, runs: number, chunk: number, verify: boolean)
   const pattern = new Uint8Array(chunk + 251).map((_, i) => i % 251);
   for (let r = 0; r < runs; r++) {
     const pf = await openPortForward(access, { namespace: "ns", pod: "p", port: 8081 });
-    const session = new Session(pf, { client: true });
+    const session = new Session(pf, { client: true, resumable: RESUMABLE() });
     const st = await session.open();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -171,9 +178,11 @@ if (import.meta.main) {
       gib: { type: "string", default: "1" },
       runs: { type: "string", default: "3" },
       chunk: { type: "string", default: "65536" },
+      resumable: { type: "boolean" },
     },
     allowPositionals: true,
   });
+  if (args.values.resumable) Deno.env.set("KCONNECT_BENCH_RESUMABLE", "1");
   if (args.values.server) {
     await server(args.positionals[0], args.positionals[1], args.values.verify ?? false);
   } else {

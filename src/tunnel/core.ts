@@ -103,6 +103,11 @@ export interface CoreEvents {
    * {@linkcode SessionCore.resume} on a new one: drop the old transport.
    */
   detached?(info: SessionCloseInfo): void;
+  /**
+   * A buffer a resumable session kept from `pollTransmit(…, mayKeep)` is acknowledged (or the
+   * session ended): the driver may write into it again. `buf` is the view that was kept.
+   */
+  released?(buf: Uint8Array): void;
 }
 
 /** What a {@linkcode SessionCore} starts with besides its options. */
@@ -140,11 +145,16 @@ const CLOSE_FLUSH_MS = 250;
 const MAX_CONTROL_QUEUE = 65536;
 /** Round trip assumed by window tuning before the first ping answer, ms. */
 const DEFAULT_RTT_MS = 50;
-/** A resumable session acknowledges at least every this many bytes received... */
-const ACK_EVERY = 64 * 1024;
+/**
+ * A resumable session acknowledges at least every eighth of its retain limit received (the
+ * peer's is the same: the client adopts the manager's), and with anything else it sends...
+ */
+const ACK_FRACTION = 8;
 /** ...and at most this long after a frame arrived, ms (sooner when it sends anything else). */
 const ACK_DELAY_MS = 200;
 const U32 = 2 ** 32;
+/** A transport write at least this long is kept as it is, not copied (see `retain.ts`). */
+const KEEP_MIN = 32 * 1024;
 
 /**
  * The session state machine.
@@ -236,6 +246,8 @@ export class SessionCore {
   #ackDeadline: number | null = null;
   /** An Ack is due now (enough arrived, or its deadline passed). */
   #ackNow = false;
+  /** The last `pollTransmit` kept the caller's buffer. */
+  #kept = false;
 
   /**
    * A session. It queues a ping at once (its answer gives window tuning a round trip) and, with
@@ -248,7 +260,7 @@ export class SessionCore {
     const policy = init.policy ?? {};
     this.#policy = policy;
     this.#decoder = new Decoder({ maxFrameSize: o.maxFrameSize, acks: o.resumable });
-    this.#retain = o.resumable ? new RetainBuffer() : null;
+    this.#retain = o.resumable ? new RetainBuffer((b) => this.#events.released?.(b)) : null;
     this.#nextId = o.client ? 1 : 2;
     const stats = this.stats;
     this.#host = {
@@ -496,7 +508,8 @@ export class SessionCore {
       let f: Frame | null;
       while (!this.#terminating && (f = this.#decoder.next()) !== null) this.#handle(f, now);
       if (
-        this.#ackDeadline !== null && !this.#ackNow && this.#rxOffset - this.#ackedRx >= ACK_EVERY
+        this.#ackDeadline !== null && !this.#ackNow &&
+        this.#rxOffset - this.#ackedRx >= this.options.retainLimit / ACK_FRACTION
       ) {
         this.#ackNow = true;
         this.#events.transmitReady?.();
@@ -537,8 +550,13 @@ export class SessionCore {
    * streams in turn) and returns how many bytes; 0 when there is nothing to write. Write them
    * with one transport write and report it with {@linkcode SessionCore.transmitted}; the write
    * watchdog runs from `now` until then.
+   *
+   * A resumable session keeps what it sent until acknowledged: with `mayKeep` it may keep `buf`
+   * itself (then {@linkcode SessionCore.bufferKept} is true, and the caller must not write into
+   * `buf` again until {@linkcode CoreEvents.released} gives it back); otherwise it copies.
    */
-  pollTransmit(buf: Uint8Array, now: number): number {
+  pollTransmit(buf: Uint8Array, now: number, mayKeep = false): number {
+    this.#kept = false;
     if (this.#closed || this.#detached) return 0;
     const limit = buf.length;
     let len = 0;
@@ -588,8 +606,18 @@ export class SessionCore {
       this.#checkIdle();
       return 0;
     }
-    retain?.append(buf.subarray(0, len));
+    if (retain !== null) {
+      if (mayKeep && len >= KEEP_MIN) {
+        retain.keep(buf.subarray(0, len));
+        this.#kept = true;
+      } else retain.append(buf.subarray(0, len));
+    }
     return this.#started(len, now);
+  }
+
+  /** True when the last {@linkcode SessionCore.pollTransmit} kept the caller's buffer. */
+  get bufferKept(): boolean {
+    return this.#kept;
   }
 
   /** A transport write of `len` bytes begins now: the watchdog runs. */

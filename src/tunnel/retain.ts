@@ -1,8 +1,11 @@
 /**
  * The bytes a resumable session has sent and the peer has not yet acknowledged: what it sends
- * again, from the offset the peer names, when the session resumes on a new transport. A queue of
- * fixed-size blocks (a few recycled), so that keeping a copy of each transport write allocates
- * nothing in the steady state. No I/O.
+ * again, from the offset the peer names, when the session resumes on a new transport. No I/O.
+ *
+ * A large transport write is kept as it is (the buffer it was written from, which the session's
+ * driver then no longer uses: no copy on the bulk path); a small one is copied, so a 12-byte Ack
+ * does not hold a 256 KiB buffer. A kept buffer is handed back through `release` once the peer
+ * has all of it, for the driver to reuse.
  *
  * Offsets count the session's byte stream from its start (every byte `pollTransmit` produced,
  * over every transport the session used).
@@ -10,10 +13,13 @@
  * @module
  */
 
-/** Size of one block. */
-const BLOCK = 64 * 1024;
-/** Free blocks kept for reuse (1 MiB). */
-const SPARE_BLOCKS = 16;
+interface _Piece {
+  data: Uint8Array;
+  /** Offset of `data[0]` in the stream. */
+  at: number;
+  /** The caller's buffer, given back on release (not a copy). */
+  kept: boolean;
+}
 
 /**
  * The retained bytes, from {@linkcode RetainBuffer.start} (everything before it is acknowledged)
@@ -31,13 +37,16 @@ const SPARE_BLOCKS = 16;
  * ```
  */
 export class RetainBuffer {
-  #blocks: Uint8Array[] = [];
-  #spare: Uint8Array[] = [];
-  /** Offset of the first retained byte. */
+  #pieces: _Piece[] = [];
+  #head = 0;
   #start = 0;
-  /** Offset of the first byte of `#blocks[0]`. */
-  #base = 0;
   #end = 0;
+  readonly #release: (buf: Uint8Array) => void;
+
+  /** `release` gets back each buffer given to {@linkcode RetainBuffer.keep} once acknowledged. */
+  constructor(release: (buf: Uint8Array) => void = () => {}) {
+    this.#release = release;
+  }
 
   /** Offset of the first byte not yet acknowledged. */
   get start(): number {
@@ -56,18 +65,22 @@ export class RetainBuffer {
 
   /** Copies `bytes` (just sent) in at the end. */
   append(bytes: Uint8Array): void {
-    let off = 0;
-    while (off < bytes.length) {
-      const fill = (this.#end - this.#base) % BLOCK;
-      if (this.#end - this.#base === this.#blocks.length * BLOCK) {
-        this.#blocks.push(this.#spare.pop() ?? new Uint8Array(BLOCK));
-      }
-      const block = this.#blocks[this.#blocks.length - 1];
-      const n = Math.min(BLOCK - fill, bytes.length - off);
-      block.set(bytes.subarray(off, off + n), fill);
-      off += n;
-      this.#end += n;
-    }
+    if (bytes.length === 0) return;
+    this.#push({ data: bytes.slice(), at: this.#end, kept: false });
+  }
+
+  /**
+   * Keeps `bytes` (just sent) at the end without copying: the caller must not write to it
+   * again until it comes back through `release`.
+   */
+  keep(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#push({ data: bytes, at: this.#end, kept: true });
+  }
+
+  #push(p: _Piece): void {
+    this.#pieces.push(p);
+    this.#end += p.data.length;
   }
 
   /**
@@ -79,16 +92,19 @@ export class RetainBuffer {
       throw new RangeError(`retain: ack ${offset} outside [${this.#start}, ${this.#end}]`);
     }
     this.#start = offset;
-    while (this.#blocks.length > 0 && this.#base + BLOCK <= offset) {
-      const b = this.#blocks.shift()!;
-      if (this.#spare.length < SPARE_BLOCKS) this.#spare.push(b);
-      this.#base += BLOCK;
+    const ps = this.#pieces;
+    while (this.#head < ps.length) {
+      const p = ps[this.#head];
+      if (p.at + p.data.length > offset) break;
+      this.#head++;
+      if (p.kept) this.#release(p.data);
     }
-    if (this.#start === this.#end && this.#blocks.length === 1) {
-      // Empty: start the next append at the top of the block.
-      if (this.#spare.length < SPARE_BLOCKS) this.#spare.push(this.#blocks[0]);
-      this.#blocks = [];
-      this.#base = this.#end;
+    if (this.#head === ps.length) {
+      this.#pieces = [];
+      this.#head = 0;
+    } else if (this.#head > 64 && this.#head * 2 > ps.length) {
+      this.#pieces = ps.slice(this.#head);
+      this.#head = 0;
     }
   }
 
@@ -102,23 +118,27 @@ export class RetainBuffer {
     }
     let n = 0;
     let at = offset;
-    while (n < out.length && at < this.#end) {
-      const rel = at - this.#base;
-      const block = this.#blocks[Math.floor(rel / BLOCK)];
-      const inBlock = rel % BLOCK;
-      const take = Math.min(BLOCK - inBlock, this.#end - at, out.length - n);
-      out.set(block.subarray(inBlock, inBlock + take), n);
+    for (let i = this.#head; i < this.#pieces.length && n < out.length; i++) {
+      const p = this.#pieces[i];
+      const pEnd = p.at + p.data.length;
+      if (pEnd <= at) continue;
+      const from = at - p.at;
+      const take = Math.min(pEnd - at, out.length - n);
+      out.set(p.data.subarray(from, from + take), n);
       n += take;
       at += take;
     }
     return n;
   }
 
-  /** Forgets everything (the session ended); spare blocks too. */
+  /** Forgets everything (the session ended); kept buffers are released. */
   clear(): void {
-    this.#blocks = [];
-    this.#spare = [];
+    for (let i = this.#head; i < this.#pieces.length; i++) {
+      const p = this.#pieces[i];
+      if (p.kept) this.#release(p.data);
+    }
+    this.#pieces = [];
+    this.#head = 0;
     this.#start = this.#end;
-    this.#base = this.#end;
   }
 }

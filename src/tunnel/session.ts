@@ -54,6 +54,36 @@ const EMPTY = new Uint8Array(0);
 
 /** Size of the reused buffer frames are gathered in before one transport write. */
 const BATCH_BYTES = 256 * 1024;
+/**
+ * A resumable session's batches are cut one after another from 1 MiB arenas, because the core
+ * keeps each large batch until the peer acknowledges it (no copy): the next batch goes after
+ * it. An arena whose batches are all acknowledged, and that is no longer cut from, is spared
+ * for any session of the process to reuse (8 MiB at most), so bulk sending allocates nothing.
+ */
+const ARENA_BYTES = 1024 * 1024;
+/** A batch is not started in less room than this; the next arena is. */
+const MIN_BATCH_BYTES = 64 * 1024;
+const sparedArenas: Uint8Array[] = [];
+const MAX_SPARED_ARENAS = 8;
+
+class _Arena {
+  readonly buf: Uint8Array;
+  /** Where the next batch starts. */
+  pos = 0;
+  /** Batches kept by the core and not yet given back. */
+  kept = 0;
+  /** No more batches are cut from it. */
+  retired = false;
+  constructor() {
+    this.buf = sparedArenas.pop() ?? new Uint8Array(ARENA_BYTES);
+  }
+  /** Spares it once nothing in it is kept and nothing more is cut from it. */
+  maybeSpare(): void {
+    if (this.retired && this.kept === 0 && sparedArenas.length < MAX_SPARED_ARENAS) {
+      sparedArenas.push(this.buf);
+    }
+  }
+}
 /** Transport read buffer. */
 const READ_BYTES = 256 * 1024;
 
@@ -92,6 +122,7 @@ export class Session implements AsyncDisposable {
   onDetached: ((info: SessionCloseInfo) => void) | null = null;
 
   #transport: Conn;
+  readonly #resumable: boolean;
   /** Which transport the loops serve: a loop of an older one stops without a word. */
   #gen = 0;
   #clock: Clock;
@@ -107,6 +138,10 @@ export class Session implements AsyncDisposable {
   #writerIdle = true;
   #flushWaiters: (() => void)[] = [];
 
+  /** Resumable: the arena batches are cut from, and which arena each kept batch is in. */
+  #arena: _Arena | null = null;
+  #arenas = new Map<ArrayBufferLike, _Arena>();
+
   /** The one timer, armed for the core's earliest deadline (`#timerAt`), or undefined. */
   #timer: number | undefined;
   #timerAt = Infinity;
@@ -118,6 +153,7 @@ export class Session implements AsyncDisposable {
     this.#clock = options.clock ?? systemClock;
     this.#headroom = 0;
     this.#batchBuf = this.#batch = EMPTY;
+    this.#resumable = options.resumable ?? false;
     this.#useTransport(transport);
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#core = new SessionCore(options, {
@@ -140,6 +176,15 @@ export class Session implements AsyncDisposable {
         },
         closed: (info) => this.#onClosed(info),
         detached: (info) => this.#onDetached(info),
+        released: (view) => {
+          const arena = this.#arenas.get(view.buffer);
+          if (arena === undefined) return;
+          arena.kept--;
+          if (arena.kept === 0 && arena.retired) {
+            this.#arenas.delete(view.buffer);
+            arena.maybeSpare();
+          }
+        },
       },
     });
     this.stats = this.#core.stats;
@@ -346,8 +391,46 @@ export class Session implements AsyncDisposable {
   /** A fresh batch buffer (a write on the old transport may still hold the old one). */
   #useTransport(transport: Conn): void {
     this.#headroom = transport.writeWithHeadroom ? transport.writeHeadroom ?? 0 : 0;
-    this.#batchBuf = new Uint8Array(this.#headroom + BATCH_BYTES);
-    this.#batch = this.#batchBuf.subarray(this.#headroom);
+    if (!this.#resumable) {
+      this.#batchBuf = new Uint8Array(this.#headroom + BATCH_BYTES);
+      this.#batch = this.#batchBuf.subarray(this.#headroom);
+      return;
+    }
+    this.#retireArena();
+    this.#cutBatch();
+  }
+
+  /** The next batch of a resumable session: after the last kept one, or in a new arena. */
+  #cutBatch(): void {
+    let a = this.#arena;
+    const head = this.#headroom;
+    if (a === null || ARENA_BYTES - a.pos - head < MIN_BATCH_BYTES) {
+      this.#retireArena();
+      a = this.#arena = new _Arena();
+      this.#arenas.set(a.buf.buffer, a);
+    }
+    const end = Math.min(ARENA_BYTES, a.pos + head + BATCH_BYTES);
+    this.#batchBuf = a.buf.subarray(a.pos, end);
+    this.#batch = this.#batchBuf.subarray(head);
+  }
+
+  /** The core kept the last batch (`len` bytes): the next one starts after it. */
+  #batchKept(len: number): void {
+    const a = this.#arena!;
+    a.kept++;
+    a.pos += this.#headroom + len;
+    this.#cutBatch();
+  }
+
+  #retireArena(): void {
+    const a = this.#arena;
+    if (a === null) return;
+    this.#arena = null;
+    a.retired = true;
+    if (a.kept === 0) {
+      this.#arenas.delete(a.buf.buffer);
+      a.maybeSpare();
+    }
   }
 
   #onDetached(info: SessionCloseInfo): void {
@@ -366,6 +449,7 @@ export class Session implements AsyncDisposable {
   }
 
   #onClosed(info: SessionCloseInfo): void {
+    this.#retireArena();
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
     this.#timerAt = -Infinity; // never armed again
@@ -430,12 +514,14 @@ export class Session implements AsyncDisposable {
     const core = this.#core;
     const clock = this.#clock;
     const transport = this.#transport;
-    const batch = this.#batch;
-    const batchBuf = this.#batchBuf;
     const head = this.#headroom;
     try {
       while (!core.isDone && gen === this.#gen) {
-        const len = core.pollTransmit(batch, clock.now());
+        const batch = this.#batch;
+        const batchBuf = this.#batchBuf;
+        const len = core.pollTransmit(batch, clock.now(), true);
+        // Kept until acknowledged (resumable): the next batch goes after it.
+        if (core.bufferKept) this.#batchKept(len);
         if (len === 0) {
           this.#flushed();
           if (core.isDone) break;
