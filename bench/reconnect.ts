@@ -1,114 +1,173 @@
 // deno-lint-ignore-file no-console
 /**
- * Reconnect timing on the test cluster (tests/cluster), the durations tests/reconnect_test.ts
- * only bounds generously (it checks that things happen, not how fast, so a busy CI machine
- * cannot fail it). `kconnect up` in the laptop namespace, a long-lived TCP flow through it
- * (redis-cli SUBSCRIBE, confirmed by redis), then, `--runs` times each:
+ * Reconnect and resume timing on the test cluster (tests/cluster), the durations
+ * tests/reconnect_test.ts and tests/resume_test.ts only bound generously (they check that things
+ * happen, not how fast, so a busy CI machine cannot fail them). `kconnect up` in the laptop
+ * namespace, then, `--runs` times each:
+ *
+ * Resumption off (`--resume-grace 0`; flows end when the tunnel drops), with a long-lived TCP
+ * flow through the tunnel (redis-cli SUBSCRIBE, confirmed by redis):
  *
  * 1. API server restart: seconds from stopping the API server (SIGTERM) until the open flow
  *    ends, and from starting it again until a new connection (redis PING) works;
  * 2. black hole: iptables drops the laptop ↔ API server traffic silently; seconds until kconnect
  *    logs `tunnel transport closed (keepalive-timeout)` (the heartbeat is every 3 s, the timeout
- *    6 s: about 9 s is the design), and from lifting the rules until a new connection works
- *    (backoff 250 ms to 3 s).
+ *    6 s: about 9 s is the design), and from lifting the rules until a new connection works.
  *
- * Prints a table (min / median / max per figure); asserts nothing. About two minutes.
+ * Resumption on (the default), with a held connection (interactive redis-cli, one connection):
  *
- *   sudo deno run -A --unstable-net bench/reconnect.ts [--runs 3]
+ * 3. black hole of `--hole` seconds (default 20): seconds until kconnect logs that it holds the
+ *    flows (`tunnel transport lost … holding …`), and from lifting the rules until the held
+ *    connection answers a PING sent just before, until kconnect logs `tunnel resumed`, and until
+ *    a new connection works;
+ * 4. API server restart: from starting the API server again until the held connection answers
+ *    a PING sent while it was down, and until a new connection works.
+ *
+ * Prints a table per mode (min / median / max per figure); asserts nothing. About two minutes.
+ * A kconnect without `--resume-grace` (before issue 14) gets the first table only.
+ *
+ *   sudo deno run -A --unstable-net bench/reconnect.ts [--runs 3] [--hole 20]
  *
  * @module
  */
 import { TestCluster } from "../tests/cluster/cluster.ts";
-import type { Netns } from "../tests/_netns.ts";
-import { LineWatcher } from "../tests/_lines.ts";
 import { startUp } from "../tests/_up.ts";
+import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
+import { blackHole } from "../tests/_outage.ts";
+import { lineAfter, redisPing, RedisSession, sleep, Subscriber } from "../tests/_flows.ts";
 
-const i = Deno.args.indexOf("--runs");
-const RUNS = i >= 0 ? Number(Deno.args[i + 1]) : 3;
+const arg = (name: string, d: number) => {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Number(Deno.args[i + 1]) : d;
+};
+const RUNS = arg("--runs", 3);
+const HOLE_S = arg("--hole", 20);
 const LIMIT_S = 120;
 
-async function ping(ns: Netns): Promise<boolean> {
-  const r = await ns.exec(["timeout", "3", "redis-cli", "-h", "10.96.0.21", "PING"], {
-    check: false,
-  });
-  return r.stdout.trim() === "PONG";
-}
-
-/** Seconds from now until `ok()` holds (polled every 50 ms); throws after LIMIT_S. */
-async function secondsUntil(ok: () => Promise<boolean>, what: string): Promise<number> {
-  const t0 = performance.now();
+/** Seconds from `t0` (a `performance.now()`) until `ok()` holds (polled every 50 ms). */
+async function secondsSince(
+  t0: number,
+  ok: () => Promise<boolean>,
+  what: string,
+): Promise<number> {
   while (performance.now() - t0 < LIMIT_S * 1000) {
     if (await ok()) return (performance.now() - t0) / 1000;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   throw new Error(`${what} did not happen within ${LIMIT_S} s`);
 }
 
-/** A subscriber through the tunnel, once redis has confirmed it. */
-async function openFlow(ns: Netns): Promise<Deno.ChildProcess> {
-  const child = ns.spawn(["redis-cli", "-h", "10.96.0.21", "SUBSCRIBE", "nothing"], {
+/** Whether this kconnect has `up --resume-grace` (resumable sessions, issue 14). */
+async function hasResumeGrace(): Promise<boolean> {
+  const [deno, ...lead] = DENO_RUN;
+  const out = await new Deno.Command(deno, {
+    args: [...lead, "-A", `${ROOT}main.ts`, "up", "--help"],
     stdout: "piped",
-    stderr: "null",
-  });
-  await new LineWatcher(child.stdout).waitFor(/^1$/, 30_000);
-  return child;
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).includes("--resume-grace");
 }
 
-const results = {
+const HOLDING = /tunnel transport lost .*holding/;
+const RESUMED = /tunnel resumed/;
+
+const off = {
   flowEnds: [] as number[],
   backAfterRestart: [] as number[],
   blackHoleNoticed: [] as number[],
   backAfterBlackHole: [] as number[],
 };
+const on = {
+  holdNoticed: [] as number[],
+  heldAnswersAfterHole: [] as number[],
+  resumedLoggedAfterHole: [] as number[],
+  newWorksAfterHole: [] as number[],
+  heldAnswersAfterRestart: [] as number[],
+  newWorksAfterRestart: [] as number[],
+};
 
+const resumable = await hasResumeGrace();
 await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
 const laptop = cluster.laptop;
-await using up = await startUp(laptop, [
-  "--kubeconfig",
-  cluster.kubeconfig,
-  "--log-level",
-  "info",
-]);
-await secondsUntil(() => ping(laptop), "the first PING");
+const upArgs = ["--kubeconfig", cluster.kubeconfig, "--log-level", "info"];
 
-for (let run = 0; run < RUNS; run++) {
-  const flow = await openFlow(laptop);
-  const ended = flow.status.then(() => performance.now());
-  const t0 = performance.now();
-  await cluster.stopApiServer();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const at = await Promise.race([
-    ended,
-    new Promise<never>((_, reject) =>
-      timer = setTimeout(() => reject(new Error("the open flow did not end")), LIMIT_S * 1000)
-    ),
+{
+  await using up = await startUp(laptop, [
+    ...upArgs,
+    ...(resumable ? ["--resume-grace", "0"] : []),
   ]);
-  clearTimeout(timer);
-  results.flowEnds.push((at - t0) / 1000);
-  await cluster.startApiServer();
-  results.backAfterRestart.push(await secondsUntil(() => ping(laptop), "PING after restart"));
+  await secondsSince(performance.now(), () => redisPing(laptop), "the first PING");
 
-  const rules = [
-    ["OUTPUT", "-d", "100.64.0.1", "-p", "tcp", "--dport", "6443", "-j", "DROP"],
-    ["INPUT", "-s", "100.64.0.1", "-p", "tcp", "--sport", "6443", "-j", "DROP"],
-  ];
-  const mark = up.err.lines.length;
-  for (const r of rules) await laptop.exec(["iptables", "-A", ...r]);
-  try {
-    results.blackHoleNoticed.push(
-      await secondsUntil(
-        () =>
-          Promise.resolve(
-            up.err.lines.slice(mark).some((l) => /transport closed \(keepalive-timeout\)/.test(l)),
-          ),
-        "noticing the black hole",
+  for (let run = 0; run < RUNS; run++) {
+    await using flow = await Subscriber.open(laptop);
+    const t0 = performance.now();
+    await cluster.stopApiServer();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const at = await Promise.race([
+      flow.ended,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error("the open flow did not end")), LIMIT_S * 1000)
       ),
+    ]);
+    clearTimeout(timer);
+    off.flowEnds.push((at - t0) / 1000);
+    await cluster.startApiServer();
+    off.backAfterRestart.push(
+      await secondsSince(performance.now(), () => redisPing(laptop), "PING after restart"),
     );
-  } finally {
-    for (const r of rules) await laptop.exec(["iptables", "-D", ...r], { check: false });
+
+    const mark = up.err.lines.length;
+    {
+      await using hole = await blackHole(laptop);
+      await lineAfter(up.err, mark, /transport closed \(keepalive-timeout\)/, LIMIT_S * 1000);
+      off.blackHoleNoticed.push((performance.now() - hole.since) / 1000);
+      const lifted = await hole.lift();
+      off.backAfterBlackHole.push(
+        await secondsSince(lifted, () => redisPing(laptop), "PING after the black hole"),
+      );
+    }
+    console.log(`resumption off: run ${run + 1}/${RUNS} done`);
   }
-  results.backAfterBlackHole.push(await secondsUntil(() => ping(laptop), "PING after it"));
-  console.log(`run ${run + 1}/${RUNS} done`);
+}
+
+if (resumable) {
+  await using up = await startUp(laptop, upArgs);
+  await secondsSince(performance.now(), () => redisPing(laptop), "the first PING");
+
+  for (let run = 0; run < RUNS; run++) {
+    await using held = await RedisSession.open(laptop);
+    const mark = up.err.lines.length;
+    {
+      await using hole = await blackHole(laptop);
+      await lineAfter(up.err, mark, HOLDING, LIMIT_S * 1000);
+      on.holdNoticed.push((performance.now() - hole.since) / 1000);
+      await sleep(Math.max(0, HOLE_S * 1000 - (performance.now() - hole.since)));
+      await held.send("PING");
+      const lifted = await hole.lift();
+      const [answered, logged, fresh] = await Promise.all([
+        held.reply(LIMIT_S * 1000).then(() => (performance.now() - lifted) / 1000),
+        lineAfter(up.err, mark, RESUMED, LIMIT_S * 1000).then(() =>
+          (performance.now() - lifted) / 1000
+        ),
+        secondsSince(lifted, () => redisPing(laptop), "a new connection after the black hole"),
+      ]);
+      on.heldAnswersAfterHole.push(answered);
+      on.resumedLoggedAfterHole.push(logged);
+      on.newWorksAfterHole.push(fresh);
+    }
+
+    await cluster.stopApiServer();
+    await held.send("PING");
+    await cluster.startApiServer();
+    const started = performance.now();
+    const [answered, fresh] = await Promise.all([
+      held.reply(LIMIT_S * 1000).then(() => (performance.now() - started) / 1000),
+      secondsSince(started, () => redisPing(laptop), "a new connection after the restart"),
+    ]);
+    on.heldAnswersAfterRestart.push(answered);
+    on.newWorksAfterRestart.push(fresh);
+    console.log(`resumption on: run ${run + 1}/${RUNS} done`);
+  }
 }
 
 const fmt = (v: number[]) => {
@@ -117,10 +176,33 @@ const fmt = (v: number[]) => {
     s[s.length - 1].toFixed(2)
   }`;
 };
-console.log(`\n## Reconnecting (${RUNS} runs; seconds, min / median / max)\n`);
+console.log(
+  `\n## Reconnecting, resumption off (${RUNS} runs; seconds, min / median / max)\n`,
+);
 console.log("| Event | Seconds |");
 console.log("| --- | --- |");
-console.log(`| open flow ends after the API server stops | ${fmt(results.flowEnds)} |`);
-console.log(`| new connection works after it starts again | ${fmt(results.backAfterRestart)} |`);
-console.log(`| black hole noticed (keepalive-timeout) | ${fmt(results.blackHoleNoticed)} |`);
-console.log(`| new connection works after it is lifted | ${fmt(results.backAfterBlackHole)} |`);
+console.log(`| open flow ends after the API server stops | ${fmt(off.flowEnds)} |`);
+console.log(`| new connection works after it starts again | ${fmt(off.backAfterRestart)} |`);
+console.log(`| black hole noticed (keepalive-timeout) | ${fmt(off.blackHoleNoticed)} |`);
+console.log(`| new connection works after it is lifted | ${fmt(off.backAfterBlackHole)} |`);
+if (resumable) {
+  console.log(
+    `\n## Resuming, resumption on (${RUNS} runs, ${HOLE_S} s black hole; seconds, min / median / max)\n`,
+  );
+  console.log("| Event | Seconds |");
+  console.log("| --- | --- |");
+  console.log(`| black hole noticed, flows held | ${fmt(on.holdNoticed)} |`);
+  console.log(
+    `| held connection answers after the black hole is lifted | ${fmt(on.heldAnswersAfterHole)} |`,
+  );
+  console.log(`| "tunnel resumed" logged after it is lifted | ${fmt(on.resumedLoggedAfterHole)} |`);
+  console.log(`| new connection works after it is lifted | ${fmt(on.newWorksAfterHole)} |`);
+  console.log(
+    `| held connection answers after the API server starts again | ${
+      fmt(on.heldAnswersAfterRestart)
+    } |`,
+  );
+  console.log(`| new connection works after it starts again | ${fmt(on.newWorksAfterRestart)} |`);
+} else {
+  console.log("\n(this kconnect has no --resume-grace: no resumption figures)");
+}

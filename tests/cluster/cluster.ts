@@ -181,6 +181,7 @@ export class TestCluster implements AsyncDisposable {
   #apiServer: Workload | null = null;
   #kubelet: Workload | null = null;
   #manager: Workload | null = null;
+  #pastManagers: Workload[] = [];
   #workloads: Workload[] = [];
   #nextLaptop = 1;
   #disposed = false;
@@ -453,13 +454,16 @@ export class TestCluster implements AsyncDisposable {
     return this.pki.caFile;
   }
 
-  /** The manager's stdout, line by line (throws when no manager runs). */
+  /**
+   * The running manager's stdout, line by line (throws when no manager runs); those of managers
+   * stopped are in {@linkcode pastManagers}.
+   */
   get managerOutput(): LineWatcher {
     if (!this.#manager) throw new Error("No traffic manager runs in this test cluster");
     return this.#manager.out;
   }
 
-  /** The manager's stderr, line by line (throws when no manager runs). */
+  /** The running manager's stderr, line by line (throws when no manager runs). */
   get managerErrors(): LineWatcher {
     if (!this.#manager) throw new Error("No traffic manager runs in this test cluster");
     return this.#manager.err;
@@ -559,10 +563,105 @@ export class TestCluster implements AsyncDisposable {
     await Promise.all([w.out.done, w.err.done]);
   }
 
-  /** Stops and starts the API server (objects created through the API are forgotten). */
+  /**
+   * Stops and starts the API server: its connections close (open port-forwards break), and
+   * objects created through the API are forgotten. The fixture's own objects (its pods, the
+   * manager's included, services, nodes) come back from its config file, and the kubelet and the
+   * manager keep running.
+   */
   async restartApiServer(): Promise<void> {
     await this.stopApiServer();
     await this.startApiServer();
+  }
+
+  /**
+   * Kills the traffic manager (SIGKILL by default: no goodbye to its clients, as when a node
+   * dies) and waits until it has exited. The manager pod stays listed, so port-forwards to it
+   * fail until {@linkcode startManager}. Does nothing when no manager runs.
+   *
+   * @throws {Error} when the cluster runs no manager of its own (`manager: false` or
+   *   `"deployment"`).
+   */
+  async stopManager(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    this.#ownManager("stop");
+    const w = this.#manager;
+    if (!w) return;
+    this.#manager = null;
+    this.#pastManagers.push(w);
+    try {
+      w.child.kill(signal);
+    } catch { /* gone */ }
+    await w.child.status;
+    await Promise.all([w.out.done, w.err.done]);
+  }
+
+  /**
+   * Starts a traffic manager (after {@linkcode stopManager}) with the command and environment
+   * of the first: same pod name, IP and port, and nothing of what the last one knew (its
+   * sessions). Resolves when it listens (unless `waitForManager: false`). Does nothing when one
+   * runs.
+   *
+   * @throws {Error} when the cluster runs no manager of its own, or when the new one does not
+   *   start (with its stderr).
+   */
+  async startManager(): Promise<void> {
+    this.#ownManager("start");
+    if (this.#manager) return;
+    await this.#startManager();
+  }
+
+  /**
+   * The manager pod replaced: kills the traffic manager (SIGKILL) and starts a fresh one in its
+   * place (see {@linkcode stopManager}, {@linkcode startManager}). Resolves when the new one
+   * listens.
+   */
+  async restartManager(): Promise<void> {
+    await this.stopManager();
+    await this.startManager();
+  }
+
+  /** The managers stopped so far, oldest first (their processes and output, for diagnostics). */
+  get pastManagers(): readonly Workload[] {
+    return this.#pastManagers;
+  }
+
+  #ownManager(what: string): void {
+    if ((this.#options.manager ?? true) !== true) {
+      throw new Error(
+        `Cannot ${what} the traffic manager: this test cluster runs none of its own ` +
+          `(manager: ${JSON.stringify(this.#options.manager)})`,
+      );
+    }
+    if (this.#disposed) {
+      throw new Error(`Cannot ${what} the traffic manager: the cluster is disposed`);
+    }
+  }
+
+  /**
+   * Writes `size` bytes of pseudo-random content (the same for the same `seed`) as `name` in
+   * the web pod's directory, and returns its URL through the `web` service and its sha256 (hex).
+   * Large files cost only their disk space in the scratch dir.
+   *
+   * @example
+   * ```ts ignore
+   * const blob = await cluster.writeWebFile("blob.bin", 64 << 20);
+   * await laptop.exec(["curl", "-sSf", "-o", "/tmp/x", blob.url]); // then compare blob.sha256
+   * ```
+   */
+  async writeWebFile(
+    name: string,
+    size: number,
+    seed = 1,
+  ): Promise<{ path: string; url: string; sha256: string }> {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith(".")) {
+      throw new TypeError(`Cannot write web file "${name}": expected a plain file name`);
+    }
+    const data = pseudoRandomBytes(size, seed);
+    const path = `${this.webDir}/${name}`;
+    await Deno.writeFile(path, data);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+    const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+    return { path, url: `http://${SERVICE_IPS.web}/${name}`, sha256 };
   }
 
   async #startManager(): Promise<void> {
@@ -607,6 +706,19 @@ export class TestCluster implements AsyncDisposable {
     await Deno.remove(`/etc/netns/${this.clusterNs.name}`, { recursive: true }).catch(() => {});
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** `size` bytes from xorshift32 seeded with `seed`: the same bytes for the same seed. */
+function pseudoRandomBytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const words = new Uint32Array(Math.ceil(size / 4));
+  let x = (Math.imul(seed, 2654435761) >>> 0) || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x;
+  }
+  return new Uint8Array(words.buffer, 0, size);
 }
 
 function randomHex(n: number): string {

@@ -56,6 +56,14 @@ export const SERVICE_IPS = {
   echo: "10.96.0.22",
 } as const;
 
+/**
+ * UDP port of the echo pod and service whose answer names the sender: each datagram comes back
+ * as `<payload> from <address>:<port>` (without the payload's trailing newline, with one at
+ * the end), so a test sees whether a UDP flow through kconnect still leaves the cluster from
+ * the same socket.
+ */
+export const UDP_PEER_PORT = 7007;
+
 /** The manager pod, as the stand-in lists it. */
 export const MANAGER_POD = {
   namespace: "kconnect",
@@ -129,6 +137,7 @@ export function workloadPods(netns: string): PodSpec[] {
         ports: [
           { name: "tcp-echo", containerPort: 7 },
           { name: "udp-echo", containerPort: 7, protocol: "UDP" },
+          { name: "udp-peer", containerPort: UDP_PEER_PORT, protocol: "UDP" },
         ],
       }],
       portForward: at(IPS.echo),
@@ -213,9 +222,14 @@ export const SERVICES: (ServiceSpec & { to?: Record<string, string> })[] = [
     ports: [
       { name: "tcp-echo", port: 7, targetPort: 7 },
       { name: "udp-echo", port: 7, targetPort: 7, protocol: "UDP" },
+      { name: "udp-peer", port: UDP_PEER_PORT, targetPort: UDP_PEER_PORT, protocol: "UDP" },
     ],
     selector: { app: "echo" },
-    to: { "tcp/7": `${IPS.echo}:7`, "udp/7": `${IPS.echo}:7` },
+    to: {
+      "tcp/7": `${IPS.echo}:7`,
+      "udp/7": `${IPS.echo}:7`,
+      [`udp/${UDP_PEER_PORT}`]: `${IPS.echo}:${UDP_PEER_PORT}`,
+    },
   },
   {
     name: "db",

@@ -1,7 +1,7 @@
 /**
  * The inside of the test cluster's network namespace: pod and service addresses, kube-proxy's
- * DNAT rules, and the workloads (HTTP, Redis, TCP/UDP echo, the headless `db` pods, and
- * dnsmasq as the cluster DNS), all from Debian packages.
+ * DNAT rules, and the workloads (HTTP, Redis, TCP/UDP echo, a UDP echo that names the sender,
+ * the headless `db` pods, and dnsmasq as the cluster DNS), all from Debian packages.
  *
  * This machine's kernel has no `dummy` link type, so the addresses sit on one end of a veth
  * pair (`kube0`) whose other end stays in the namespace: like kube-proxy IPVS mode's
@@ -11,7 +11,29 @@
  */
 import type { Netns } from "../_netns.ts";
 import { LineWatcher } from "../_lines.ts";
-import { API_CLUSTER_IP, dnsHosts, IPS, POD_CIDR, SERVICE_IPS, SERVICES } from "./topology.ts";
+import {
+  API_CLUSTER_IP,
+  dnsHosts,
+  IPS,
+  POD_CIDR,
+  SERVICE_IPS,
+  SERVICES,
+  UDP_PEER_PORT,
+} from "./topology.ts";
+
+/**
+ * The UDP echo that names the sender (`python3 -c UDP_PEER_ECHO <address> <port>`): one socket,
+ * so every answer leaves from the port asked, and each datagram comes back as
+ * `<payload without its trailing newline> from <address>:<port>\n`.
+ */
+const UDP_PEER_ECHO = [
+  "import socket, sys",
+  "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
+  "s.bind((sys.argv[1], int(sys.argv[2])))",
+  "while True:",
+  "    data, peer = s.recvfrom(65535)",
+  "    s.sendto(data.rstrip(b'\\n') + (' from %s:%d\\n' % peer).encode(), peer)",
+].join("\n");
 
 /** Adds the addresses (`kube0`) and the service DNAT rules to the cluster namespace. */
 export async function setUpClusterNetwork(ns: Netns, podIPs: string[]): Promise<void> {
@@ -180,6 +202,7 @@ export async function startWorkloads(ns: Netns, options: WorkloadOptions): Promi
       `UDP-RECVFROM:7,bind=${IPS.echo},fork`,
       "PIPE",
     ]),
+    startProcess(ns, "echo-udp-peer", [py, "-c", UDP_PEER_ECHO, IPS.echo, String(UDP_PEER_PORT)]),
     ...[IPS.db0, IPS.db1].map((ip, i) =>
       startProcess(
         ns,
@@ -194,8 +217,9 @@ export async function startWorkloads(ns: Netns, options: WorkloadOptions): Promi
     [started[2], IPS.redis, 6379, "tcp"],
     [started[3], IPS.echo, 7, "tcp"],
     [started[4], IPS.echo, 7, "udp"],
-    [started[5], IPS.db0, 5432, "tcp"],
-    [started[6], IPS.db1, 5432, "tcp"],
+    [started[5], IPS.echo, UDP_PEER_PORT, "udp"],
+    [started[6], IPS.db0, 5432, "tcp"],
+    [started[7], IPS.db1, 5432, "tcp"],
   ];
   await Promise.all(waits.map(([w, addr, port, proto]) => waitListening(ns, w, addr, port, proto)));
   return started;
