@@ -71,8 +71,17 @@ export interface ResumeState {
   mode: "on" | "off" | "unsupported";
   /** Seconds the manager holds flows (what it granted; 0 when not on). */
   graceSeconds: number;
-  /** Detached sessions now: their streams, and the seconds left of the soonest grace period. */
-  held: { streams: number; secondsLeft: number } | null;
+  /**
+   * Bytes each side keeps at most per session to send again (the manager's limit, which this
+   * side adopts; 0 when not on), and what this side keeps now over all sessions.
+   */
+  retainLimit: number;
+  retainedBytes: number;
+  /**
+   * Detached sessions now: their streams, the bytes this side holds for them (kept to send
+   * again, buffered and queued), and the seconds left of the soonest grace period.
+   */
+  held: { streams: number; bytes: number; secondsLeft: number } | null;
   /** The last resume, refusal or expiry: streams back or lost, and why. */
   last: {
     at: string;
@@ -301,8 +310,11 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
         return {
           mode: grace === 0 ? "off" : legacy ? "unsupported" : "on",
           graceSeconds: pool.graceSeconds,
+          retainLimit: pool.retainLimit,
+          retainedBytes: pool.sessions.reduce((n, s) => n + s.retainedBytes, 0),
           held: detached.length === 0 ? null : {
             streams: detached.reduce((n, d) => n + d.session.numStreams, 0),
+            bytes: detached.reduce((n, d) => n + d.session.retainedBytes + d.session.heldBytes, 0),
             secondsLeft: Math.max(
               0,
               Math.round(Math.min(...detached.map((d) => d.deadline - now)) / 1000),

@@ -127,7 +127,9 @@ export interface UpConnectionStatus {
    * else the streams of the transports that are down), and the last resume, refusal or expiry.
    * Absent from the reports of daemons before it was added.
    */
-  resume?: ResumeState & { held: { streams: number; flows: number; secondsLeft: number } | null };
+  resume?: ResumeState & {
+    held: { streams: number; flows: number; bytes: number; secondsLeft: number } | null;
+  };
   bytes: { in: number; out: number };
   startedAt: string;
   uptimeSeconds: number;

@@ -96,9 +96,11 @@ function describeResume(r: NonNullable<UpConnectionStatus["resume"]>): string {
     ? "off (--resume-grace 0): open flows end when the tunnel drops"
     : r.mode === "unsupported"
     ? "not supported by the traffic manager (protocol 1): open flows end when the tunnel drops"
-    : `on, flows held up to ${r.graceSeconds} s while the tunnel is down`;
+    : `on, flows held up to ${r.graceSeconds} s while the tunnel is down, ${
+      bytes(r.retainLimit ?? 0)
+    } kept per transport at most (now ${bytes(r.retainedBytes ?? 0)})`;
   const held = r.held && r.mode === "on"
-    ? `; now ${r.held.flows} flows held, ${r.held.secondsLeft} s left`
+    ? `; now ${r.held.flows} flows held (${bytes(r.held.bytes ?? 0)}), ${r.held.secondsLeft} s left`
     : "";
   const l = r.last;
   const last = l === null

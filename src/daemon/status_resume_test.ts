@@ -47,14 +47,16 @@ Deno.test("formatStatus(): reconnecting with flows held says how many and how lo
     resume: {
       mode: "on",
       graceSeconds: 300,
-      held: { streams: 5, flows: 4, secondsLeft: 287 },
+      retainLimit: 8 << 20,
+      retainedBytes: 1 << 20,
+      held: { streams: 5, flows: 4, bytes: 3 << 20, secondsLeft: 287 },
       last: null,
     },
   }));
   assert.match(text, /^state:\s+reconnecting \(4 flows held, 287 s left\)$/m);
   assert.match(
     text,
-    /^resume:\s+on, flows held up to 300 s while the tunnel is down; now 4 flows held, 287 s left$/m,
+    /^resume:\s+on, flows held up to 300 s while the tunnel is down, 8\.0 MiB kept per transport at most \(now 1\.0 MiB\); now 4 flows held \(3\.0 MiB\), 287 s left$/m,
   );
 });
 
@@ -64,6 +66,8 @@ Deno.test("formatStatus(): after a drop, how many flows came back, or were lost 
     resume: {
       mode: "on",
       graceSeconds: 300,
+      retainLimit: 8 << 20,
+      retainedBytes: 0,
       held: null,
       last: {
         at: "2026-12-06T10:00:00.000Z",
@@ -81,6 +85,8 @@ Deno.test("formatStatus(): after a drop, how many flows came back, or were lost 
     resume: {
       mode: "on",
       graceSeconds: 300,
+      retainLimit: 8 << 20,
+      retainedBytes: 0,
       held: null,
       last: {
         at: "2026-12-06T10:00:00.000Z",
@@ -96,12 +102,26 @@ Deno.test("formatStatus(): after a drop, how many flows came back, or were lost 
 Deno.test("formatStatus(): a protocol-1 manager or --resume-grace 0 says flows end on a drop; old daemons' reports have no line", () => {
   const old = formatStatus(report({
     ...base,
-    resume: { mode: "unsupported", graceSeconds: 0, held: null, last: null },
+    resume: {
+      mode: "unsupported",
+      graceSeconds: 0,
+      retainLimit: 0,
+      retainedBytes: 0,
+      held: null,
+      last: null,
+    },
   }));
   assert.match(old, /^resume:\s+not supported by the traffic manager \(protocol 1\)/m);
   const off = formatStatus(report({
     ...base,
-    resume: { mode: "off", graceSeconds: 0, held: null, last: null },
+    resume: {
+      mode: "off",
+      graceSeconds: 0,
+      retainLimit: 0,
+      retainedBytes: 0,
+      held: null,
+      last: null,
+    },
   }));
   assert.match(off, /^resume:\s+off \(--resume-grace 0\)/m);
   assert.doesNotMatch(formatStatus(report(base)), /^resume:/m);

@@ -43,6 +43,8 @@ interface _Slot {
   key: SessionKey | null;
   /** Grace granted by the manager, seconds. */
   graceSeconds: number;
+  /** The manager's retain limit, bytes. */
+  retainLimit: number;
   resumer: Resumer | null;
 }
 
@@ -134,6 +136,12 @@ export class SessionPool implements AsyncDisposable {
   get resumable(): boolean | null {
     if (this.#o.resume === undefined || this.#legacy) return false;
     return this.#slots.some((s) => s !== null) ? true : null;
+  }
+
+  /** Bytes a session keeps at most to send again (the manager's; 0 without resumption). */
+  get retainLimit(): number {
+    for (const s of this.#slots) if (s?.key) return s.retainLimit;
+    return 0;
   }
 
   /** The grace period the manager granted, seconds (0 without resumption). */
@@ -312,7 +320,7 @@ export class SessionPool implements AsyncDisposable {
         : {}),
     });
     const born = clock.now();
-    const slot: _Slot = { session, key, graceSeconds, resumer: null };
+    const slot: _Slot = { session, key, graceSeconds, retainLimit, resumer: null };
     this.#slots[i] = slot;
     this.#wake();
     if (key !== null) {
