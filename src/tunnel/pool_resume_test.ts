@@ -8,6 +8,7 @@ import { relay } from "../io/relay.ts";
 import { SessionPool } from "./pool.ts";
 import type { ResumeEvent } from "./resumer.ts";
 import { SessionRegistry } from "./registry.ts";
+import { readHello, RefuseCode, writeRefused } from "./hello.ts";
 import { Session } from "./session.ts";
 import { type FakeClock, simTest } from "./_test_util.ts";
 
@@ -25,6 +26,8 @@ function manager(clock: FakeClock, options: { legacy?: boolean } = {}) {
   const farm = {
     down: false,
     connects: 0,
+    /** The next resume is answered "busy" (another resume of the session under way). */
+    busyOnce: false,
     get registry() {
       return registry;
     },
@@ -64,7 +67,11 @@ function manager(clock: FakeClock, options: { legacy?: boolean } = {}) {
         return s;
       };
       if (options.legacy) create(b, null);
-      else registry.handshake(b, create);
+      else if (farm.busyOnce) {
+        farm.busyOnce = false;
+        readHello(b).then(() => writeRefused(b, RefuseCode.Busy, "a resume is under way"))
+          .finally(() => b.close());
+      } else registry.handshake(b, create);
       return Promise.resolve(a);
     },
     async close() {
@@ -204,6 +211,26 @@ simTest(
     farm.cut();
     const r = await s.read(new Uint8Array(8)).then(() => "read", (e) => (e as Error).message);
     assert.match(r, /session closed/, "without resumption a lost transport ends the streams");
+    await pool.close();
+    await farm.close();
+  },
+);
+
+simTest(
+  "resumable pool: a 'busy' answer (another resume under way) is tried again, not taken as the end",
+  async (clock) => {
+    const farm = manager(clock);
+    const events: ResumeEvent[] = [];
+    const pool = poolOf(clock, farm, events);
+    await pool.start();
+    const s = await pool.open();
+    assert.equal(await echo(s, "x"), "x");
+    farm.busyOnce = true;
+    farm.cut();
+    assert.equal(await echo(s, "y"), "y");
+    assert.ok(!events.some((e) => e.kind === "refused"), JSON.stringify(events));
+    const resumed = events.find((e) => e.kind === "resumed");
+    assert.ok(resumed?.kind === "resumed" && resumed.attempts >= 2);
     await pool.close();
     await farm.close();
   },

@@ -18,7 +18,13 @@
  */
 import type { Conn } from "../io/conn.ts";
 import type { TimerClock as Clock } from "../io/clock.ts";
-import { helloResume, LegacyPeerError, ResumeRefusedError, type SessionKey } from "./hello.ts";
+import {
+  helloResume,
+  LegacyPeerError,
+  RefuseCode,
+  ResumeRefusedError,
+  type SessionKey,
+} from "./hello.ts";
 import type { Session } from "./session.ts";
 
 /** What happens to resumable sessions, for logs and `status`. */
@@ -192,9 +198,11 @@ export class Resumer {
       });
     } catch (e) {
       conn?.close();
-      if (
-        !this.#finished && (e instanceof ResumeRefusedError || e instanceof LegacyPeerError)
-      ) {
+      // Busy (another resume of this session is under way on the manager) passes; the rest
+      // is final.
+      const final = (e instanceof ResumeRefusedError && e.code !== RefuseCode.Busy) ||
+        e instanceof LegacyPeerError;
+      if (!this.#finished && final) {
         this.#finished = true;
         this.#refused(e);
       }
