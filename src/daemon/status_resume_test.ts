@@ -1,44 +1,11 @@
 /** `status` tells the truth about resumption: held flows and time left, and the last outcome. */
 import assert from "node:assert/strict";
-import { formatStatus, type StatusReport } from "./status.ts";
-import type { UpConnectionStatus } from "../connect/up_connection.ts";
+import { formatStatus } from "./status.ts";
+import { reportOf, sampleSession } from "./_test_status.ts";
 
-const base: UpConnectionStatus = {
-  state: "connected",
-  context: "prod",
-  server: "https://192.0.2.10:6443",
-  serverVersion: "v1.33.1",
-  user: "me",
-  clientVersion: "0.1.0",
-  manager: { namespace: "kconnect", pod: "tm-1", version: "0.1.0" },
-  clusterDomain: "cluster.local",
-  namespace: "default",
-  serviceCidrs: [],
-  podCidrs: [],
-  routes: [],
-  tun: { name: "kconnect0", mtu: 65000 },
-  dns: { mode: null, server: "", routingDomains: [], searchDomains: [] },
-  transports: [],
-  flows: { tcp: 3, udp: 1 },
-  bytes: { in: 0, out: 0 },
-  startedAt: "2026-12-01T00:00:00.000Z",
-  uptimeSeconds: 5,
-  lastError: null,
-  warnings: [],
-  refused: [],
-};
+const base = sampleSession({ tun: { name: "kconnect0", mtu: 65000 }, flows: { tcp: 3, udp: 1 } });
 
-function report(session: UpConnectionStatus): StatusReport {
-  return {
-    schema: 1 as StatusReport["schema"],
-    state: session.state,
-    daemon: null,
-    ownerUid: null,
-    session,
-    lastError: null,
-    message: null,
-  };
-}
+const report = reportOf;
 
 Deno.test("formatStatus(): reconnecting with flows held says how many and how long is left", () => {
   const text = formatStatus(report({

@@ -100,6 +100,26 @@ async function echo(
   return n === null ? "<eof>" : dec.decode(buf.subarray(0, n));
 }
 
+/** A resumable pool of one session to a fresh farm, with a stream open and echoing. */
+async function connected(clock: FakeClock) {
+  const farm = manager(clock);
+  const events: ResumeEvent[] = [];
+  const pool = poolOf(clock, farm, events);
+  await pool.start();
+  const s = await pool.open();
+  assert.equal(await echo(s, "x"), "x");
+  return {
+    farm,
+    events,
+    pool,
+    s,
+    async [Symbol.asyncDispose]() {
+      await pool.close();
+      await farm.close();
+    },
+  };
+}
+
 function poolOf(clock: FakeClock, farm: ReturnType<typeof manager>, events: ResumeEvent[]) {
   return new SessionPool({
     size: 1,
@@ -148,12 +168,8 @@ simTest(
 simTest(
   "resumable pool: the manager replaced during the outage refuses; the stream ends at once and a fresh session serves new streams",
   async (clock) => {
-    const farm = manager(clock);
-    const events: ResumeEvent[] = [];
-    const pool = poolOf(clock, farm, events);
-    await pool.start();
-    const s = await pool.open();
-    assert.equal(await echo(s, "x"), "x");
+    await using c = await connected(clock);
+    const { farm, events, pool, s } = c;
     farm.down = true;
     farm.cut();
     await clock.sleep(5_000);
@@ -166,20 +182,14 @@ simTest(
     assert.ok(events.some((e) => e.kind === "refused" && e.streams === 1));
     const t = await pool.open();
     assert.equal(await echo(t, "new"), "new");
-    await pool.close();
-    await farm.close();
   },
 );
 
 simTest(
   "resumable pool: past the grace period the session ends (streams fail) and the manager drops it too",
   async (clock) => {
-    const farm = manager(clock);
-    const events: ResumeEvent[] = [];
-    const pool = poolOf(clock, farm, events);
-    await pool.start();
-    const s = await pool.open();
-    assert.equal(await echo(s, "x"), "x");
+    await using c = await connected(clock);
+    const { farm, events, pool, s } = c;
     farm.down = true;
     farm.cut();
     const r = s.read(new Uint8Array(8)).then(() => "read", (e) => (e as Error).message);
@@ -192,8 +202,6 @@ simTest(
     farm.down = false;
     const t = await pool.open();
     assert.equal(await echo(t, "new"), "new");
-    await pool.close();
-    await farm.close();
   },
 );
 
@@ -219,19 +227,13 @@ simTest(
 simTest(
   "resumable pool: a 'busy' answer (another resume under way) is tried again, not taken as the end",
   async (clock) => {
-    const farm = manager(clock);
-    const events: ResumeEvent[] = [];
-    const pool = poolOf(clock, farm, events);
-    await pool.start();
-    const s = await pool.open();
-    assert.equal(await echo(s, "x"), "x");
+    await using c = await connected(clock);
+    const { farm, events, s } = c;
     farm.busyOnce = true;
     farm.cut();
     assert.equal(await echo(s, "y"), "y");
     assert.ok(!events.some((e) => e.kind === "refused"), JSON.stringify(events));
     const resumed = events.find((e) => e.kind === "resumed");
     assert.ok(resumed?.kind === "resumed" && resumed.attempts >= 2);
-    await pool.close();
-    await farm.close();
   },
 );
