@@ -220,6 +220,8 @@ Deno.test({
       liftedAt = await hole.lift();
     }
     const endedAt = await within(sub.ended, ms(LIVENESS_S), "the held flow ending");
+    // Reset, as by the far end's host (not an orderly end that looks like the server quitting).
+    assert.match(sub.err.text(), /reset by peer/i, "redis-cli saw its connection reset");
     await lineAfter(up.err, mark, REFUSED, ms(LIVENESS_S));
     assert.ok(endedAt >= liftedAt, "the held flow ended only after the tunnel was back");
     assert.equal(indexAfter(up.err, mark, RESUMED), -1, up.err.lines.slice(mark).join("\n"));

@@ -42,6 +42,8 @@ export interface RelayResult {
   aToB: number;
   /** Bytes from `b` to `a`. */
   bToA: number;
+  /** What failed and closed both sides, if a direction failed (not set when both ended). */
+  error?: unknown;
 }
 
 const UNLIMITED: RelayBudget = { grow: () => true, release: () => {} };
@@ -104,7 +106,11 @@ export async function relay(a: Conn, b: Conn, options: RelayOptions = {}): Promi
   const onAbort = () => closeBoth();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) closeBoth();
-  const guard = (p: Promise<void>) => p.catch(closeBoth);
+  const guard = (p: Promise<void>) =>
+    p.catch((e) => {
+      if (!closed) result.error = e;
+      closeBoth();
+    });
   try {
     await Promise.all([
       guard(pump(a, b, o, (n) => result.aToB += n)),

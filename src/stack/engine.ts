@@ -321,9 +321,13 @@ export class FlowEngine implements AsyncDisposable {
         conn.setNoDelay(true);
         this.stats.activeTcp++;
         relay(conn, flow.conn, { maxBuffer: this.#relayBufferSize, signal: flow.abort.signal })
-          .then(() => {
+          .then((r) => {
             this.stats.activeTcp--;
-            this.tcp.finished(flow, this.#clock.now());
+            // A failed flow (its stream reset, its tunnel session ended) is reset for the
+            // program, as the far end's host would; one that ended both ways lingers.
+            if (r.error !== undefined) {
+              this.tcp.abort(flow, this.#emit);
+            } else this.tcp.finished(flow, this.#clock.now());
           });
       }
     } catch (err) {

@@ -64,6 +64,11 @@ export interface TcpFlow extends TupleKeyed {
   abort: AbortController;
   /** When the current state began. */
   since: number;
+  /**
+   * The acknowledgement number of the program's last segment: where its receive sequence is,
+   * so that {@linkcode TcpNat.abort} can reset the connection (RFC 9293 3.10.7.4, RFC 5961).
+   */
+  appAck: number;
 }
 
 /** What the NAT asks of its owner. */
@@ -187,8 +192,27 @@ export class TcpNat {
       }
       return false;
     }
+    if (seg.ackFlag) flow.appAck = seg.ack;
     this.#rewrite(ip, seg, a.peerAddr, flow.natPort, a.tunAddr, a.listenPort);
     return true;
+  }
+
+  /**
+   * `flow` failed (its tunnel stream was reset, or its session ended): the program gets a RST
+   * from the far end at once, instead of an orderly end, and the flow is forgotten. The RST
+   * carries the sequence number the program last acknowledged; if it has received more since,
+   * it answers with an ACK (RFC 5961's challenge), which finds no flow and gets the exact RST.
+   */
+  abort(flow: TcpFlow, out: (packet: Uint8Array) => void): void {
+    if (this.flows.get(flow.srcAddr, flow.srcPort, flow.dstAddr, flow.dstPort) !== flow) return;
+    if (flow.accepted) {
+      out(tcpReset(
+        { address: flow.dstAddr, port: flow.dstPort },
+        { address: flow.srcAddr, port: flow.srcPort },
+        { seq: flow.appAck },
+      ));
+    }
+    this.#release(flow);
   }
 
   #open(
@@ -222,6 +246,7 @@ export class TcpNat {
       accepted: false,
       abort: new AbortController(),
       since: now,
+      appAck: 0,
     };
     this.flows.add(flow);
     fam.byNatPort[natPort] = flow;

@@ -268,3 +268,28 @@ for (const v of natVectors.flows) {
     assert.equal(out.length, 1, "nothing else was sent");
   });
 }
+
+Deno.test("TcpNat.abort() resets the program's connection from the far end, at the sequence it last acknowledged; its challenge ACK gets the exact RST", () => {
+  const t = setup();
+  t.feed(tcpPacket(APP4, 51010, "10.96.0.21", 6379, { flags: TCP_SYN, seq: 5000 }));
+  const flow = t.dials[0];
+  t.nat.dialSucceeded(flow, fakeConn, 0, t.emit);
+  t.nat.accepted(4, flow.natPort);
+  // The program acknowledged the listener's bytes up to 9000.
+  t.feed(tcpPacket(APP4, 51010, "10.96.0.21", 6379, { flags: TCP_ACK, seq: 5001, ack: 9000 }));
+  t.out.length = 0;
+  t.nat.abort(flow, t.emit);
+  assert.equal(t.out.length, 1);
+  const rst = decode(t.out[0]);
+  assert.deepEqual(
+    [rst.src, rst.sport, rst.dst, rst.dport, rst.flags, rst.seq],
+    ["10.96.0.21", 6379, APP4, 51010, TCP_RST, 9000],
+  );
+  assert.equal(t.nat.flows.size, 0, "the flow is forgotten at once");
+  assert.deepEqual(t.released, [flow]);
+  // Bytes the program had received but not yet acknowledged: it challenges with its ACK.
+  t.feed(tcpPacket(APP4, 51010, "10.96.0.21", 6379, { flags: TCP_ACK, seq: 5001, ack: 9100 }));
+  assert.deepEqual([decode(t.out[1]).flags, decode(t.out[1]).seq], [TCP_RST, 9100]);
+  t.nat.abort(flow, t.emit);
+  assert.equal(t.out.length, 2, "a second abort does nothing");
+});
