@@ -23,10 +23,23 @@
  * 4. API server restart: from starting the API server again until the held connection answers
  *    a PING sent while it was down, and until a new connection works.
  *
- * Prints a table per mode (min / median / max per figure); asserts nothing. About two minutes.
- * A kconnect without `--resume-grace` (before issue 14) gets the first table only.
+ * Memory of detached sessions (resumption on, through the daemon so that `kconnect status --json`
+ * answers; bench/_held_memory.ts), each run:
  *
- *   sudo deno run -A --unstable-net bench/reconnect.ts [--runs 3] [--hole 20]
+ * 5. an idle redis connection held across a black hole, then
+ * 6. a fast 256 MiB download (no rate limit) in flight when the path goes dark:
+ *    the manager's `session … detached (…): holding N streams, B bytes` lines (it logs at info
+ *    here), `status --json` `session.resume` (held streams / flows / bytes, retained bytes and
+ *    the retain limit) once every session is detached on both sides, and VmRSS of the manager
+ *    and of the daemon before, when all are detached, at most during the hole, and after.
+ *    The hole lasts at least `--hole` seconds and until the manager too detached every session
+ *    (its keepalive, 15 s + 10 s, notices a black hole later than the client's).
+ *
+ * Prints a table per mode (min / median / max per timing figure; memory figures per run);
+ * asserts nothing. About two minutes with `--runs 1` (five with 3). `--only timing` or `--only memory` runs
+ * one part. A kconnect without `--resume-grace` (before issue 14) gets the first table only.
+ *
+ *   sudo deno run -A --unstable-net bench/reconnect.ts [--runs 3] [--hole 20] [--only memory]
  *
  * @module
  */
@@ -35,6 +48,7 @@ import { startUp } from "../tests/_up.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 import { blackHole } from "../tests/_outage.ts";
 import { lineAfter, redisPing, RedisSession, sleep, Subscriber } from "../tests/_flows.ts";
+import { type HeldCase, type HeldMemory, measureHeldMemory } from "./_held_memory.ts";
 
 const arg = (name: string, d: number) => {
   const i = Deno.args.indexOf(name);
@@ -43,6 +57,16 @@ const arg = (name: string, d: number) => {
 const RUNS = arg("--runs", 3);
 const HOLE_S = arg("--hole", 20);
 const LIMIT_S = 120;
+const onlyAt = Deno.args.indexOf("--only");
+const ONLY = onlyAt >= 0 ? Deno.args[onlyAt + 1] : null;
+if (ONLY !== null && ONLY !== "timing" && ONLY !== "memory") {
+  throw new Error(`--only ${ONLY}: expected timing or memory`);
+}
+const TIMING = ONLY !== "memory";
+const T0 = performance.now();
+/** A progress line, with the seconds since the start. */
+const say = (line: string) =>
+  console.log(`[${((performance.now() - T0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
 
 /** Seconds from `t0` (a `performance.now()`) until `ok()` holds (polled every 50 ms). */
 async function secondsSince(
@@ -87,11 +111,16 @@ const on = {
 };
 
 const resumable = await hasResumeGrace();
-await using cluster = await TestCluster.start({ k8sVersion: "1.33" });
+// The manager logs at info: its `session … detached …: holding N streams, B bytes` lines.
+await using cluster = await TestCluster.start({
+  k8sVersion: "1.33",
+  managerEnv: { KCONNECT_LOG_LEVEL: "info" },
+});
+say("test cluster started");
 const laptop = cluster.laptop;
 const upArgs = ["--kubeconfig", cluster.kubeconfig, "--log-level", "info"];
 
-{
+if (TIMING) {
   await using up = await startUp(laptop, [
     ...upArgs,
     ...(resumable ? ["--resume-grace", "0"] : []),
@@ -126,11 +155,11 @@ const upArgs = ["--kubeconfig", cluster.kubeconfig, "--log-level", "info"];
         await secondsSince(lifted, () => redisPing(laptop), "PING after the black hole"),
       );
     }
-    console.log(`resumption off: run ${run + 1}/${RUNS} done`);
+    say(`resumption off: run ${run + 1}/${RUNS} done`);
   }
 }
 
-if (resumable) {
+if (TIMING && resumable) {
   await using up = await startUp(laptop, upArgs);
   await secondsSince(performance.now(), () => redisPing(laptop), "the first PING");
 
@@ -166,8 +195,17 @@ if (resumable) {
     ]);
     on.heldAnswersAfterRestart.push(answered);
     on.newWorksAfterRestart.push(fresh);
-    console.log(`resumption on: run ${run + 1}/${RUNS} done`);
+    say(`resumption on: run ${run + 1}/${RUNS} done`);
   }
+}
+
+let memory: HeldMemory | null = null;
+if (ONLY !== "timing" && resumable) {
+  memory = await measureHeldMemory(cluster, {
+    runs: RUNS,
+    holeS: HOLE_S,
+    progress: say,
+  });
 }
 
 const fmt = (v: number[]) => {
@@ -176,33 +214,126 @@ const fmt = (v: number[]) => {
     s[s.length - 1].toFixed(2)
   }`;
 };
-console.log(
-  `\n## Reconnecting, resumption off (${RUNS} runs; seconds, min / median / max)\n`,
-);
-console.log("| Event | Seconds |");
-console.log("| --- | --- |");
-console.log(`| open flow ends after the API server stops | ${fmt(off.flowEnds)} |`);
-console.log(`| new connection works after it starts again | ${fmt(off.backAfterRestart)} |`);
-console.log(`| black hole noticed (keepalive-timeout) | ${fmt(off.blackHoleNoticed)} |`);
-console.log(`| new connection works after it is lifted | ${fmt(off.backAfterBlackHole)} |`);
-if (resumable) {
+if (TIMING) printTiming();
+if (memory !== null) printMemory(memory);
+else if (ONLY !== "timing" && !resumable) {
+  console.log("\n(this kconnect has no --resume-grace: no memory figures)");
+}
+
+function printTiming() {
   console.log(
-    `\n## Resuming, resumption on (${RUNS} runs, ${HOLE_S} s black hole; seconds, min / median / max)\n`,
+    `\n## Reconnecting, resumption off (${RUNS} runs; seconds, min / median / max)\n`,
   );
   console.log("| Event | Seconds |");
   console.log("| --- | --- |");
-  console.log(`| black hole noticed, flows held | ${fmt(on.holdNoticed)} |`);
+  console.log(`| open flow ends after the API server stops | ${fmt(off.flowEnds)} |`);
+  console.log(`| new connection works after it starts again | ${fmt(off.backAfterRestart)} |`);
+  console.log(`| black hole noticed (keepalive-timeout) | ${fmt(off.blackHoleNoticed)} |`);
+  console.log(`| new connection works after it is lifted | ${fmt(off.backAfterBlackHole)} |`);
+  if (resumable) {
+    console.log(
+      `\n## Resuming, resumption on (${RUNS} runs, ${HOLE_S} s black hole; seconds, min / median / max)\n`,
+    );
+    console.log("| Event | Seconds |");
+    console.log("| --- | --- |");
+    console.log(`| black hole noticed, flows held | ${fmt(on.holdNoticed)} |`);
+    console.log(
+      `| held connection answers after the black hole is lifted | ${
+        fmt(on.heldAnswersAfterHole)
+      } |`,
+    );
+    console.log(
+      `| "tunnel resumed" logged after it is lifted | ${fmt(on.resumedLoggedAfterHole)} |`,
+    );
+    console.log(`| new connection works after it is lifted | ${fmt(on.newWorksAfterHole)} |`);
+    console.log(
+      `| held connection answers after the API server starts again | ${
+        fmt(on.heldAnswersAfterRestart)
+      } |`,
+    );
+    console.log(`| new connection works after it starts again | ${fmt(on.newWorksAfterRestart)} |`);
+  } else {
+    console.log("\n(this kconnect has no --resume-grace: no resumption figures)");
+  }
+}
+
+function printMemory(m: HeldMemory) {
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  const kib = (k: number) => Number.isFinite(k) ? (k / 1024).toFixed(1) : "?";
+  const bytes = (b: number) => `${b} (${mib(b)} MiB)`;
+  const sec = (s: number | null) => s === null ? "never" : s.toFixed(1);
+  const runOf = new Map<HeldCase, number>();
+  const seen = new Map<string, number>();
+  for (const c of m.cases) {
+    seen.set(c.label, (seen.get(c.label) ?? 0) + 1);
+    runOf.set(c, seen.get(c.label)!);
+  }
   console.log(
-    `| held connection answers after the black hole is lifted | ${fmt(on.heldAnswersAfterHole)} |`,
+    `\n## Detached sessions: what is held (resumption on, through the daemon; black hole of at ` +
+      `least ${HOLE_S} s and until every session is detached on both sides)\n`,
   );
-  console.log(`| "tunnel resumed" logged after it is lifted | ${fmt(on.resumedLoggedAfterHole)} |`);
-  console.log(`| new connection works after it is lifted | ${fmt(on.newWorksAfterHole)} |`);
   console.log(
-    `| held connection answers after the API server starts again | ${
-      fmt(on.heldAnswersAfterRestart)
-    } |`,
+    "| Flows open | Run | Hole (s) | Client detached (s into the hole: flows held, per session) " +
+      "| Manager detached (s into the hole: reason, streams, bytes, per session) " +
+      "| Manager holds, total | `status` held: streams / flows / bytes " +
+      "| `status` retained / retain limit | Manager gave up | Resumed after lift (s) |",
   );
-  console.log(`| new connection works after it starts again | ${fmt(on.newWorksAfterRestart)} |`);
-} else {
-  console.log("\n(this kconnect has no --resume-grace: no resumption figures)");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const c of m.cases) {
+    const client = c.clientDetached.map((d) => `${d.atS.toFixed(1)}: ${d.flows}`).join("; ");
+    const mgr = c.managerDetached.map((d) =>
+      `${d.atS.toFixed(1)}: ${d.reason}, ${d.streams}, ${bytes(d.bytes)}`
+    ).join("; ");
+    const total = c.managerDetached.reduce((n, d) => n + d.bytes, 0);
+    const st = c.status;
+    const held = st === null
+      ? "no answer"
+      : st.held === null
+      ? `nothing held (state ${st.state})`
+      : `${st.held.streams} / ${st.held.flows} / ${bytes(st.held.bytes)} (at ${
+        st.atS.toFixed(1)
+      } s, ${st.state})`;
+    const retained = st === null ? "?" : `${bytes(st.retainedBytes)} / ${bytes(st.retainLimit)}`;
+    console.log(
+      `| ${c.label} | ${runOf.get(c)} | ${c.holeS.toFixed(1)} | ${client || "none"} | ${
+        mgr || "none"
+      } | ${bytes(total)} | ${held} | ${retained} | ${c.managerEnded.join("; ") || "no"} | ${
+        sec(c.resumedS)
+      } |`,
+    );
+  }
+  console.log(
+    `\n## RSS while detached (MiB, VmRSS; manager pid ${m.managerPid}, daemon pid ${m.clientPid})\n`,
+  );
+  console.log(
+    "| Flows open | Run | Process | Before the hole | All detached | Most during the hole " +
+      "| After (flows back) | VmHWM after |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const c of m.cases) {
+    for (const [name, p] of [["manager", c.manager], ["kconnect (daemon)", c.client]] as const) {
+      console.log(
+        `| ${c.label} | ${runOf.get(c)} | ${name} | ${kib(p.before)} | ${kib(p.detached)} | ${
+          kib(p.maxInHole)
+        } | ${kib(p.after)} | ${kib(p.hwmAfter)} |`,
+      );
+    }
+  }
+  const downloads = m.cases.filter((c) => c.download !== undefined);
+  if (downloads.length > 0) {
+    console.log("\n## The download across the hole\n");
+    console.log(
+      "| Run | Bytes when the path went dark | Bytes when it was lifted " +
+        "| Finished after the lift (s) | curl exit | Every byte right |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- |");
+    for (const c of downloads) {
+      const d = c.download!;
+      console.log(
+        `| ${runOf.get(c)} | ${bytes(d.bytesAtHole)} | ${bytes(d.bytesAtLift)} | ${
+          sec(d.doneS)
+        } | ${d.code ?? "?"} | ${d.intact === null ? "?" : d.intact ? "yes" : "no"} |`,
+      );
+    }
+  }
 }
