@@ -197,7 +197,7 @@ export class SessionRegistry {
     e.resuming = true;
     try {
       const { nonce, mac, received } = await abortable(challenge(conn), signal, conn);
-      if (!(checkProof(e.key, nonce, mac))) {
+      if (!checkProof(e.key, nonce, mac)) {
         this.#log("warn", `session ${name}: resume with a wrong proof refused`);
         return await this.#refuse(conn, RefuseCode.BadProof, "the proof does not match");
       }
