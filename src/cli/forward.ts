@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import { DirectDialer } from "../dial/direct.ts";
 import { parseMapRule } from "../dial/address_map.ts";
 import { logger } from "../log.ts";
-import { addRoute, deleteRoute } from "../routes/linux.ts";
+import { addRoute, deleteRoute } from "../routes/routes.ts";
 import { FlowEngine } from "../stack/engine.ts";
 import { DEFAULT_TUN_NET4, DEFAULT_TUN_NET6, tunAddresses } from "../stack/tun_addresses.ts";
 import { openTun } from "../tun/open.ts";

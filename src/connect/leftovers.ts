@@ -9,7 +9,7 @@
 import "../resolver/macos.ts";
 import "../resolver/resolv_conf.ts";
 import "../resolver/resolved.ts";
-import "../routes/linux.ts";
+import "../routes/routes.ts";
 import "../tun/undo.ts";
 
 export { undoLeftovers } from "../journal/undo.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import { Cidr, parseAddress } from "../wire/address.ts";
-import type { RouteEntry } from "../routes/linux.ts";
+import type { RouteEntry } from "../routes/routes.ts";
 import { MIN_CLUSTER_PREFIX, within } from "../trust/trust.ts";
 
 /** A prefix to route and why. */

@@ -12,7 +12,7 @@ import { LocalServicesDialer } from "../dial/local.ts";
 import { logger, type Progress } from "../log.ts";
 import type { ClusterInfo, Refusal } from "../protocol/cluster_info.ts";
 import { type DnsMode, selectResolver } from "../resolver/select.ts";
-import { addRoute, deleteRoute, listRoutes, ROUTE_KIND } from "../routes/linux.ts";
+import { addRoute, deleteRoute, listRoutes, ROUTE_KIND } from "../routes/routes.ts";
 import { FlowEngine } from "../stack/engine.ts";
 import { tunAddresses } from "../stack/tun_addresses.ts";
 import { openTun } from "../tun/open.ts";

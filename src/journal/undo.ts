@@ -4,7 +4,7 @@
  *
  * The journal knows no kind of change itself. Each owner of a host change registers how to undo
  * its kind ({@linkcode registerUndo}) when its module loads: the resolver configurators in
- * `src/resolver/`, routes in `src/routes/linux.ts`, the TUN device in `src/tun/undo.ts`.
+ * `src/resolver/`, routes in `src/routes/routes.ts`, the TUN device in `src/tun/undo.ts`.
  * `src/connect/leftovers.ts` loads them all; `up`, `down` and the daemon undo through it.
  *
  * @module

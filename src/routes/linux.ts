@@ -1,16 +1,12 @@
 /**
  * Routes on Linux, through iproute2's `ip` (present on every Linux this runs on). Routes to a
- * TUN device vanish with the device, so a crash cannot leave them behind; those journaled
- * ({@linkcode ROUTE_KIND}) are removed by the next `up` or `down` all the same (the undo is
- * registered with the journal when this module loads).
+ * TUN device vanish with the device, so a crash cannot leave them behind; those journaled are
+ * removed by the next `up` or `down` all the same (`routes.ts`, which picks this module on
+ * Linux, owns the journal kind).
  *
  * @module
  */
-import { registerUndo } from "../journal/undo.ts";
-import { Cidr } from "../wire/address.ts";
-
-/** The journal kind of a route kconnect added (`{ cidr, dev }`). */
-export const ROUTE_KIND = "route";
+import type { Cidr } from "../wire/address.ts";
 
 /** A route as the kernel lists it. */
 export interface RouteEntry {
@@ -60,10 +56,3 @@ export async function listRoutes(family: 4 | 6): Promise<RouteEntry[]> {
   const text = await ip([`-${family}`, "-j", "route", "show", "table", "all"]);
   return (JSON.parse(text || "[]") as RouteEntry[]);
 }
-
-registerUndo(ROUTE_KIND, async (data) => {
-  const cidr = Cidr.parse(String(data.cidr));
-  if (cidr === null) return `bad route entry ${data.cidr} left alone`;
-  await deleteRoute(cidr, String(data.dev));
-  return `route ${cidr} via ${data.dev} removed`;
-});
