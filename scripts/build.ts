@@ -31,6 +31,24 @@
  * its cache) the rest. A target whose runtime cannot be had fails with a message saying so;
  * the script never makes a binary any other way, and exits 1 if any target failed.
  *
+ * Offline, from a directory of runtime zips (for machines that cannot reach the download host):
+ *
+ * ```sh
+ * deno task build --runtime-dir runtimes/                  # build all five from runtimes/*.zip
+ * deno task build --runtime-dir runtimes/ --check-runtimes # check the zips only
+ * deno task build --runtime-dir runtimes/ --pin --target aarch64-apple-darwin  # pin one
+ * ```
+ *
+ * `--runtime-dir` takes `denort-<target>.zip` files as Deno's releases name them, and checks
+ * each against `scripts/denort-manifest.json` (`--manifest` names another): the Deno version,
+ * the zip's content (`denort`, not the Deno CLI; built for that target) and its pinned sha256
+ * (`scripts/denort.ts` says what exactly, why a target without a pinned sha256 is refused, and
+ * how to pin one). If any requested target is refused, nothing is compiled. The accepted zips
+ * are copied into a private `DENO_DIR` (`dl/release/v<ver>/denort-<target>.zip`, where
+ * `deno compile` reads its cache; the dependency caches `npm/` and `remote/` are linked from the
+ * usual `DENO_DIR`), and every `deno compile` runs with that `DENO_DIR`, without `DENORT_BIN`,
+ * and with proxies that refuse connections, so no runtime can be downloaded in their place.
+ *
  * @module
  */
 
@@ -38,6 +56,14 @@ import { Command, Option } from "commander";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BUNDLE_ENTRY, BUNDLE_FLAGS, runDenoBundle } from "../src/install/bundle.ts";
+import {
+  cachedRuntimePath,
+  checkRuntimeDir,
+  pinRuntimes,
+  readManifest,
+  type RuntimeCheck,
+  seedDenoDir,
+} from "./denort.ts";
 
 /** Every target kconnect is built for. */
 export const TARGETS = [
@@ -297,20 +323,60 @@ interface TargetResult {
   error?: string;
 }
 
+/** Proxy settings that make any download by `deno compile` fail at once (port 9 refuses). */
+const NO_NETWORK = {
+  HTTP_PROXY: "http://127.0.0.1:9",
+  HTTPS_PROXY: "http://127.0.0.1:9",
+  ALL_PROXY: "http://127.0.0.1:9",
+};
+
+/**
+ * The environment of `deno compile` for an offline build from the checked runtimes seeded in
+ * `denoDir`: that `DENO_DIR`, no `DENORT_BIN*` (Deno would prefer it to the cache), and proxies
+ * that refuse, so nothing can be downloaded in place of the checked zips.
+ */
+export function offlineEnv(
+  base: Record<string, string>,
+  denoDir: string,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(base)) {
+    if (name.startsWith("DENORT_BIN") || /^(https?|all|no)_proxy$/i.test(name)) continue;
+    env[name] = value;
+  }
+  return { ...env, ...NO_NETWORK, DENO_DIR: denoDir };
+}
+
 async function compileTarget(
   target: Target,
-  options: { output: string; include: readonly string[]; entry: string; timeoutMs: number },
+  options: {
+    output: string;
+    include: readonly string[];
+    entry: string;
+    timeoutMs: number;
+    seededDenoDir?: string;
+  },
   stamp: Stamp,
 ): Promise<TargetResult> {
-  const env = Deno.env.toObject();
-  const source = runtimeSource(target, env, Deno.build.target);
+  let env = Deno.env.toObject();
+  const source: RuntimeSource | { kind: "seeded"; variable: string; path: string } =
+    options.seededDenoDir
+      ? {
+        kind: "seeded",
+        variable: "DENO_DIR",
+        path: cachedRuntimePath(options.seededDenoDir, Deno.version.deno, target),
+      }
+      : runtimeSource(target, env, Deno.build.target);
   env.NO_COLOR = "1"; // plain error text to read the cause from
   delete env.DENORT_BIN; // never let Deno use it for a target it was not built for
   if (source.kind === "file") env.DENORT_BIN = source.path;
+  if (options.seededDenoDir) env = offlineEnv(env, options.seededDenoDir);
   say(
     `==> ${target}: runtime from ${
       source.kind === "file"
         ? `${source.variable}=${source.path}`
+        : source.kind === "seeded"
+        ? `the checked zip ${source.path} (offline)`
         : "Deno's cache or its download host"
     }`,
   );
@@ -343,6 +409,13 @@ async function compileTarget(
           : `deno compile did not finish within ${seconds} s`,
       };
     }
+    if (source.kind === "seeded") {
+      return {
+        target,
+        error: `deno compile failed offline with the checked runtime ${source.path} (exit ` +
+          `${out.code}): ${downloadCause(stderr)}`,
+      };
+    }
     if (source.kind === "file" && stderr.includes("Could not find denort")) {
       return {
         target,
@@ -370,6 +443,8 @@ async function compileTarget(
       await Deno.remove(options.output).catch(() => {});
       const hint = source.kind === "file"
         ? ` Is ${source.variable}=${source.path} really denort (not the deno CLI)?`
+        : source.kind === "seeded"
+        ? ` The runtime was ${source.path}, checked against the manifest: is the pin right?`
         : "";
       return { target, error: `${problem}; the binary was deleted.${hint}` };
     }
@@ -461,6 +536,59 @@ export interface BuildOptions {
   dryRun?: boolean;
   /** Time limit for each target's `deno compile`, in milliseconds. Default 600 000. */
   timeoutMs?: number;
+  /**
+   * A directory of denort runtime zips (`denort-<target>.zip`) to build from offline: each is
+   * checked against the manifest (see `scripts/denort.ts`), and all must pass before anything
+   * is compiled. Default: none (Deno's cache or its download host).
+   */
+  runtimeDir?: string;
+  /** The manifest pinning the runtimes. Default {@linkcode MANIFEST_FILE}. */
+  manifestPath?: string;
+  /** With `runtimeDir`: only check the zips and report (exit 3 if the only problem is pins). */
+  checkRuntimes?: boolean;
+  /** With `runtimeDir`: pin the sha256 of its zips into the manifest, build nothing. */
+  pin?: boolean;
+}
+
+/** The checked-in manifest of denort runtime sha256 values. */
+export const MANIFEST_FILE: string = join(ROOT, "scripts", "denort-manifest.json");
+
+/** The `DENO_DIR` this Deno uses (for the dependency caches an offline build shares). */
+async function currentDenoDir(): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json"],
+      stdin: "null",
+      stderr: "null",
+    }).output();
+    return JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks the runtime directory and prints the outcome of every target. */
+async function checkRuntimes(
+  runtimeDir: string,
+  targets: Target[],
+  manifestPath: string,
+): Promise<RuntimeCheck[] | undefined> {
+  let manifest;
+  try {
+    manifest = await readManifest(manifestPath);
+  } catch (err) {
+    complain(`build: ${(err as Error).message}`);
+    return undefined;
+  }
+  const shown = relative(ROOT, manifestPath).startsWith("..")
+    ? manifestPath
+    : relative(ROOT, manifestPath);
+  const checks = await checkRuntimeDir(runtimeDir, targets, manifest, { manifestPath: shown });
+  for (const check of checks) {
+    if (check.error) complain(`build: refused the runtime for ${check.target}: ${check.error}`);
+    else say(`runtime ${check.target}: ${check.path} sha256 ${check.sha256} matches ${shown}`);
+  }
+  return checks;
 }
 
 /**
@@ -486,6 +614,41 @@ export async function build(options: BuildOptions = {}): Promise<number> {
       return 1;
     }
   }
+  const manifestPath = resolve(options.manifestPath ?? MANIFEST_FILE);
+  const runtimeDir = options.runtimeDir ? resolve(options.runtimeDir) : undefined;
+  if ((options.pin || options.checkRuntimes) && !runtimeDir) {
+    complain("build: --pin and --check-runtimes need --runtime-dir <dir>");
+    return 2;
+  }
+  if (runtimeDir && options.pin) {
+    let result;
+    try {
+      result = await pinRuntimes(runtimeDir, targets, manifestPath);
+    } catch (err) {
+      complain(`build: ${(err as Error).message}`);
+      return 1;
+    }
+    for (const error of result.errors) complain(`build: not pinned: ${error}`);
+    for (const target of result.pinned) say(`pinned ${target} in ${manifestPath}`);
+    say(`pinned ${result.pinned.length} of ${targets.length} target(s)`);
+    return result.errors.length ? 1 : 0;
+  }
+  if (runtimeDir) {
+    const checks = await checkRuntimes(runtimeDir, targets, manifestPath);
+    if (!checks) return 1;
+    const refused = checks.filter((c) => c.error);
+    if (options.checkRuntimes) {
+      say(`runtimes: ${checks.length - refused.length} of ${checks.length} accepted`);
+      return refused.length === 0 ? 0 : refused.every((c) => c.unpinned) ? 3 : 1;
+    }
+    if (refused.length) {
+      say(
+        `built 0 of ${targets.length} target(s): refused the runtime for ` +
+          `${refused.map((c) => c.target).join(", ")}; nothing compiled`,
+      );
+      return 1;
+    }
+  }
   const stamp = await makeStamp();
   const buildDir = join(ROOT, "dist", ".build");
   const entry = join(buildDir, `entry-${Deno.pid}.ts`);
@@ -502,7 +665,11 @@ export async function build(options: BuildOptions = {}): Promise<number> {
     );
     for (const target of targets) {
       const source = runtimeSource(target, Deno.env.toObject(), Deno.build.target);
-      const prefix = source.kind === "file" ? `DENORT_BIN=${shellQuote(source.path)} ` : "";
+      const prefix = runtimeDir
+        ? "DENO_DIR=<a private DENO_DIR seeded with the checked zips> HTTPS_PROXY=http://127.0.0.1:9 "
+        : source.kind === "file"
+        ? `DENORT_BIN=${shellQuote(source.path)} `
+        : "";
       const output = join(outDir, binaryName(stamp.version, target));
       const args = compileArgs({ target, output, include, entry: entryArg });
       say(prefix + [Deno.execPath(), ...args].map(shellQuote).join(" "));
@@ -516,7 +683,17 @@ export async function build(options: BuildOptions = {}): Promise<number> {
   say(`kconnect ${stamp.version}, commit ${stamp.commit}, date ${stamp.date}`);
   const results: TargetResult[] = [];
   const bundle = join(ROOT, BUNDLE_FILE);
+  let seededDenoDir: string | undefined;
   try {
+    if (runtimeDir) {
+      seededDenoDir = await Deno.makeTempDir({ prefix: "kc-build-deno-dir-" });
+      const accepted = targets.map((target) => ({
+        target,
+        path: join(runtimeDir, `denort-${target}.zip`),
+      }));
+      await seedDenoDir(seededDenoDir, Deno.version.deno, accepted, await currentDenoDir());
+      say(`offline: the checked runtimes are in ${seededDenoDir}; downloads are refused`);
+    }
     try {
       await runDenoBundle(ROOT + "/", bundle);
     } catch (err) {
@@ -537,7 +714,7 @@ export async function build(options: BuildOptions = {}): Promise<number> {
       const output = join(outDir, binaryName(stamp.version, target));
       const result = await compileTarget(
         target,
-        { output, include, entry: entryArg, timeoutMs },
+        { output, include, entry: entryArg, timeoutMs, seededDenoDir },
         stamp,
       );
       if (result.error) complain(`build: cannot build ${target}: ${result.error}`);
@@ -547,6 +724,7 @@ export async function build(options: BuildOptions = {}): Promise<number> {
     await Deno.remove(entry).catch(() => {});
     await Deno.remove(bundle).catch(() => {});
     await Deno.remove(buildDir).catch(() => {}); // only if empty
+    if (seededDenoDir) await Deno.remove(seededDenoDir, { recursive: true }).catch(() => {});
   }
 
   const sums = new Map<string, string>();
@@ -576,11 +754,26 @@ if (import.meta.main) {
     .option("--include <path...>", "more files or folders to embed, relative to the repo root")
     .option("--dry-run", "print the deno compile commands, build nothing")
     .option("--timeout <seconds>", "time limit for each target's deno compile", "600")
+    .option(
+      "--runtime-dir <dir>",
+      "build offline from the denort-<target>.zip files in <dir>, checked against the manifest",
+    )
+    .option("--manifest <file>", "the manifest pinning the runtimes' sha256", MANIFEST_FILE)
+    .option("--check-runtimes", "with --runtime-dir: check the zips only (exit 3: only unpinned)")
+    .option("--pin", "with --runtime-dir: pin the zips' sha256 (checked against .sha256sum)")
     .exitOverride((err) => Deno.exit(err.exitCode === 0 ? 0 : 2));
   program.parse(Deno.args, { from: "user" });
-  const opts = program.opts<
-    { target?: Target[]; outDir: string; include?: string[]; dryRun?: boolean; timeout: string }
-  >();
+  const opts = program.opts<{
+    target?: Target[];
+    outDir: string;
+    include?: string[];
+    dryRun?: boolean;
+    timeout: string;
+    runtimeDir?: string;
+    manifest: string;
+    checkRuntimes?: boolean;
+    pin?: boolean;
+  }>();
   const timeout = Number(opts.timeout);
   if (!(timeout > 0)) {
     complain(`build: --timeout must be a positive number of seconds, got ${opts.timeout}`);
@@ -593,6 +786,10 @@ if (import.meta.main) {
       include: opts.include,
       dryRun: opts.dryRun,
       timeoutMs: timeout * 1000,
+      runtimeDir: opts.runtimeDir,
+      manifestPath: opts.manifest,
+      checkRuntimes: opts.checkRuntimes,
+      pin: opts.pin,
     }),
   );
 }
