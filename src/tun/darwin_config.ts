@@ -1,0 +1,249 @@
+/**
+ * Interface configuration of a macOS utun device with `/sbin/ifconfig` and `/sbin/route`, the
+ * way Tailscale's open-source `tailscaled` and wg-quick do it (notes §B.7): addresses, MTU, up,
+ * and a route to each address's prefix. Pure argument builders plus a runner that tests replace.
+ * Private to the macOS driver (`darwin.ts`).
+ *
+ * Everything here is tied to the interface: when the utun's descriptor closes (or the process
+ * dies) the interface, its addresses and its routes go with it.
+ *
+ * @module
+ */
+
+import { Cidr, formatAddress, parseAddress } from "../wire/address.ts";
+import type { InterfaceAddress } from "./device.ts";
+
+/** Where ifconfig lives on macOS (absolute: the daemon runs as root, PATH is not trusted). */
+export const IFCONFIG = "/sbin/ifconfig";
+/** Where route lives on macOS. */
+export const ROUTE = "/sbin/route";
+
+/** Smallest and largest MTU accepted (the same bounds as the Linux driver). */
+export const MIN_MTU = 68;
+/** Largest MTU accepted. */
+export const MAX_MTU = 65535;
+const IPV6_MIN_MTU = 1280;
+
+/** What a command printed and how it exited. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program with arguments (no shell) and collects its output. */
+export type CommandRunner = (program: string, args: string[]) => Promise<CommandResult>;
+
+/** The real runner: `Deno.Command`, output captured. */
+export async function runCommand(program: string, args: string[]): Promise<CommandResult> {
+  const out = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** An address checked and parsed. */
+export interface DarwinAddress {
+  /** 4 or 16 bytes. */
+  bytes: Uint8Array;
+  prefixLength: number;
+  /** The address in canonical text. */
+  text: string;
+}
+
+/**
+ * The `sc_unit` for a requested name: 0 (the kernel picks) for none, N + 1 for `utunN`.
+ *
+ * @throws {TypeError} For any other name: macOS names utun interfaces itself.
+ */
+export function utunUnit(name: string | undefined): number {
+  if (name === undefined || name === "") return 0;
+  const m = /^utun(0|[1-9][0-9]{0,5})$/.exec(name);
+  if (m === null) {
+    throw new TypeError(
+      `Invalid TUN name "${name}": on macOS a TUN is a utun interface named utunN; ` +
+        "leave the name out and the kernel picks a free one",
+    );
+  }
+  const unit = Number(m[1]) + 1;
+  if (unit > 0xffffffff) throw new TypeError(`Invalid TUN name "${name}": unit too large`);
+  return unit;
+}
+
+/** Checks the MTU and the addresses before anything is opened; throws TypeError/RangeError. */
+export function parseDarwinConfig(mtu: number, addresses: InterfaceAddress[]): DarwinAddress[] {
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
+    throw new RangeError(
+      `Invalid TUN MTU ${mtu}: must be an integer from ${MIN_MTU} to ${MAX_MTU}`,
+    );
+  }
+  return addresses.map(({ address, prefixLength }) => {
+    const bytes = parseAddress(address);
+    if (bytes === null) {
+      throw new TypeError(`Invalid TUN address "${address}": not an IPv4 or IPv6 address`);
+    }
+    const bits = bytes.length * 8;
+    if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > bits) {
+      throw new RangeError(
+        `Invalid prefix length ${prefixLength} for ${address}: must be 0 to ${bits}`,
+      );
+    }
+    if (bytes.length === 16 && mtu < IPV6_MIN_MTU) {
+      throw new RangeError(
+        `Cannot assign IPv6 address ${address} with MTU ${mtu}: IPv6 needs at least ${IPV6_MIN_MTU}`,
+      );
+    }
+    return { bytes, prefixLength, text: formatAddress(bytes) };
+  });
+}
+
+/**
+ * `ifconfig` arguments that add one address to the interface.
+ * - IPv4: `utunN inet A/len A alias`. A utun is point-to-point and IPv4 on it needs a
+ *   destination; the address itself serves (as Tailscale and wg-quick do). `alias` adds rather
+ *   than replaces, so several addresses can be given.
+ * - IPv6: `utunN inet6 A/len alias`.
+ *
+ * @example
+ * ```ts
+ * import { ifconfigAddressArgs } from "./darwin_config.ts";
+ * const args = ifconfigAddressArgs("utun7", { bytes: new Uint8Array([198, 18, 0, 1]), prefixLength: 29, text: "198.18.0.1" });
+ * if (args.join(" ") !== "utun7 inet 198.18.0.1/29 198.18.0.1 alias") throw new Error();
+ * ```
+ */
+export function ifconfigAddressArgs(name: string, a: DarwinAddress): string[] {
+  return a.bytes.length === 4
+    ? [name, "inet", `${a.text}/${a.prefixLength}`, a.text, "alias"]
+    : [name, "inet6", `${a.text}/${a.prefixLength}`, "alias"];
+}
+
+/** `ifconfig` arguments that set the MTU and bring the interface up: `utunN mtu M up`. */
+export function ifconfigMtuUpArgs(name: string, mtu: number): string[] {
+  return [name, "mtu", String(mtu), "up"];
+}
+
+/**
+ * `route` arguments that add or delete a route to `cidr` into interface `dev`:
+ * `-n add -inet 10.96.0.0/12 -iface utunN` (`-inet6` for IPv6). No `-q`: route(8) reports a
+ * failure only in its output (it exits 0 either way), which {@linkcode routeFailure} reads.
+ *
+ * @example
+ * ```ts
+ * import { Cidr } from "../wire/address.ts";
+ * import { routeArgs } from "./darwin_config.ts";
+ * const args = routeArgs("add", Cidr.parse("fd00::/8")!, "utun3");
+ * if (args.join(" ") !== "-n add -inet6 fd00::/8 -iface utun3") throw new Error();
+ * ```
+ */
+export function routeArgs(op: "add" | "delete", cidr: Cidr, dev: string): string[] {
+  return ["-n", op, cidr.family === 6 ? "-inet6" : "-inet", cidr.toString(), "-iface", dev];
+}
+
+/**
+ * What went wrong in a route(8) run, or null when it succeeded. macOS route exits 0 even when
+ * the routing socket refused the change (its `newroute` is void; it only warns), so the output is
+ * what tells: `route: writing to routing socket: File exists` on stderr, and
+ * `add net 10.96.0.0: gateway utun4: File exists` on stdout; a success prints
+ * `add net 10.96.0.0: gateway utun4`.
+ *
+ * @returns The reason (`File exists`, `not in table`, …), or null.
+ *
+ * @example
+ * ```ts
+ * import { routeFailure } from "./darwin_config.ts";
+ * if (routeFailure({ code: 0, stdout: "add net 10.96.0.0: gateway utun4\n", stderr: "" }) !== null) throw new Error();
+ * if (routeFailure({ code: 0, stdout: "delete net 10.96.0.0: gateway utun4: not in table\n", stderr: "" }) !== "not in table") throw new Error();
+ * ```
+ */
+export function routeFailure(r: CommandResult): string | null {
+  const socket = /writing to routing socket: (.+)/.exec(r.stderr);
+  if (socket !== null) return socket[1].trim();
+  for (const line of r.stdout.split("\n")) {
+    const m = /^(?:add|delete|change) (?:net|host) (.*)$/.exec(line.trim());
+    if (m === null) continue;
+    // `<dst>: gateway <gw>[: <error>]` or `<dst>: <error>`; an IPv6 <dst> can end in ':'
+    // (`fd00::: gateway utun4`) but no address holds ": ".
+    let rest = m[1];
+    const gateway = rest.indexOf(": gateway ");
+    if (gateway >= 0) rest = rest.slice(gateway + ": gateway ".length);
+    const sep = rest.indexOf(": ");
+    if (sep >= 0) return rest.slice(sep + 2).trim();
+  }
+  if (r.code !== 0) {
+    return (r.stderr.trim() || r.stdout.trim() || `exit status ${r.code}`).split("\n")[0];
+  }
+  return null;
+}
+
+/** The network of an address's prefix, or null for a host prefix (/32, /128): nothing to route. */
+export function addressPrefix(a: DarwinAddress): Cidr | null {
+  if (a.prefixLength === a.bytes.length * 8) return null;
+  return Cidr.from(a.bytes, a.prefixLength);
+}
+
+/**
+ * One step of the configuration: the program and arguments, and whether `File exists` from
+ * route(8) counts as done (for an IPv6 prefix the kernel routes itself when the address is added).
+ */
+export interface ConfigStep {
+  program: string;
+  args: string[];
+  existsIsOk?: boolean;
+}
+
+/**
+ * The commands that configure a fresh utun, in order: each address (`ifconfig … alias`), MTU and
+ * up, then a route to each address's prefix into the interface. On a point-to-point utun the
+ * kernel routes only the destination address (IPv4), so without these the other addresses of
+ * the prefix (the fake peer, the DNS server: `src/stack/tun_addresses.ts`) would not reach the
+ * TUN; on Linux the address's prefix route does this.
+ */
+export function configSteps(name: string, mtu: number, addresses: DarwinAddress[]): ConfigStep[] {
+  const steps: ConfigStep[] = addresses.map((a) => ({
+    program: IFCONFIG,
+    args: ifconfigAddressArgs(name, a),
+  }));
+  steps.push({ program: IFCONFIG, args: ifconfigMtuUpArgs(name, mtu) });
+  const seen = new Set<string>();
+  for (const a of addresses) {
+    const prefix = addressPrefix(a);
+    if (prefix === null || seen.has(prefix.toString())) continue;
+    seen.add(prefix.toString());
+    steps.push({
+      program: ROUTE,
+      args: routeArgs("add", prefix, name),
+      existsIsOk: prefix.family === 6,
+    });
+  }
+  return steps;
+}
+
+/**
+ * Runs {@linkcode configSteps} with `run`; the first failure throws, naming the command and what
+ * it printed.
+ */
+export async function configureUtun(
+  name: string,
+  mtu: number,
+  addresses: DarwinAddress[],
+  run: CommandRunner = runCommand,
+): Promise<void> {
+  for (const step of configSteps(name, mtu, addresses)) {
+    const line = `${step.program} ${step.args.join(" ")}`;
+    let result: CommandResult;
+    try {
+      result = await run(step.program, step.args);
+    } catch (err) {
+      throw new Error(`Configuring ${name}: ${line} could not run: ${(err as Error).message}`);
+    }
+    if (step.program === ROUTE) {
+      const why = routeFailure(result);
+      if (why === null || (step.existsIsOk && /File exists/i.test(why))) continue;
+      throw new Error(`Configuring ${name}: ${line} failed: ${why}`);
+    }
+    if (result.code !== 0) {
+      const why = result.stderr.trim() || result.stdout.trim() || `exit status ${result.code}`;
+      throw new Error(`Configuring ${name}: ${line} failed: ${why}`);
+    }
+  }
+}
