@@ -34,6 +34,11 @@ export interface RelayOptions {
   budget?: RelayBudget;
   /** Closes both sides at once when aborted. */
   signal?: AbortSignal;
+  /**
+   * Called with what failed, before both sides are closed (the owner may act first: the flow
+   * engine resets the program's connection before closing the socket could end it in order).
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** Bytes moved by {@linkcode relay}. */
@@ -108,7 +113,14 @@ export async function relay(a: Conn, b: Conn, options: RelayOptions = {}): Promi
   if (options.signal?.aborted) closeBoth();
   const guard = (p: Promise<void>) =>
     p.catch((e) => {
-      if (!closed) result.error = e;
+      if (!closed) {
+        result.error = e;
+        try {
+          options.onError?.(e);
+        } catch {
+          // the owner's callback must not keep the sides open
+        }
+      }
       closeBoth();
     });
   try {

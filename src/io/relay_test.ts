@@ -97,3 +97,31 @@ Deno.test("relay() takes a connection's own buffers (readChunk) without reading 
   await done;
   assert.equal(reads, 0);
 });
+
+Deno.test("relay() tells onError what failed before it closes either side, and reports it", async () => {
+  const [a, far] = memoryPipe();
+  const closed: string[] = [];
+  const seen: string[] = [];
+  const failing: Conn = {
+    read: () => Promise.reject(new Error("stream reset by peer")),
+    write: (p) => Promise.resolve(p.length),
+    closeWrite: () => Promise.resolve(),
+    close: () => closed.push("failing"),
+  };
+  const watched: Conn = {
+    read: (p) => a.read(p),
+    write: (p) => a.write(p),
+    closeWrite: () => a.closeWrite(),
+    close: () => {
+      closed.push("a");
+      a.close();
+    },
+  };
+  const r = await relay(watched, failing, {
+    onError: (e) => seen.push(`${(e as Error).message}; closed so far: ${closed.join(",")}`),
+  });
+  assert.deepEqual(seen, ["stream reset by peer; closed so far: "]);
+  assert.equal((r.error as Error).message, "stream reset by peer");
+  assert.ok(closed.includes("a") && closed.includes("failing"));
+  far.close();
+});

@@ -320,15 +320,18 @@ export class FlowEngine implements AsyncDisposable {
         }
         conn.setNoDelay(true);
         this.stats.activeTcp++;
-        relay(conn, flow.conn, { maxBuffer: this.#relayBufferSize, signal: flow.abort.signal })
-          .then((r) => {
-            this.stats.activeTcp--;
-            // A failed flow (its stream reset, its tunnel session ended) is reset for the
-            // program, as the far end's host would; one that ended both ways lingers.
-            if (r.error !== undefined) {
-              this.tcp.abort(flow, this.#emit);
-            } else this.tcp.finished(flow, this.#clock.now());
-          });
+        relay(conn, flow.conn, {
+          maxBuffer: this.#relayBufferSize,
+          signal: flow.abort.signal,
+          // A failed flow (its stream reset, its tunnel session ended) is reset for the
+          // program, as the far end's host would, before closing the kernel's socket could send
+          // it an orderly FIN.
+          onError: () => this.tcp.abort(flow, this.#emit),
+        }).then((r) => {
+          this.stats.activeTcp--;
+          // One that ended both ways lingers for late packets.
+          if (r.error === undefined) this.tcp.finished(flow, this.#clock.now());
+        });
       }
     } catch (err) {
       if (!this.#closed) log.error(`TCP listener failed: ${(err as Error).message}`);
