@@ -17,16 +17,18 @@
  *   (`deno-<target>.zip`) and the npm packages `@deno/*` hold the CLI, which `deno compile`
  *   accepts but whose output ignores the embedded program (it starts the REPL);
  * - that executable's header (ELF, Mach-O or PE) says it is built for that target;
- * - for this machine's own target, running it with `--version` does not answer as the CLI
- *   does (`deno 2.9.6 (stable, …)`; a real denort exits 1, finding no program in itself);
- * - its sha256 equals the one the manifest pins for that target.
+ * - its sha256 equals the one the manifest pins for that target;
+ * - then, and only then (it executes the file), for this machine's own target: run with
+ *   `--version` it does not answer as the CLI does (`deno 2.9.6 (stable, …)`; a real denort
+ *   exits 1, finding no program in itself).
  *
- * The CLI renamed to `denort` inside a zip for another machine's target passes the structural
+ * The CLI renamed to `denort` inside a zip for another machine's target passes the static
  * checks; the pinned sha256 is what refuses it. That is why a target with no pinned sha256
  * (`"sha256": null`) is refused rather than trusted on structure alone.
  *
  * Pinning (`deno task build --pin --runtime-dir DIR`): writes into the manifest the sha256 of
- * each zip in DIR that passes the structural checks above and whose `.sha256sum` file (the one
+ * each zip in DIR that passes the checks above (the run only after the next one) and whose
+ * `.sha256sum` file (the one
  * the release publishes beside each zip, `denort-<target>.zip.sha256sum`) lies beside it and
  * agrees. Take both from the GitHub release of the pinned Deno version
  * (`https://github.com/denoland/deno/releases/download/v<ver>/`), whose page also shows
@@ -261,14 +263,12 @@ export interface CheckOptions {
 }
 
 /**
- * The structural checks of one zip (everything but the hash): it is a zip holding `denort`
- * (`denort.exe` for Windows) built for `target`, and, for this machine's target, one that does
- * not answer `--version` as the Deno CLI does. Returns the problem, or `undefined`.
+ * The static checks of one zip (nothing is run): it is a zip holding `denort` (`denort.exe` for
+ * Windows) whose header says it is built for `target`. Returns the problem, or `undefined`.
  */
-export async function checkRuntimeStructure(
+export async function checkRuntimeContent(
   bytes: Uint8Array,
   target: Target,
-  hostTarget: string = Deno.build.target,
 ): Promise<string | undefined> {
   let entries: ZipEntry[];
   try {
@@ -300,35 +300,52 @@ export async function checkRuntimeStructure(
       built ?? "no kconnect target (not an ELF, Mach-O or PE executable of one)"
     }, not ${target}`;
   }
-  if (target === hostTarget) {
-    const dir = await Deno.makeTempDir({ prefix: "kc-denort-probe-" });
-    try {
-      const exe = join(dir, wanted);
-      await extractZipEntry(bytes, entry, exe);
-      const out = await new Deno.Command(exe, {
-        args: ["--version"],
-        stdin: "null",
-        env: { NO_COLOR: "1" },
-        clearEnv: true,
-        signal: AbortSignal.timeout(30_000),
-      }).output();
-      const said = new TextDecoder().decode(out.stdout).trim();
-      if (out.success && /^deno \d/.test(said)) {
-        return `the ${wanted} in it is the Deno CLI renamed: \`${wanted} --version\` printed ` +
-          `"${said.split("\n")[0]}" (a real denort finds no program in itself and exits 1)`;
-      }
-    } catch (err) {
-      return `the ${wanted} in it does not run on this machine: ${(err as Error).message}`;
-    } finally {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+  return undefined;
+}
+
+/**
+ * For this machine's own target only: runs the zip's `denort` once with `--version` and refuses
+ * it if it answers as the Deno CLI does. Call it only on a zip already trusted by its pinned
+ * sha256 (or, when pinning, by its `.sha256sum`): it executes the file. Returns the problem, or
+ * `undefined` (also for other targets, which cannot run here).
+ */
+export async function probeRuntime(
+  bytes: Uint8Array,
+  target: Target,
+  hostTarget: string = Deno.build.target,
+): Promise<string | undefined> {
+  if (target !== hostTarget) return undefined;
+  const wanted = target.includes("windows") ? "denort.exe" : "denort";
+  const dir = await Deno.makeTempDir({ prefix: "kc-denort-probe-" });
+  try {
+    const entry = listZip(bytes).find((e) => e.name === wanted);
+    if (!entry) return `it holds no ${wanted}`;
+    const exe = join(dir, wanted);
+    await extractZipEntry(bytes, entry, exe);
+    const out = await new Deno.Command(exe, {
+      args: ["--version"],
+      stdin: "null",
+      env: { NO_COLOR: "1" },
+      clearEnv: true,
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const said = new TextDecoder().decode(out.stdout).trim();
+    if (out.success && /^deno \d/.test(said)) {
+      return `the ${wanted} in it is the Deno CLI renamed: \`${wanted} --version\` printed ` +
+        `"${said.split("\n")[0]}" (a real denort finds no program in itself and exits 1)`;
     }
+  } catch (err) {
+    return `the ${wanted} in it does not run on this machine: ${(err as Error).message}`;
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
   return undefined;
 }
 
 /**
- * Checks `dir/denort-<target>.zip` against `manifest`: present, the structural checks of
- * {@linkcode checkRuntimeStructure}, and the pinned sha256.
+ * Checks `dir/denort-<target>.zip` against `manifest`: present, the static checks of
+ * {@linkcode checkRuntimeContent}, the pinned sha256, and only then, for this machine's target,
+ * {@linkcode probeRuntime} (which runs it).
  *
  * @example
  * ```ts ignore
@@ -363,7 +380,7 @@ export async function checkRuntimeZip(
     return { target, path, error: `missing: no ${basename(path)} in ${dir}${hint}` };
   }
   const sha256 = await sha256Hex(bytes);
-  const problem = await checkRuntimeStructure(bytes, target, options.hostTarget);
+  const problem = await checkRuntimeContent(bytes, target);
   if (problem) return { target, path, sha256, error: `${basename(path)}: ${problem}` };
   if (entry.sha256 === null) {
     return {
@@ -388,6 +405,9 @@ export async function checkRuntimeZip(
         `${entry.sha256} for Deno ${manifest.denoVersion}`,
     };
   }
+  // Only now, with the sha256 the pinned one, is it run (this machine's target only).
+  const probed = await probeRuntime(bytes, target, options.hostTarget);
+  if (probed) return { target, path, sha256, error: `${basename(path)}: ${probed}` };
   return { target, path, sha256 };
 }
 
@@ -474,7 +494,8 @@ export async function seedDenoDir(
 
 /**
  * Pins the sha256 of the zips in `dir` into the manifest at `manifestPath`: each target's zip
- * must pass {@linkcode checkRuntimeStructure} and agree with the `.sha256sum` file beside it, and
+ * must pass {@linkcode checkRuntimeContent}, agree with the `.sha256sum` file beside it, then
+ * pass {@linkcode probeRuntime}, and
  * a target already pinned to another value is refused. Returns one line per target: what was
  * pinned, or why not.
  */
@@ -500,7 +521,7 @@ export async function pinRuntimes(
       continue;
     }
     const sha256 = await sha256Hex(bytes);
-    const problem = await checkRuntimeStructure(bytes, target, options.hostTarget);
+    const problem = await checkRuntimeContent(bytes, target);
     if (problem) {
       errors.push(`${target}: ${name}: ${problem}`);
       continue;
@@ -521,6 +542,12 @@ export async function pinRuntimes(
         `${target}: ${name}.sha256sum does not agree with ${name} (sha256 ${sha256}): ` +
           `"${sidecar.trim().slice(0, 120)}"`,
       );
+      continue;
+    }
+    // Run (this machine's target only) after the .sha256sum agreed, never before.
+    const probed = await probeRuntime(bytes, target, options.hostTarget);
+    if (probed) {
+      errors.push(`${target}: ${name}: ${probed}`);
       continue;
     }
     const current = manifest.targets[target]?.sha256 ?? null;

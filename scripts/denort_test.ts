@@ -326,6 +326,15 @@ Deno.test("checkRuntimeDir() refuses the Deno CLI in place of denort, even when 
       manifest,
     );
     assert.match(arm.error!, /holds deno, the Deno CLI .*not the runtime denort/);
+    // Not pinned to its hash: refused for that, and never run (it would say "CLI renamed").
+    for (const pin of [null, "e".repeat(64)]) {
+      const [unrun] = await checkRuntimeDir(dir, [HOST], {
+        ...manifest,
+        targets: { [HOST]: { file: runtimeZipName(HOST), sha256: pin } },
+      });
+      assert.match(unrun.error!, pin ? /sha256 mismatch/ : /pins no sha256/);
+      assert.doesNotMatch(unrun.error!, /renamed/);
+    }
     assert.match(
       host.error!,
       new RegExp(
