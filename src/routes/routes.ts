@@ -9,6 +9,7 @@
 import { registerUndo } from "../journal/undo.ts";
 import { Cidr } from "../wire/address.ts";
 import * as linux from "./linux.ts";
+import * as darwin from "./darwin.ts";
 import type { RouteEntry } from "./linux.ts";
 
 export type { RouteEntry } from "./linux.ts";
@@ -28,6 +29,8 @@ function ops(): RouteOps {
   switch (Deno.build.os) {
     case "linux":
       return linux;
+    case "darwin":
+      return darwin;
     default:
       throw new Error(`Changing routes on ${Deno.build.os} is not supported yet`);
   }

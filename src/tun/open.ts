@@ -6,13 +6,20 @@
 
 import type { TunDevice, TunOptions } from "./device.ts";
 import { openLinuxTun } from "./linux.ts";
+import { openDarwinTun } from "./darwin.ts";
+
+/** A macOS utun is named by the kernel (`utunN`): another name asked for is not an error. */
+const UTUN_NAME = /^utun\d+$/;
 
 /**
  * Opens a TUN device with the driver for `Deno.build.os`.
  *
  * @param options Name, MTU and addresses; see {@linkcode TunOptions}.
  * @returns The open, configured device.
- * @throws {Error} On an OS without a driver yet (macOS, Windows, others).
+ * On macOS the kernel names the device (`utunN`; a `utunN` asked for is honoured, any other
+ * name is not possible there): read the name from the device.
+ *
+ * @throws {Error} On an OS without a driver yet (Windows, others).
  *
  * @example
  * ```ts ignore
@@ -25,9 +32,10 @@ export function openTun(options: TunOptions = {}): Promise<TunDevice> {
     case "linux":
       return openLinuxTun(options);
     case "darwin":
-      return Promise.reject(
-        new Error("TUN devices on macOS are not supported yet (utun driver not written)"),
-      );
+      return openDarwinTun({
+        ...options,
+        name: options.name !== undefined && UTUN_NAME.test(options.name) ? options.name : undefined,
+      });
     case "windows":
       return Promise.reject(
         new Error("TUN devices on Windows are not supported yet (wintun driver not written)"),
