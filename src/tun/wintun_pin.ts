@@ -21,6 +21,8 @@
  * @module
  */
 
+import { adminOnlyProblem } from "./wintun_acl.ts";
+
 /** A pinned `wintun.dll`. */
 export interface WintunPin {
   /** Wintun's version, e.g. `0.14.1`. */
@@ -164,7 +166,8 @@ const REAL_FILES: WintunFileAccess = {
 
 /**
  * Checks the file at `path` before it is loaded: its location (admin-only folder, unless
- * `checkLocation` is false) and its sha256 against the pin.
+ * `checkLocation` is false), the ACLs of that folder and the file (on Windows), and its sha256
+ * against the pin.
  *
  * @throws {WintunPinError} On a wrong location or hash; `Deno.errors.NotFound` when missing.
  */
@@ -175,6 +178,11 @@ export async function verifyWintunFile(
     checkLocation?: boolean;
     files?: WintunFileAccess;
     env?: Record<string, string | undefined>;
+    /**
+     * Why others than administrators could change a path, or null; checked on the folder and
+     * the file. Default: their ACLs on Windows (`wintun_acl.ts`), nothing elsewhere.
+     */
+    adminOnly?: (path: string) => string | null;
   } = {},
 ): Promise<void> {
   const files = options.files ?? REAL_FILES;
@@ -192,6 +200,19 @@ export async function verifyWintunFile(
     }
     const problem = wintunLocationProblem(path, real, options.env ?? envOf());
     if (problem !== null) throw new WintunPinError(`Refusing to load ${problem}`);
+    const adminOnly = options.adminOnly ??
+      (Deno.build.os === "windows" ? adminOnlyProblem : undefined);
+    if (adminOnly !== undefined) {
+      const folder = real.slice(0, real.lastIndexOf("\\"));
+      for (const p of [folder, real]) {
+        const why = adminOnly(p);
+        if (why !== null) {
+          throw new WintunPinError(
+            `Refusing to load ${path}: ${p} must be changeable by administrators only, but ${why}`,
+          );
+        }
+      }
+    }
   }
   const pin = "pin" in options ? options.pin : WINTUN_PINS[Deno.build.arch];
   await checkWintunBytes(await files.readFile(path), pin, path);
