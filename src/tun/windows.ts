@@ -56,7 +56,7 @@ export const WINDOWS_MIN_MTU = 576;
 
 /** How long one wait on the read event lasts before the loop looks again. */
 const WAIT_TIMEOUT_MS = 200;
-/** Failed receives with a last error we do not expect, in a row, before the read gives up. */
+/** Failed receives with the same unexpected, non-zero last error in a row before a read throws. */
 const MAX_UNEXPECTED = 3;
 
 const ADMIN_HINT =
@@ -106,6 +106,7 @@ export class WindowsTunDevice implements TunDevice {
   #closing = false;
   #eof = false;
   #unexpected = 0;
+  #lastUnexpected = 0;
   #closed: Promise<void> | undefined;
   #waits = new Set<Promise<number>>();
 
@@ -164,9 +165,13 @@ export class WindowsTunDevice implements TunDevice {
         if (e === WinError.ERROR_INVALID_DATA) {
           throw winError(`WintunReceivePacket on ${this.name}`, e, "the ring is corrupt");
         }
-        // Another value may be a last error that something else overwrote: wait and look
-        // again, but not for ever.
-        if (++this.#unexpected >= MAX_UNEXPECTED) {
+        // Another value may be a last error that something else overwrote (0 above all, which
+        // a successful call in between leaves): wait and look again. The same real error
+        // three times in a row, though, is the ring's answer.
+        if (e === WinError.ERROR_SUCCESS) break;
+        this.#unexpected = e === this.#lastUnexpected ? this.#unexpected + 1 : 1;
+        this.#lastUnexpected = e;
+        if (this.#unexpected >= MAX_UNEXPECTED) {
           throw winError(`WintunReceivePacket on ${this.name}`, e);
         }
         break;

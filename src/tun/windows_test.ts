@@ -168,7 +168,7 @@ Deno.test("WindowsTunDevice.write() copies each packet into the send ring; ERROR
   assert.deepEqual(fake.violations, []);
 });
 
-Deno.test("WindowsTunDevice.read(): a corrupt ring (ERROR_INVALID_DATA) throws; a stray last error is retried after a wait, three in a row throw", async () => {
+Deno.test("WindowsTunDevice.read(): a corrupt ring (ERROR_INVALID_DATA) throws; a stray last error is retried after a wait, the same non-zero one three times in a row throws", async () => {
   {
     const { fake, tun } = await open();
     fake.corrupt = true;
@@ -178,10 +178,41 @@ Deno.test("WindowsTunDevice.read(): a corrupt ring (ERROR_INVALID_DATA) throws; 
   }
   {
     const { fake, tun } = await open();
-    fake.clobberLastError = [0]; // something overwrote ERROR_NO_MORE_ITEMS
+    // Something overwrote ERROR_NO_MORE_ITEMS: with 0 (a successful call in between), as
+    // often as it likes; with other codes, never the same three times in a row.
+    fake.clobberLastError = [0, 0, 0, 0, 0, 5, 5, 87, 5];
     const reading = tun.read([new Uint8Array(1400)], [0], 0);
-    await new Promise((r) => setTimeout(r, 10));
-    assert.equal(fake.waiting, 1, "waits instead of failing");
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 2));
+      assert.equal(fake.waiting, 1, "waits instead of failing");
+      fake.wake(); // a spurious wake-up
+    }
+    await new Promise((r) => setTimeout(r, 2));
+    assert.equal(fake.clobberLastError.length, 0);
+    fake.deliver(packet(4));
+    assert.equal(await within(reading, 1000, "read"), 1);
+    // A packet between them breaks a run of the same error.
+    fake.clobberLastError = [5, 5];
+    const second = tun.read([new Uint8Array(1400)], [0], 0);
+    await new Promise((r) => setTimeout(r, 2));
+    fake.wake();
+    await new Promise((r) => setTimeout(r, 2));
+    assert.equal(fake.clobberLastError.length, 0, "ERROR_ACCESS_DENIED twice");
+    fake.clobberLastError = [5, 5]; // the first is read after the packet, in the same burst
+    fake.deliver(packet(5));
+    assert.equal(await within(second, 1000, "read"), 1);
+    const third = tun.read([new Uint8Array(1400)], [0], 0);
+    await new Promise((r) => setTimeout(r, 2));
+    assert.equal(fake.waiting, 1, "still waiting: the run was broken by the packet");
+    await tun.close();
+    assert.equal(await third, 0);
+    assert.deepEqual(fake.violations, []);
+  }
+  {
+    const { fake, tun } = await open();
+    fake.clobberLastError = [0];
+    const reading = tun.read([new Uint8Array(1400)], [0], 0);
+    await new Promise((r) => setTimeout(r, 2));
     fake.deliver(packet(4));
     assert.equal(await within(reading, 1000, "read"), 1);
     await tun.close();
@@ -189,16 +220,17 @@ Deno.test("WindowsTunDevice.read(): a corrupt ring (ERROR_INVALID_DATA) throws; 
   }
   {
     const { fake, tun } = await open();
-    // Three empty-ring answers whose last error reads as 0, each after a wake-up.
-    fake.clobberLastError = [0, 0, 0];
+    // Three empty-ring answers whose last error reads as ERROR_ACCESS_DENIED, each after a
+    // wake-up.
+    fake.clobberLastError = [5, 5, 5];
     const reading = tun.read([new Uint8Array(1400)], [0], 0).catch((e: Error) => e);
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 5));
-      fake.kernel32.SetEvent(null); // a spurious wake-up
+      fake.wake(); // a spurious wake-up
     }
     const outcome = await within(reading, 1000, "read");
     assert.ok(outcome instanceof Error);
-    assert.match(outcome.message, /WintunReceivePacket on kconnect: ERROR_SUCCESS/);
+    assert.match(outcome.message, /WintunReceivePacket on kconnect: ERROR_ACCESS_DENIED/);
     await tun.close();
   }
 });

@@ -172,6 +172,11 @@ export class FakeWintun {
     this.#signal();
   }
 
+  /** Sets the read event with nothing in the ring (a spurious wake-up). */
+  wake(): void {
+    this.#signal();
+  }
+
   #signal(): void {
     const w = this.#waiters.shift();
     if (w) w(WAIT_OBJECT_0);
