@@ -1,17 +1,15 @@
 /**
  * Routes on Windows, through iphlpapi (`CreateIpForwardEntry2`, `DeleteIpForwardEntry2`,
- * `GetIpForwardTable2`): the same exports as `linux.ts`, so the OS switch can pick either.
- * Routes go on-link into the adapter named `dev` (found with `ConvertInterfaceAliasToLuid`).
- * Routes into the Wintun adapter go when the adapter goes; those journaled
- * ({@linkcode ROUTE_KIND}) are removed by the next `up` or `down` all the same (the undo is
- * registered with the journal when this module loads).
+ * `GetIpForwardTable2`): the same three functions as `linux.ts` and `darwin.ts`, for the OS
+ * switch `routes.ts`, which owns the journal kind and its undo. Routes go on-link into the
+ * adapter named `dev` (found with `ConvertInterfaceAliasToLuid`); they go when the adapter
+ * goes.
  *
  * {@linkcode windowsRoutes} builds the same functions on any iphlpapi symbols object, so tests
  * drive them with a fake.
  *
  * @module
  */
-import { registerUndo } from "../journal/undo.ts";
 import { Cidr, formatAddress } from "../wire/address.ts";
 import type { RouteEntry } from "./linux.ts";
 import { iphlpapiRoutes, type IphlpapiRouteSymbols, RouteStatus } from "./windows_symbols.ts";
@@ -26,12 +24,6 @@ import {
 } from "./windows_rows.ts";
 
 export type { RouteEntry };
-
-/**
- * The journal kind of a route kconnect added on Windows (`{ cidr, dev }`); not `linux.ts`'s
- * `"route"`, so both modules can be loaded at once and each undoes its own.
- */
-export const ROUTE_KIND = "windows-route";
 
 /** `IF_MAX_STRING_SIZE + 1`: room for an interface alias, in UTF-16 units. */
 const ALIAS_CHARS = 257;
@@ -205,16 +197,3 @@ export function deleteRoute(cidr: Cidr, dev: string): Promise<void> {
 export function listRoutes(family: 4 | 6): Promise<RouteEntry[]> {
   return real.listRoutes(family);
 }
-
-/** The undo of one journaled route, on the given functions (tests pass a fake's). */
-export async function undoWindowsRoute(
-  routes: WindowsRoutes,
-  data: Record<string, unknown>,
-): Promise<string> {
-  const cidr = Cidr.parse(String(data.cidr));
-  if (cidr === null) return `bad route entry ${data.cidr} left alone`;
-  await routes.deleteRoute(cidr, String(data.dev));
-  return `route ${cidr} via ${data.dev} removed`;
-}
-
-registerUndo(ROUTE_KIND, (data) => undoWindowsRoute(real, data));
