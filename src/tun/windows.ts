@@ -18,7 +18,7 @@
  */
 import type { TunDevice, TunOptions, TunStats } from "./device.ts";
 import { parseConfig } from "./_linux_config.ts";
-import { configureAdapter, winError } from "./windows_config.ts";
+import { adapterAlias, configureAdapter, winError } from "./windows_config.ts";
 import { defaultWintunPath, verifyWintunFile, type WintunPin } from "./wintun_pin.ts";
 import {
   guidBytes,
@@ -82,7 +82,7 @@ export interface WintunStats extends TunStats {
 
 /** A TUN device opened by {@linkcode openWindowsTun}. */
 export class WindowsTunDevice implements TunDevice {
-  /** The adapter's name. */
+  /** The adapter's interface alias, read back from Windows (routes name it by this). */
   readonly name: string;
   /** The MTU the adapter was configured with. */
   readonly mtu: number;
@@ -392,12 +392,13 @@ export async function openWindowsTun(
     const luidBytes = new BigUint64Array(1);
     wintun.WintunGetAdapterLUID(adapter, luidBytes);
     const luid = luidBytes[0];
+    const alias = adapterAlias(n.iphlpapi, luid) ?? name;
     configureAdapter(n.iphlpapi, luid, mtu, addresses);
     session = wintun.WintunStartSession(adapter, WINTUN_RING_CAPACITY);
     if (session === null) throw winError(`WintunStartSession on ${name}`, kernel32.GetLastError());
     const readEvent = wintun.WintunGetReadWaitEvent(session);
     if (readEvent === null) throw new Error(`WintunGetReadWaitEvent on ${name} returned NULL`);
-    return new WindowsTunDevice(n, { adapter, session, readEvent }, name, mtu, luid);
+    return new WindowsTunDevice(n, { adapter, session, readEvent }, alias, mtu, luid);
   } catch (error) {
     if (session !== null) wintun.WintunEndSession(session);
     wintun.WintunCloseAdapter(adapter);

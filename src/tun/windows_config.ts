@@ -132,3 +132,15 @@ export function configureAdapter(
   if (v6) setMtu(ip, luid, 6, mtu);
   for (const a of addresses) addAddress(ip, luid, a);
 }
+
+/**
+ * The interface alias Windows gave the adapter (the name `netsh`, `Get-NetAdapter` and
+ * `ConvertInterfaceAliasToLuid` know it by), or null when it cannot be read. It is the name
+ * asked for unless Windows had to make it unique (`kconnect 2`).
+ */
+export function adapterAlias(ip: IphlpapiInterfaceSymbols, luid: bigint): string | null {
+  const buf = new Uint16Array(257); // IF_MAX_STRING_SIZE + 1
+  if (ip.ConvertInterfaceLuidToAlias(new BigUint64Array([luid]), buf, 257n) !== 0) return null;
+  const end = buf.indexOf(0);
+  return end <= 0 ? null : String.fromCharCode(...buf.subarray(0, end));
+}

@@ -54,6 +54,7 @@ Deno.test("openWindowsTun() creates kconnect's adapter with its GUID, configures
   assert.deepEqual(fake.calls, [
     "WintunCreateAdapter kconnect",
     "WintunGetAdapterLUID",
+    "ConvertInterfaceLuidToAlias",
     "GetUnicastIpAddressTable 2",
     "GetUnicastIpAddressTable 23",
     "InitializeIpInterfaceEntry",
@@ -318,5 +319,12 @@ Deno.test("openWindowsTun() removes addresses an earlier run left on the adapter
   const { fake, tun } = await open({ addressTable: [other, mine] });
   assert.deepEqual(fake.deletedAddresses, [mine]);
   assert.equal(fake.tablesHeld, 0, "the table is freed");
+  await tun.close();
+});
+
+Deno.test("openWindowsTun() names the device by the alias Windows gave the adapter", async () => {
+  const { fake, tun } = await open({ alias: "kconnect 2" });
+  assert.equal(fake.created?.name, "kconnect");
+  assert.equal(tun.name, "kconnect 2");
   await tun.close();
 });

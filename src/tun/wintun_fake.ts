@@ -57,6 +57,8 @@ export interface FakeWintunOptions {
   addressTable?: Uint8Array[];
   /** Status `SetIpInterfaceEntry` answers; default 0. */
   setInterfaceStatus?: number;
+  /** The interface alias Windows reports; default the name the adapter was created with. */
+  alias?: string;
 }
 
 function bytesOf(b: AllowSharedBufferSource | null): Uint8Array {
@@ -394,6 +396,20 @@ export class FakeWintun {
     FreeMibTable: () => {
       this.calls.push("FreeMibTable");
       this.#tables--;
+    },
+    ConvertInterfaceLuidToAlias: (luid, out, length) => {
+      this.calls.push("ConvertInterfaceLuidToAlias");
+      const l = bytesOf(luid);
+      if (new DataView(l.buffer, l.byteOffset, l.byteLength).getBigUint64(0, true) !== this.luid) {
+        return WinError.ERROR_FILE_NOT_FOUND;
+      }
+      const alias = this.#o.alias ?? this.created?.name ?? "";
+      const o = bytesOf(out);
+      const units = new Uint16Array(o.buffer, o.byteOffset, Number(length));
+      if (alias.length + 1 > units.length) return WinError.ERROR_BUFFER_OVERFLOW;
+      for (let i = 0; i < alias.length; i++) units[i] = alias.charCodeAt(i);
+      units[alias.length] = 0;
+      return 0;
     },
   };
 

@@ -73,6 +73,8 @@ export const IPHLPAPI_INTERFACE_SYMBOLS = {
   DeleteUnicastIpAddressEntry: { parameters: ["buffer"], result: "u32" },
   /** `void FreeMibTable(PVOID)` */
   FreeMibTable: { parameters: ["pointer"], result: "void" },
+  /** `NETIO_STATUS ConvertInterfaceLuidToAlias(const NET_LUID *, PWSTR, SIZE_T Length)` */
+  ConvertInterfaceLuidToAlias: { parameters: ["buffer", "buffer", "usize"], result: "u32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The Wintun functions, as `Deno.dlopen` returns them (or a fake typed the same). */
