@@ -7,6 +7,7 @@
  * @module
  */
 import "../resolver/macos.ts";
+import "../resolver/nrpt.ts";
 import "../resolver/resolv_conf.ts";
 import "../resolver/resolved.ts";
 import "../routes/routes.ts";

@@ -6,19 +6,26 @@
  */
 import type { Journal } from "../journal/journal.ts";
 import { MacosResolverConfigurator } from "./macos.ts";
+import { NrptConfigurator } from "./nrpt.ts";
 import type { ResolverConfigurator } from "./plan.ts";
 import { ResolvConfConfigurator } from "./resolv_conf.ts";
 import { resolvedAvailable, ResolvedConfigurator } from "./resolved.ts";
 
 /** The `--dns` choices. */
-export const DNS_MODES = ["auto", "resolved", "resolv.conf", "macos", "off"] as const;
+export const DNS_MODES = ["auto", "resolved", "resolv.conf", "macos", "nrpt", "off"] as const;
 /** One of {@linkcode DNS_MODES}. */
 export type DnsMode = typeof DNS_MODES[number];
 
-/** Why `mode` cannot be used on `os`, or null when it can (`macos` is for macOS only). */
+/**
+ * Why `mode` cannot be used on `os`, or null when it can (`macos` is for macOS only, `nrpt` for
+ * Windows only).
+ */
 export function dnsModeProblem(mode: DnsMode, os: string = Deno.build.os): string | null {
   if (mode === "macos" && os !== "darwin") {
     return `"macos" (files in /etc/resolver) works on macOS only; this is ${os}`;
+  }
+  if (mode === "nrpt" && os !== "windows") {
+    return `"nrpt" (Name Resolution Policy Table rules) works on Windows only; this is ${os}`;
   }
   return null;
 }
@@ -44,8 +51,11 @@ export async function selectResolver(
       return new ResolvConfConfigurator(journal);
     case "macos":
       return new MacosResolverConfigurator(journal);
+    case "nrpt":
+      return new NrptConfigurator(journal);
     case "auto":
       if (os === "darwin") return new MacosResolverConfigurator(journal);
+      if (os === "windows") return new NrptConfigurator(journal);
       if (os !== "linux") return null;
       return (await resolvedAvailable())
         ? new ResolvedConfigurator(journal)

@@ -10,6 +10,7 @@ import { registerUndo } from "../journal/undo.ts";
 import { Cidr } from "../wire/address.ts";
 import * as linux from "./linux.ts";
 import * as darwin from "./darwin.ts";
+import * as windows from "./windows.ts";
 import type { RouteEntry } from "./linux.ts";
 
 export type { RouteEntry } from "./linux.ts";
@@ -31,6 +32,8 @@ function ops(): RouteOps {
       return linux;
     case "darwin":
       return darwin;
+    case "windows":
+      return windows;
     default:
       throw new Error(`Changing routes on ${Deno.build.os} is not supported yet`);
   }

@@ -7,6 +7,7 @@
 import type { TunDevice, TunOptions } from "./device.ts";
 import { openLinuxTun } from "./linux.ts";
 import { openDarwinTun } from "./darwin.ts";
+import { openWindowsTun } from "./windows.ts";
 
 /** A macOS utun is named by the kernel (`utunN`): another name asked for is not an error. */
 const UTUN_NAME = /^utun\d+$/;
@@ -17,9 +18,10 @@ const UTUN_NAME = /^utun\d+$/;
  * @param options Name, MTU and addresses; see {@linkcode TunOptions}.
  * @returns The open, configured device.
  * On macOS the kernel names the device (`utunN`; a `utunN` asked for is honoured, any other
- * name is not possible there): read the name from the device.
+ * name is not possible there), and on Windows the adapter's alias may differ from the name
+ * asked for (`kconnect 2`): read the name from the device.
  *
- * @throws {Error} On an OS without a driver yet (Windows, others).
+ * @throws {Error} On an OS without a driver (others than Linux, macOS and Windows).
  *
  * @example
  * ```ts ignore
@@ -37,9 +39,7 @@ export function openTun(options: TunOptions = {}): Promise<TunDevice> {
         name: options.name !== undefined && UTUN_NAME.test(options.name) ? options.name : undefined,
       });
     case "windows":
-      return Promise.reject(
-        new Error("TUN devices on Windows are not supported yet (wintun driver not written)"),
-      );
+      return openWindowsTun(options);
     default:
       return Promise.reject(new Error(`TUN devices on ${Deno.build.os} are not supported`));
   }
