@@ -16,7 +16,9 @@ interface ServiceCliOptions {
 }
 
 function needRoot(what: string): void {
-  if (Deno.uid() !== 0) {
+  // Windows has no uid: Windows itself refuses a process that is not elevated (creating the
+  // folder under Program Files, schtasks.exe: "Access is denied"), and that error is reported.
+  if (Deno.build.os !== "windows" && Deno.uid() !== 0) {
     throw new Error(
       `kconnect service ${what} must run as root (try: sudo kconnect service ${what})`,
     );
@@ -26,15 +28,18 @@ function needRoot(what: string): void {
 /** Registers `kconnect service`. */
 export function registerService(program: Command): void {
   const service = program.command("service").description(
-    "install or remove the kconnect daemon as a system service (systemd, launchd)",
+    "install or remove the kconnect daemon as a system service (systemd, launchd, a Windows scheduled task)",
   );
   const common = (c: Command) =>
     c.option("--group <name|gid>", "group whose members may use the daemon", "kconnect")
       .option(
         "--unit-dir <dir>",
-        "where the unit file goes (default /etc/systemd/system; macOS /Library/LaunchDaemons)",
+        "where the unit file goes (default /etc/systemd/system; macOS /Library/LaunchDaemons; Windows %ProgramFiles%\\kconnect)",
       )
-      .option("--no-service-manager", "only write or remove the file: no systemctl/launchctl");
+      .option(
+        "--no-service-manager",
+        "only write or remove the file: no systemctl/launchctl/schtasks",
+      );
   common(
     service.command("install").description(
       "write the unit, create the group (adding the sudo user), enable and start the daemon",
@@ -64,7 +69,7 @@ export function registerService(program: Command): void {
         })
       ) printLine(line);
     });
-  service.command("show").description("print the unit (or plist) install would write")
+  service.command("show").description("print the unit (plist, task XML) install would write")
     .option("--group <name|gid>", "group whose members may use the daemon", "kconnect")
     .action((o: ServiceCliOptions) => print(serviceText(realHost.os, { group: o.group })));
 }

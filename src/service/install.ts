@@ -1,6 +1,7 @@
 /**
  * `kconnect service install` / `uninstall`: the daemon as a system service (systemd on Linux,
- * launchd on macOS), the group whose members may use it, and the invoking sudo user in it.
+ * launchd on macOS, a SYSTEM scheduled task on Windows: `windows_task.ts`), the group whose
+ * members may use it, and the invoking sudo user in it (Linux and macOS).
  *
  * Everything that touches the machine goes through {@linkcode ServiceHost}, so tests can
  * install into a directory of their own without creating groups or calling systemctl.
@@ -21,10 +22,19 @@ import { checkTrustedParents, UntrustedPathError } from "../host/safe_path.ts";
 import { DEFAULT_SOCKET, SERVICE_GROUP } from "../daemon/paths.ts";
 import { LAUNCHD_LABEL, launchdPlist } from "./launchd.ts";
 import { systemdUnit, UNIT_NAME } from "./systemd.ts";
+import {
+  createAndStartTask,
+  stopAndDeleteTask,
+  TASK_FILE_NAME,
+  taskFileBytes,
+  taskXml,
+} from "./windows_task.ts";
+import { defaultWintunPath } from "../tun/wintun_pin.ts";
+import { adminOnlyProblem } from "../tun/wintun_acl.ts";
 
 /** What installing needs from the machine. */
 export interface ServiceHost {
-  os: "linux" | "darwin";
+  os: "linux" | "darwin" | "windows";
   /** Runs a command; throws with its output when it fails. */
   run(cmd: string[]): Promise<void>;
   /** Whether the group exists. */
@@ -39,6 +49,10 @@ export interface ServiceHost {
   listening(path: string): Promise<boolean>;
   /** Waits `ms` milliseconds. */
   sleep(ms: number): Promise<void>;
+  /** Writes a file's bytes (Windows: the UTF-16 task definition). */
+  writeBytes?(path: string, data: Uint8Array): Promise<void>;
+  /** Windows: why others than administrators could change `path`, or null when they cannot. */
+  adminOnlyProblem?(path: string): Promise<string | null>;
 }
 
 /** Where launchd writes the daemon's stdout and stderr. */
@@ -48,7 +62,10 @@ export const LAUNCHD_OUTPUT = "/var/log/kconnect/launchd.log";
 export interface ServiceOptions {
   /** Group name or gid allowed to use the daemon. Default `kconnect`. */
   group?: string;
-  /** Where the unit goes. Default /etc/systemd/system (Linux), /Library/LaunchDaemons (macOS). */
+  /**
+   * Where the unit goes. Default /etc/systemd/system (Linux), /Library/LaunchDaemons (macOS),
+   * `%ProgramFiles%\kconnect` (Windows: the task definition, the folder of `wintun.dll`).
+   */
   unitDir?: string;
   /** The user to add to the group (the one who ran sudo); none when undefined or root. */
   user?: string;
@@ -66,16 +83,26 @@ export interface ServiceOptions {
 
 /** The service file's path. */
 export function serviceFile(os: ServiceHost["os"], unitDir?: string): string {
+  if (os === "windows") {
+    const dir = unitDir ?? defaultWintunPath().slice(0, defaultWintunPath().lastIndexOf("\\"));
+    return `${dir.replace(/[\\/]+$/, "")}\\${TASK_FILE_NAME}`;
+  }
   return os === "darwin"
     ? `${unitDir ?? "/Library/LaunchDaemons"}/${LAUNCHD_LABEL}.plist`
     : `${unitDir ?? "/etc/systemd/system"}/${UNIT_NAME}`;
 }
 
-/** The daemon's command and environment for `o`. */
-function serviceCommand(o: ServiceOptions): { command: string[]; env: Record<string, string> } {
+/**
+ * The daemon's command and environment for `o`. A scheduled task has no environment of its own
+ * (Windows: none), so from source its deno uses SYSTEM's own Deno cache.
+ */
+function serviceCommand(
+  o: ServiceOptions,
+  os: ServiceHost["os"],
+): { command: string[]; env: Record<string, string> } {
   const command = [...(o.command ?? selfCommand()), "daemon", "--group", o.group ?? SERVICE_GROUP];
   const env: Record<string, string> = {};
-  if (o.command === undefined && runningFromSource()) {
+  if (os !== "windows" && o.command === undefined && runningFromSource()) {
     // deno run needs its module cache; a system service has no HOME to find it by.
     const home = Deno.env.get("HOME") ?? "/root";
     env.DENO_DIR = Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`;
@@ -85,7 +112,8 @@ function serviceCommand(o: ServiceOptions): { command: string[]; env: Record<str
 
 /** The service file's text for `o`. */
 export function serviceText(os: ServiceHost["os"], o: ServiceOptions = {}): string {
-  const { command, env } = serviceCommand(o);
+  const { command, env } = serviceCommand(o, os);
+  if (os === "windows") return taskXml({ command });
   return os === "darwin"
     ? launchdPlist({
       programArguments: command,
@@ -196,9 +224,10 @@ export function serviceCodePaths(command: string[], env: Record<string, string>)
 
 /** Installs and starts the service; returns what was done, one line each. */
 export async function installService(host: ServiceHost, o: ServiceOptions = {}): Promise<string[]> {
+  if (host.os === "windows") return await installWindowsTask(host, o);
   const done: string[] = [];
   const group = o.group ?? SERVICE_GROUP;
-  const { command, env } = serviceCommand(o);
+  const { command, env } = serviceCommand(o, host.os);
   await checkRootOnlyCode(serviceCodePaths(command, env));
   if (!o.noServiceManager) await refuseOtherDaemon(host, o);
   if (!/^\d+$/.test(group)) {
@@ -236,6 +265,71 @@ export async function installService(host: ServiceHost, o: ServiceOptions = {}):
       host.os === "darwin"
         ? `launchd job ${LAUNCHD_LABEL} loaded; the daemon is listening`
         : `${UNIT_NAME} enabled and started; the daemon is listening`,
+    );
+  }
+  return done;
+}
+
+/** The folder of a Windows path. */
+function windowsFolder(path: string): string {
+  const i = Math.max(path.lastIndexOf("\\"), path.lastIndexOf("/"));
+  return i === 2 && path[1] === ":" ? path.slice(0, 3) : path.slice(0, Math.max(i, 0));
+}
+
+/**
+ * What the task's command loads on Windows, and the folders they are in: the program, every
+ * absolute path on its command line, from a checkout (a `main.ts`) its `src`, `deno.json` and
+ * `deno.lock`. Folders are checked themselves, not walked. A word starting with `/` (a path in
+ * Unix form, as `selfCommand()` may give from source) is named too, so that it is refused when
+ * its permissions cannot be read rather than never checked.
+ */
+export function windowsCodePaths(command: string[]): string[] {
+  const out = new Set<string>();
+  for (const w of command) {
+    if (!/^([A-Za-z]:[\\/]|\\\\|\/)/.test(w)) continue;
+    out.add(w);
+    out.add(windowsFolder(w));
+    if (/[\\/]main\.ts$/.test(w)) {
+      const root = w.slice(0, -"main.ts".length);
+      for (const f of ["src", "deno.json", "deno.lock"]) out.add(`${root}${f}`);
+    }
+  }
+  return [...out];
+}
+
+/**
+ * Windows: writes the task definition and creates and starts the task. Refuses, before writing
+ * the definition, when someone other than administrators could change what SYSTEM would run (the
+ * program, its folder, a checkout's code) or the folder the definition is written to (it could
+ * be swapped before `schtasks /Create` reads it). No group is created, and whether the daemon
+ * listens is not checked: Windows has no control channel yet.
+ */
+async function installWindowsTask(host: ServiceHost, o: ServiceOptions): Promise<string[]> {
+  const { command } = serviceCommand(o, "windows");
+  const file = serviceFile("windows", o.unitDir);
+  const bytes = taskFileBytes({ command });
+  if (!host.writeBytes || !host.adminOnlyProblem) {
+    throw new Error("Cannot install the kconnect task: this host cannot write or check files");
+  }
+  const problemOf = host.adminOnlyProblem.bind(host);
+  const check = async (p: string) => {
+    const problem = await problemOf(p);
+    if (problem !== null) {
+      throw new Error(
+        `Cannot install the kconnect task: it would run as SYSTEM from ${p}, and ${problem}, so someone other than an administrator could change what SYSTEM runs. ` +
+          "Install kconnect.exe in a folder only administrators can change, such as %ProgramFiles%\\kconnect, and run service install from there",
+      );
+    }
+  };
+  for (const p of windowsCodePaths(command)) await check(p);
+  await host.makeDir(windowsFolder(file), 0o755);
+  await check(windowsFolder(file));
+  await host.writeBytes(file, bytes);
+  const done = [`wrote ${file}`];
+  if (!o.noServiceManager) {
+    done.push(...await createAndStartTask(host, file));
+    done.push(
+      "(not checked that the daemon listens: kconnect has no control channel on Windows yet)",
     );
   }
   return done;
@@ -301,6 +395,11 @@ export async function uninstallService(
 ): Promise<string[]> {
   const done: string[] = [];
   const file = serviceFile(host.os, o.unitDir);
+  if (host.os === "windows") {
+    if (!o.noServiceManager) done.push(...await stopAndDeleteTask(host));
+    if (await host.removeFile(file)) done.push(`removed ${file}`);
+    return done;
+  }
   if (!o.noServiceManager) {
     if (host.os === "darwin") {
       await host.run(["launchctl", "bootout", `system/${LAUNCHD_LABEL}`]).catch(() => {});
@@ -323,7 +422,7 @@ export async function uninstallService(
 
 /** The real machine. */
 export const realHost: ServiceHost = {
-  os: Deno.build.os === "darwin" ? "darwin" : "linux",
+  os: Deno.build.os === "windows" ? "windows" : Deno.build.os === "darwin" ? "darwin" : "linux",
   async run(cmd) {
     const out = await new Deno.Command(cmd[0], {
       args: cmd.slice(1),
@@ -381,6 +480,12 @@ export const realHost: ServiceHost = {
   },
   async writeFile(path, text) {
     await Deno.writeTextFile(path, text, { mode: 0o644 });
+  },
+  async writeBytes(path, data) {
+    await Deno.writeFile(path, data, { mode: 0o644 });
+  },
+  adminOnlyProblem(path) {
+    return Promise.resolve(adminOnlyProblem(path));
   },
   async removeFile(path) {
     try {
