@@ -5,7 +5,9 @@
 # scripts/demo.sh run it as root).
 set -euo pipefail
 
-# The one list of Debian packages the tests use. Add yours here.
+# The one list of Debian packages the tests use. Add yours here. (Not qemu-user and the arm64
+# libc that scripts/arm64_ffi.sh installs itself: CI reports that job as a skip when they cannot
+# be had, and a missing package here would stop everything.)
 PACKAGES=(
   iproute2 iputils-ping curl dnsutils dnsmasq-base iperf3 tcpdump tshark python3-scapy
   redis-server redis-tools socat ncat ethtool procps openssl iptables python3
