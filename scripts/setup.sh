@@ -12,6 +12,9 @@ PACKAGES=(
   iproute2 iputils-ping curl dnsutils dnsmasq-base iperf3 tcpdump tshark python3-scapy
   redis-server redis-tools socat ncat ethtool procps openssl iptables python3
   dbus-daemon libsystemd-shared
+  # x86_64-w64-mingw32-gcc: src/tun/windows_rows_test.ts checks the iphlpapi row layouts against
+  # the real Windows headers (mingw-w64's netioapi.h).
+  gcc-mingw-w64-x86-64-win32
 )
 DENO_NPM_PACKAGE="deno@2"
 # systemd-resolved for tests/resolved/env.ts is NOT installed (its postinst would replace
