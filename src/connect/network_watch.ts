@@ -1,8 +1,10 @@
 /**
- * Notices what makes the tunnel's transports suspect before any keepalive could: a wake from
- * sleep (the wall clock jumped ahead of the monotonic one, which stops while the machine sleeps)
- * and a change of this machine's addresses (a new Wi-Fi, a cable, a VPN). Polls once a second;
- * reading the interfaces is one `getifaddrs` call.
+ * Notices what makes the tunnel's transports suspect before any keepalive could: a wake from sleep
+ * (the wall clock jumped ahead of the monotonic one, which stops while the machine sleeps), a
+ * change of this machine's addresses (a new Wi-Fi, a cable, a VPN), and on Linux a change of its
+ * default routes (the way to the API server moved without an address change). Polls once a
+ * second; reading the interfaces is one `getifaddrs` call, the routes one read of
+ * `/proc/net/route`.
  *
  * @module
  */
@@ -17,7 +19,7 @@ export interface NetworkWatchOptions {
   intervalMs?: number;
   /** A wall-clock jump beyond the monotonic clock's of more than this is a wake, ms. Default 3000. */
   jumpMs?: number;
-  /** The addresses now (tests give their own). Default from `Deno.networkInterfaces()`. */
+  /** The addresses and default routes now (tests give their own). Default: this machine's. */
   addresses?: () => string[];
   /** The clocks (tests give their own). */
   wall?: () => number;
@@ -35,6 +37,36 @@ export function hostAddresses(ignore: readonly string[] = []): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The IPv4 default routes (Linux, from `/proc/net/route`) as `default via <gateway> dev <iface>`
+ * strings; none where that file does not exist.
+ *
+ * @example
+ * ```ts
+ * import { defaultRoutes } from "./network_watch.ts";
+ * defaultRoutes("Iface\tDestination\tGateway\neth0\t00000000\t010200C0\n");
+ * // ["default via 192.0.2.1 dev eth0"]
+ * ```
+ */
+export function defaultRoutes(text?: string): string[] {
+  if (text === undefined) {
+    try {
+      text = Deno.readTextFileSync("/proc/net/route");
+    } catch {
+      return [];
+    }
+  }
+  const out: string[] = [];
+  for (const line of text.split("\n").slice(1)) {
+    const [iface, dst, gw] = line.trim().split(/\s+/);
+    if (dst !== "00000000" || gw === undefined || !/^[0-9A-F]{8}$/i.test(gw)) continue;
+    // Little-endian hex, as the kernel stores it.
+    const b = [0, 1, 2, 3].map((i) => parseInt(gw.slice(6 - 2 * i, 8 - 2 * i), 16));
+    out.push(`default via ${b.join(".")} dev ${iface}`);
+  }
+  return out.sort();
 }
 
 /**
@@ -60,7 +92,7 @@ export function describeChange(before: string[], after: string[]): string | null
 export function watchNetwork(o: NetworkWatchOptions): { stop(): void; check(): void } {
   const wall = o.wall ?? Date.now;
   const mono = o.monotonic ?? (() => performance.now());
-  const addresses = o.addresses ?? (() => hostAddresses(o.ignore));
+  const addresses = o.addresses ?? (() => [...hostAddresses(o.ignore), ...defaultRoutes()]);
   const jump = o.jumpMs ?? 3000;
   let lastWall = wall();
   let lastMono = mono();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describeChange, watchNetwork } from "./network_watch.ts";
+import { defaultRoutes, describeChange, watchNetwork } from "./network_watch.ts";
 
 Deno.test("watchNetwork: a wall-clock jump past the monotonic clock is a wake; an address change is a network change; nothing else fires", () => {
   let wall = 1_000_000;
@@ -37,4 +37,17 @@ Deno.test("watchNetwork: a wall-clock jump past the monotonic clock is a wake; a
 Deno.test("describeChange: null when the lists hold the same addresses", () => {
   assert.equal(describeChange(["a 1"], ["a 1"]), null);
   assert.equal(describeChange([], ["a 1"]), "network changed: a 1 added");
+});
+
+Deno.test("defaultRoutes(): the default routes of /proc/net/route, other routes and garbage left out", () => {
+  const text = "Iface\tDestination\tGateway \tFlags\n" +
+    "eth0\t00000000\t010200C0\t0003\n" + // default via 192.0.2.1
+    "eth0\t000200C0\t00000000\t0001\n" + // 192.0.2.0/24, not a default
+    "wlan0\t00000000\t0101A8C0\t0003\n" + // default via 192.168.1.1
+    "bad\t00000000\tzz\n";
+  assert.deepEqual(defaultRoutes(text), [
+    "default via 192.0.2.1 dev eth0",
+    "default via 192.168.1.1 dev wlan0",
+  ]);
+  assert.deepEqual(defaultRoutes(""), []);
 });
