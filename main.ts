@@ -18,6 +18,7 @@ import { registerGatherLogs } from "./src/cli/gather_logs.ts";
 import { registerInstall, registerUninstall } from "./src/cli/install.ts";
 import { createProgram, runProgram } from "./src/cmdline/program.ts";
 import { registerTrafficManager } from "./src/manager/command.ts";
+import { registerSelfTest } from "./src/cli/self_test.ts";
 import { registerService } from "./src/cli/service.ts";
 import { registerStatus } from "./src/cli/status.ts";
 import { registerUp } from "./src/cli/up.ts";
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerTrafficManager(program);
   registerInstall(program);
   registerUninstall(program);
+  registerSelfTest(program);
   return program;
 }
 
