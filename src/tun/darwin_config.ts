@@ -12,27 +12,28 @@
 
 import { Cidr, formatAddress, parseAddress } from "../wire/address.ts";
 import type { InterfaceAddress } from "./device.ts";
+import {
+  type CommandResult,
+  type CommandRunner,
+  ROUTE_PATH,
+  routeArgs,
+  routeFailure,
+} from "../routes/darwin.ts";
+
+// route(8)'s arguments and how its output tells a failure are the route module's: one copy.
+export { routeArgs, routeFailure };
+export type { CommandResult, CommandRunner };
 
 /** Where ifconfig lives on macOS (absolute: the daemon runs as root, PATH is not trusted). */
 export const IFCONFIG = "/sbin/ifconfig";
 /** Where route lives on macOS. */
-export const ROUTE = "/sbin/route";
+export const ROUTE = ROUTE_PATH;
 
 /** Smallest and largest MTU accepted (the same bounds as the Linux driver). */
 export const MIN_MTU = 68;
 /** Largest MTU accepted. */
 export const MAX_MTU = 65535;
 const IPV6_MIN_MTU = 1280;
-
-/** What a command printed and how it exited. */
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a program with arguments (no shell) and collects its output. */
-export type CommandRunner = (program: string, args: string[]) => Promise<CommandResult>;
 
 /** The real runner: `Deno.Command`, output captured. */
 export async function runCommand(program: string, args: string[]): Promise<CommandResult> {
@@ -120,59 +121,6 @@ export function ifconfigAddressArgs(name: string, a: DarwinAddress): string[] {
 /** `ifconfig` arguments that set the MTU and bring the interface up: `utunN mtu M up`. */
 export function ifconfigMtuUpArgs(name: string, mtu: number): string[] {
   return [name, "mtu", String(mtu), "up"];
-}
-
-/**
- * `route` arguments that add or delete a route to `cidr` into interface `dev`:
- * `-n add -inet 10.96.0.0/12 -iface utunN` (`-inet6` for IPv6). No `-q`: route(8) reports a
- * failure only in its output (it exits 0 either way), which {@linkcode routeFailure} reads.
- *
- * @example
- * ```ts
- * import { Cidr } from "../wire/address.ts";
- * import { routeArgs } from "./darwin_config.ts";
- * const args = routeArgs("add", Cidr.parse("fd00::/8")!, "utun3");
- * if (args.join(" ") !== "-n add -inet6 fd00::/8 -iface utun3") throw new Error();
- * ```
- */
-export function routeArgs(op: "add" | "delete", cidr: Cidr, dev: string): string[] {
-  return ["-n", op, cidr.family === 6 ? "-inet6" : "-inet", cidr.toString(), "-iface", dev];
-}
-
-/**
- * What went wrong in a route(8) run, or null when it succeeded. macOS route exits 0 even when
- * the routing socket refused the change (its `newroute` is void; it only warns), so the output is
- * what tells: `route: writing to routing socket: File exists` on stderr, and
- * `add net 10.96.0.0: gateway utun4: File exists` on stdout; a success prints
- * `add net 10.96.0.0: gateway utun4`.
- *
- * @returns The reason (`File exists`, `not in table`, …), or null.
- *
- * @example
- * ```ts
- * import { routeFailure } from "./darwin_config.ts";
- * if (routeFailure({ code: 0, stdout: "add net 10.96.0.0: gateway utun4\n", stderr: "" }) !== null) throw new Error();
- * if (routeFailure({ code: 0, stdout: "delete net 10.96.0.0: gateway utun4: not in table\n", stderr: "" }) !== "not in table") throw new Error();
- * ```
- */
-export function routeFailure(r: CommandResult): string | null {
-  const socket = /writing to routing socket: (.+)/.exec(r.stderr);
-  if (socket !== null) return socket[1].trim();
-  for (const line of r.stdout.split("\n")) {
-    const m = /^(?:add|delete|change) (?:net|host) (.*)$/.exec(line.trim());
-    if (m === null) continue;
-    // `<dst>: gateway <gw>[: <error>]` or `<dst>: <error>`; an IPv6 <dst> can end in ':'
-    // (`fd00::: gateway utun4`) but no address holds ": ".
-    let rest = m[1];
-    const gateway = rest.indexOf(": gateway ");
-    if (gateway >= 0) rest = rest.slice(gateway + ": gateway ".length);
-    const sep = rest.indexOf(": ");
-    if (sep >= 0) return rest.slice(sep + 2).trim();
-  }
-  if (r.code !== 0) {
-    return (r.stderr.trim() || r.stdout.trim() || `exit status ${r.code}`).split("\n")[0];
-  }
-  return null;
 }
 
 /** The network of an address's prefix, or null for a host prefix (/32, /128): nothing to route. */
