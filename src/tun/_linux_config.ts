@@ -5,8 +5,8 @@
  * @module
  */
 
-import { parseAddress } from "../wire/address.ts";
 import type { InterfaceAddress } from "./device.ts";
+import { checkTunConfig, MAX_MTU, MIN_MTU } from "./checks.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -48,11 +48,7 @@ export const TX_QUEUE_LENGTH = 2000;
 const IFF_UP = 0x1;
 const IFF_RUNNING = 0x40;
 
-/** Smallest and largest MTU the tun driver accepts. */
-export const MIN_MTU = 68;
-export const MAX_MTU = 65535;
-/** IPv6 needs links of at least this MTU (RFC 8200); the kernel disables it below. */
-const IPV6_MIN_MTU = 1280;
+export { MAX_MTU, MIN_MTU };
 
 /** An address checked and parsed, ready for the ioctls. */
 export interface ParsedAddress {
@@ -78,29 +74,11 @@ export function validateName(name: string): void {
 
 /** Checks the MTU and the addresses before anything is opened; throws TypeError/RangeError. */
 export function parseConfig(mtu: number, addresses: InterfaceAddress[]): ParsedAddress[] {
-  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
-    throw new RangeError(
-      `Invalid TUN MTU ${mtu}: must be an integer from ${MIN_MTU} to ${MAX_MTU}`,
-    );
-  }
-  return addresses.map(({ address, prefixLength }) => {
-    const bytes = parseAddress(address);
-    if (bytes === null) {
-      throw new TypeError(`Invalid TUN address "${address}": not an IPv4 or IPv6 address`);
-    }
-    const bits = bytes.length * 8;
-    if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > bits) {
-      throw new RangeError(
-        `Invalid prefix length ${prefixLength} for ${address}: must be 0 to ${bits}`,
-      );
-    }
-    if (bytes.length === 16 && mtu < IPV6_MIN_MTU) {
-      throw new RangeError(
-        `Cannot assign IPv6 address ${address} with MTU ${mtu}: IPv6 needs at least ${IPV6_MIN_MTU}`,
-      );
-    }
-    return { bytes, prefixLength, text: address };
-  });
+  return checkTunConfig(mtu, addresses).map((a) => ({
+    bytes: a.bytes,
+    prefixLength: a.prefixLength,
+    text: a.address,
+  }));
 }
 
 function ioctlOrThrow(fd: number, request: number, arg: Uint8Array, action: string): void {

@@ -10,8 +10,9 @@
  * @module
  */
 
-import { Cidr, formatAddress, parseAddress } from "../wire/address.ts";
+import { Cidr, formatAddress } from "../wire/address.ts";
 import type { InterfaceAddress } from "./device.ts";
+import { checkTunConfig, MAX_MTU, MIN_MTU } from "./checks.ts";
 import {
   type CommandResult,
   type CommandRunner,
@@ -29,11 +30,7 @@ export const IFCONFIG = "/sbin/ifconfig";
 /** Where route lives on macOS. */
 export const ROUTE = ROUTE_PATH;
 
-/** Smallest and largest MTU accepted (the same bounds as the Linux driver). */
-export const MIN_MTU = 68;
-/** Largest MTU accepted. */
-export const MAX_MTU = 65535;
-const IPV6_MIN_MTU = 1280;
+export { MAX_MTU, MIN_MTU };
 
 /** The real runner: `Deno.Command`, output captured. */
 export async function runCommand(program: string, args: string[]): Promise<CommandResult> {
@@ -73,29 +70,11 @@ export function utunUnit(name: string | undefined): number {
 
 /** Checks the MTU and the addresses before anything is opened; throws TypeError/RangeError. */
 export function parseDarwinConfig(mtu: number, addresses: InterfaceAddress[]): DarwinAddress[] {
-  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
-    throw new RangeError(
-      `Invalid TUN MTU ${mtu}: must be an integer from ${MIN_MTU} to ${MAX_MTU}`,
-    );
-  }
-  return addresses.map(({ address, prefixLength }) => {
-    const bytes = parseAddress(address);
-    if (bytes === null) {
-      throw new TypeError(`Invalid TUN address "${address}": not an IPv4 or IPv6 address`);
-    }
-    const bits = bytes.length * 8;
-    if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > bits) {
-      throw new RangeError(
-        `Invalid prefix length ${prefixLength} for ${address}: must be 0 to ${bits}`,
-      );
-    }
-    if (bytes.length === 16 && mtu < IPV6_MIN_MTU) {
-      throw new RangeError(
-        `Cannot assign IPv6 address ${address} with MTU ${mtu}: IPv6 needs at least ${IPV6_MIN_MTU}`,
-      );
-    }
-    return { bytes, prefixLength, text: formatAddress(bytes) };
-  });
+  return checkTunConfig(mtu, addresses).map((a) => ({
+    bytes: a.bytes,
+    prefixLength: a.prefixLength,
+    text: formatAddress(a.bytes),
+  }));
 }
 
 /**

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { errnoErrorOf } from "./checks.ts";
 
 /** The libSystem symbols; `poll` runs on a worker thread (`nonblocking`), the rest on the caller's. */
 export const DARWIN_SYMBOLS = {
@@ -273,37 +274,7 @@ export interface DarwinErrnoError extends Error {
 export function darwinErrnoError(action: string, err: number, hint?: string): DarwinErrnoError {
   const code = ERRNO_NAMES.get(err) ?? `E${err}`;
   const text = ERRNO_TEXT[err] ?? `Unknown error: ${err}`;
-  const message = `${action}: ${text} (${code})${hint ? ` — ${hint}` : ""}`;
-  let error: Error;
-  switch (err) {
-    case DarwinErrno.EPERM:
-    case DarwinErrno.EACCES:
-      error = new Deno.errors.PermissionDenied(message);
-      break;
-    case DarwinErrno.ENOENT:
-    case DarwinErrno.ENODEV:
-    case DarwinErrno.ENXIO:
-      error = new Deno.errors.NotFound(message);
-      break;
-    case DarwinErrno.EEXIST:
-      error = new Deno.errors.AlreadyExists(message);
-      break;
-    case DarwinErrno.EBUSY:
-      error = new Deno.errors.Busy(message);
-      break;
-    case DarwinErrno.EADDRINUSE:
-      error = new Deno.errors.AddrInUse(message);
-      break;
-    case DarwinErrno.EADDRNOTAVAIL:
-      error = new Deno.errors.AddrNotAvailable(message);
-      break;
-    case DarwinErrno.EINVAL:
-      error = new TypeError(message);
-      break;
-    default:
-      error = new Error(message);
-  }
-  return Object.assign(error, { code, errno: err });
+  return errnoErrorOf(`${action}: ${text} (${code})${hint ? ` — ${hint}` : ""}`, code, err);
 }
 
 /**

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { errnoErrorOf } from "./checks.ts";
 
 const SYNC_SYMBOLS = {
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
@@ -179,36 +180,7 @@ export function errnoError(action: string, err: number = errno(), hint?: string)
   const code = ERRNO_NAMES.get(err) ?? `E${err}`;
   const ptr = libc().strerror(err);
   const text = ptr === null ? "Unknown error" : Deno.UnsafePointerView.getCString(ptr);
-  const message = `${action}: ${text} (${code})${hint ? ` — ${hint}` : ""}`;
-  let error: Error;
-  switch (err) {
-    case Errno.EPERM:
-    case Errno.EACCES:
-      error = new Deno.errors.PermissionDenied(message);
-      break;
-    case Errno.ENOENT:
-    case Errno.ENODEV:
-      error = new Deno.errors.NotFound(message);
-      break;
-    case Errno.EEXIST:
-      error = new Deno.errors.AlreadyExists(message);
-      break;
-    case Errno.EBUSY:
-      error = new Deno.errors.Busy(message);
-      break;
-    case Errno.EADDRINUSE:
-      error = new Deno.errors.AddrInUse(message);
-      break;
-    case Errno.EADDRNOTAVAIL:
-      error = new Deno.errors.AddrNotAvailable(message);
-      break;
-    case Errno.EINVAL:
-      error = new TypeError(message);
-      break;
-    default:
-      error = new Error(message);
-  }
-  return Object.assign(error, { code, errno: err });
+  return errnoErrorOf(`${action}: ${text} (${code})${hint ? ` — ${hint}` : ""}`, code, err);
 }
 
 /** Size of `struct ifreq` on 64-bit Linux: a 16-byte name and a 24-byte union. */
