@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { offlineEnv, ROOT, type Target, TARGETS } from "./build.ts";
+import { elf, machO, pe } from "./_test_executables.ts";
 import {
   cachedRuntimePath,
   checkRuntimeDir,
@@ -109,31 +110,6 @@ async function makeZip(
 }
 
 // --- fabricated executables -------------------------------------------------------------------
-
-function elf(machine: number): Uint8Array {
-  const b = new Uint8Array(4096);
-  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
-  new DataView(b.buffer).setUint16(18, machine, true);
-  return b;
-}
-
-function machO(cpu: number): Uint8Array {
-  const b = new Uint8Array(4096);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, 0xfeedfacf, true);
-  v.setUint32(4, cpu, true);
-  return b;
-}
-
-function pe(machine: number): Uint8Array {
-  const b = new Uint8Array(4096);
-  const v = new DataView(b.buffer);
-  b.set([0x4d, 0x5a]);
-  v.setUint32(0x3c, 0x80, true);
-  v.setUint32(0x80, 0x50450000);
-  v.setUint16(0x84, machine, true);
-  return b;
-}
 
 /** A stand-in for `target`'s denort: a real executable for this machine, a header otherwise. */
 async function fakeRuntime(target: Target): Promise<Uint8Array> {

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import denoJson from "../deno.json" with { type: "json" };
+import { elf, machO, pe } from "../scripts/_test_executables.ts";
 import {
   binaryName,
   compileArgs,
@@ -87,31 +88,6 @@ Deno.test("binaryName() adds .exe for Windows only", () => {
     "kconnect-1.2.3-x86_64-pc-windows-msvc.exe",
   );
 });
-
-function elf(machine: number): Uint8Array {
-  const b = new Uint8Array(64);
-  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1]);
-  new DataView(b.buffer).setUint16(18, machine, true);
-  return b;
-}
-
-function machO(cpu: number): Uint8Array {
-  const b = new Uint8Array(32);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, 0xfeedfacf, true);
-  v.setUint32(4, cpu, true);
-  return b;
-}
-
-function pe(machine: number): Uint8Array {
-  const b = new Uint8Array(0x100);
-  const v = new DataView(b.buffer);
-  b.set([0x4d, 0x5a]);
-  v.setUint32(0x3c, 0x80, true);
-  v.setUint32(0x80, 0x50450000);
-  v.setUint16(0x84, machine, true);
-  return b;
-}
 
 Deno.test("detectBinaryTarget() reads ELF, Mach-O and PE headers", () => {
   const cases: [Uint8Array, Target | undefined][] = [
