@@ -18,7 +18,15 @@ import { RotatingFile } from "../log_file.ts";
 import { Daemon } from "../daemon/server.ts";
 import { logFilePath, socketPath } from "../daemon/paths.ts";
 import { checkTrustedParents } from "../host/safe_path.ts";
-import { type AccessPolicy, accessPolicy, describeAccess } from "../daemon/access.ts";
+import {
+  type AccessPolicy,
+  accessPolicy,
+  describeAccess,
+  windowsAccessPolicy,
+} from "../daemon/access.ts";
+import { openPipeNative } from "../daemon/windows_pipe_native.ts";
+import { accountSid } from "../daemon/windows_pipe.ts";
+import { adminOnlyProblem } from "../tun/wintun_acl.ts";
 import { printLine } from "../cmdline/output.ts";
 import { UsageError } from "../cmdline/program.ts";
 import { untilSignal } from "../cmdline/signals.ts";
@@ -48,10 +56,16 @@ export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean):
   // Everything that can be refused is checked before anything is created.
   let access: AccessPolicy;
   try {
-    access = await accessPolicy(
-      { group: opts.group, allowUids: opts.allowUid },
-      Deno.env.toObject(),
-    );
+    access = Deno.build.os === "windows"
+      ? windowsAccessPolicy(
+        { group: opts.group, allowUids: opts.allowUid },
+        Deno.env.toObject(),
+        (name) => accountSid(openPipeNative(), name),
+      )
+      : await accessPolicy(
+        { group: opts.group, allowUids: opts.allowUid },
+        Deno.env.toObject(),
+      );
   } catch (err) {
     if (err instanceof RangeError) throw new UsageError(err.message);
     throw err;
@@ -62,8 +76,12 @@ export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean):
   if (logPath !== "-") {
     try {
       // Root writes here: nothing on the way may be another user's to redirect.
-      const abs = logPath.startsWith("/") ? logPath : `${Deno.cwd()}/${logPath}`;
-      await checkTrustedParents(abs, "the daemon's log");
+      const abs = Deno.build.os === "windows"
+        ? await checkWindowsLogFolder(logPath)
+        : logPath.startsWith("/")
+        ? logPath
+        : `${Deno.cwd()}/${logPath}`;
+      if (Deno.build.os !== "windows") await checkTrustedParents(abs, "the daemon's log");
       file = RotatingFile.open(abs);
     } catch (err) {
       throw new Error(`Cannot open the log file ${logPath}: ${(err as Error).message}`);
@@ -92,6 +110,23 @@ export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean):
   file?.close();
 }
 
+/**
+ * Windows: creates the log's folder and checks that only administrators can change it (users
+ * may create folders in ProgramData: one made before the daemon's first start would be theirs).
+ */
+async function checkWindowsLogFolder(path: string): Promise<string> {
+  const folder = path.slice(0, Math.max(path.lastIndexOf("\\"), path.lastIndexOf("/")));
+  if (folder === "") return path;
+  await Deno.mkdir(folder, { recursive: true });
+  const problem = adminOnlyProblem(folder);
+  if (problem !== null) {
+    throw new Error(
+      `SYSTEM would write there and ${problem}: delete the folder ${folder} (or give it to Administrators) and start the daemon again`,
+    );
+  }
+  return path;
+}
+
 /** Registers `kconnect daemon`. */
 export function registerDaemon(program: Command): void {
   program
@@ -99,11 +134,11 @@ export function registerDaemon(program: Command): void {
     .description("run the kconnect daemon (as root; normally started by the service manager)")
     .option(
       "--socket <path>",
-      "control socket (default: KCONNECT_SOCKET, else /run/kconnect/kconnect.sock)",
+      "control socket (default: KCONNECT_SOCKET, else /run/kconnect/kconnect.sock; Windows: the pipe \\\\.\\pipe\\kconnect)",
     )
     .option(
       "--group <name|gid>",
-      "group whose members may use the daemon (default: KCONNECT_GROUP, else none: root and --allow-uid only)",
+      "group whose members may use the daemon (default: KCONNECT_GROUP, else none: root and --allow-uid only; Windows: a local group, else SYSTEM and elevated administrators only)",
     )
     .option(
       "--allow-uid <uid>",

@@ -25,6 +25,12 @@ function needRoot(what: string): void {
   }
 }
 
+/** `DOMAIN\\name` of the user running this process on Windows, or undefined. */
+function windowsUser(domain: string | undefined, name: string | undefined): string | undefined {
+  if (!name || name.endsWith("$")) return undefined; // none, or a machine account (SYSTEM)
+  return domain ? `${domain}\\${name}` : name;
+}
+
 /** Registers `kconnect service`. */
 export function registerService(program: Command): void {
   const service = program.command("service").description(
@@ -46,7 +52,10 @@ export function registerService(program: Command): void {
     ),
   ).action(async (o: ServiceCliOptions) => {
     needRoot("install");
-    const user = Deno.env.get("SUDO_USER");
+    // Windows: the administrator who installs (DOMAIN\\name) joins the group, as sudo's user does.
+    const user = Deno.build.os === "windows"
+      ? windowsUser(Deno.env.get("USERDOMAIN"), Deno.env.get("USERNAME"))
+      : Deno.env.get("SUDO_USER");
     for (
       const line of await installService(realHost, {
         group: o.group,

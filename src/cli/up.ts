@@ -24,7 +24,12 @@
  * @module
  */
 import type { Command } from "commander";
-import { defaultHome, kubeconfigPaths, loadKubeconfig } from "../k8s/access.ts";
+import {
+  defaultHome,
+  KUBECONFIG_SEPARATOR,
+  kubeconfigPaths,
+  loadKubeconfig,
+} from "../k8s/access.ts";
 import { checkTrustedParents } from "../host/safe_path.ts";
 import { Journal, stateDir } from "../journal/journal.ts";
 import { removeUpRecord, runningUp, writeUpRecord } from "../journal/pidfile.ts";
@@ -136,6 +141,9 @@ export function flagSettings(opts: UpOptions): Partial<UpSettings> {
 }
 
 function absolute(path: string): string {
+  if (Deno.build.os === "windows") {
+    return /^([A-Za-z]:[\\/]|\\\\)/.test(path) ? path : `${Deno.cwd()}\\${path}`;
+  }
   return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
 }
 
@@ -279,8 +287,9 @@ async function runUpViaDaemon(opts: UpOptions, progress: Progress): Promise<void
       "--group applies only to a daemon that sudo kconnect up starts; this up uses the running daemon as it is",
     );
   }
-  const kubeconfig = (opts.kubeconfig ? opts.kubeconfig.split(":") : kubeconfigPaths())
-    .filter((p) => p !== "").map(absolute).join(":");
+  const kubeconfig =
+    (opts.kubeconfig ? opts.kubeconfig.split(KUBECONFIG_SEPARATOR) : kubeconfigPaths())
+      .filter((p) => p !== "").map(absolute).join(KUBECONFIG_SEPARATOR);
   const body = {
     type: "up" as const,
     kubeconfig,
@@ -299,6 +308,11 @@ async function runUpViaDaemon(opts: UpOptions, progress: Progress): Promise<void
     result = await call();
   } catch (err) {
     if (!(err instanceof DaemonUnavailableError) || err.reason !== "absent") throw err;
+    if (Deno.build.os === "windows") {
+      throw new Error(
+        `No kconnect daemon is running (${socket}): install the service once from a terminal opened as administrator (kconnect service install), or run kconnect up --foreground there`,
+      );
+    }
     if (!root) {
       throw new Error(
         `No kconnect daemon is running (${socket}): run sudo kconnect up (it starts one), or install the service once with sudo kconnect service install`,

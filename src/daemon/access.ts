@@ -38,6 +38,11 @@ export interface AccessPolicy {
   group: string | null;
   /** Non-root uids allowed when there is no group. */
   uids: readonly number[];
+  /**
+   * Windows: the SIDs of the allowed groups (the named pipe's DACL lets them in besides SYSTEM
+   * and Administrators); empty or absent for SYSTEM and Administrators only.
+   */
+  sids?: readonly string[];
 }
 
 /** What {@linkcode decideAccess} says about one client. */
@@ -131,6 +136,11 @@ export function parseUid(text: string): number {
 
 /** Who a policy lets in, in words: `root and members of group "kconnect"`, `root and uid 1000`. */
 export function describeAccess(p: AccessPolicy): string {
+  if (p.sids !== undefined) {
+    return p.sids.length === 0
+      ? "SYSTEM and Administrators (elevated)"
+      : `SYSTEM, Administrators (elevated) and members of group "${p.group ?? p.sids.join(", ")}"`;
+  }
   if (p.gid !== null) return `root and members of group "${p.group ?? p.gid}"`;
   if (p.uids.length === 0) return "root only";
   return `root and uid ${p.uids.join(", ")}`;
@@ -212,4 +222,80 @@ export async function accessPolicy(
   const sudo = sudoUid(env);
   const uids = o.allowUids !== undefined ? o.allowUids.map(parseUid) : sudo !== null ? [sudo] : [];
   return { gid: null, group: null, uids: [...new Set(uids)] };
+}
+
+/** LocalSystem's SID. */
+const SID_SYSTEM = "S-1-5-18";
+/** BUILTIN\\Administrators. */
+const SID_ADMINISTRATORS = "S-1-5-32-544";
+
+/**
+ * Whether a Windows client may use the daemon: SYSTEM, an elevated administrator (the token's
+ * Administrators group is enabled; a UAC-filtered token has it deny-only, which the caller has
+ * already dropped), or a member of an allowed group. The pipe's DACL already kept everyone else
+ * out; this is the same decision made again on the token the kernel gave, so a DACL mistake
+ * cannot let anyone in.
+ *
+ * @example
+ * ```ts
+ * import { decideWindowsAccess } from "./access.ts";
+ * const p = { gid: null, group: "kconnect", uids: [], sids: ["S-1-5-21-1-2-3-1010"] };
+ * decideWindowsAccess(p, { sid: "S-1-5-21-1-2-3-1001", groups: ["S-1-5-21-1-2-3-1010"] }).allowed; // true
+ * decideWindowsAccess(p, { sid: "S-1-5-21-1-2-3-1002", groups: [] }).allowed; // false
+ * ```
+ */
+export function decideWindowsAccess(
+  policy: AccessPolicy,
+  peer: { sid: string; groups: readonly string[] },
+): AccessDecision {
+  if (peer.sid === SID_SYSTEM || peer.groups.includes(SID_ADMINISTRATORS)) return { allowed: true };
+  if ((policy.sids ?? []).some((g) => peer.groups.includes(g))) return { allowed: true };
+  const group = policy.group ?? SERVICE_GROUP_NAME;
+  return {
+    allowed: false,
+    message:
+      `${peer.sid} may not use this kconnect daemon: it lets in only ${
+        describeAccess(policy)
+      }. An administrator can add the user: net localgroup ${group} <user> /add (then sign out and in again), ` +
+      `or run kconnect from a terminal opened as administrator`,
+  };
+}
+
+const SERVICE_GROUP_NAME = "kconnect";
+
+/** Looks a Windows account name up; its SID, or null when there is none. */
+export type SidLookup = (name: string) => string | null;
+
+/**
+ * The policy of a Windows daemon: the group named by `--group` or `KCONNECT_GROUP` (a name, or a
+ * SID as `S-1-…`), resolved to its SID; with none, SYSTEM and elevated Administrators only.
+ *
+ * @throws {RangeError} for `--allow-uid`, which has no meaning on Windows.
+ * @throws {Error} when the named group does not exist, saying how to create it.
+ *
+ * @example
+ * ```ts
+ * import { windowsAccessPolicy } from "./access.ts";
+ * windowsAccessPolicy({ group: "kconnect" }, {}, () => "S-1-5-21-1-2-3-1010").sids; // ["S-1-5-21-1-2-3-1010"]
+ * ```
+ */
+export function windowsAccessPolicy(
+  o: { group?: string; allowUids?: string[] },
+  env: Record<string, string | undefined>,
+  lookup: SidLookup,
+): AccessPolicy {
+  if (o.allowUids?.length) {
+    throw new RangeError("--allow-uid has no meaning on Windows: use --group <local group>");
+  }
+  const named = chooseGroup(o.group, env.KCONNECT_GROUP);
+  if (named === null) return { gid: null, group: null, uids: [], sids: [] };
+  const sid = /^S-1-\d+(-\d+)+$/.test(named.group) ? named.group : lookup(named.group);
+  if (sid === null) {
+    throw new Error(
+      `Group "${named.group}" (from ${named.from}) does not exist. Create it in a terminal opened as administrator: ` +
+        `net localgroup ${named.group} /add, then net localgroup ${named.group} <user> /add for each user ` +
+        `(kconnect service install does both), or name no group: then only SYSTEM and administrators may use the daemon`,
+    );
+  }
+  return { gid: null, group: named.group, uids: [], sids: [sid] };
 }

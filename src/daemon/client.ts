@@ -15,6 +15,8 @@ import {
   type Request,
 } from "./protocol.ts";
 import { runDirOf } from "./paths.ts";
+import { isPipeName, openPipeNative, type PipeNative } from "./windows_pipe_native.ts";
+import { connectPipe, PipeUnavailableError } from "./windows_pipe.ts";
 
 /**
  * No daemon could be reached: none runs (`absent`), or this user may not use it (`denied`: the
@@ -54,6 +56,72 @@ export interface CallOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Milliseconds to wait for the daemon's `hello`. Default 5 s. */
   helloTimeoutMs?: number;
+  /** Windows named pipe: the native functions (tests pass a fake). Default the real ones. */
+  pipeNative?: PipeNative;
+}
+
+/** A connection to the daemon, over a Unix socket or a Windows named pipe. */
+interface DaemonConn {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+  close(): void;
+}
+
+/**
+ * Opens the control channel: a Windows named pipe (whose owner must be SYSTEM or
+ * Administrators) or a Unix socket.
+ */
+async function openControl(socket: string, native?: PipeNative): Promise<DaemonConn> {
+  if (isPipeName(socket)) {
+    try {
+      const c = await connectPipe(native ?? openPipeNative(), socket);
+      return { readable: c.readable, writable: c.writable, close: () => void c.close() };
+    } catch (err) {
+      if (err instanceof PipeUnavailableError) {
+        throw new DaemonUnavailableError(
+          err.reason,
+          err.reason === "denied"
+            ? `${err.message}. An administrator can add it: net localgroup kconnect <user> /add (then sign out and in again), or run kconnect from a terminal opened as administrator`
+            : err.message,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path: socket });
+  } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new DaemonUnavailableError(
+        "denied",
+        deniedMessage(socket, await groupOf(runDirOf(socket))),
+        { cause: err },
+      );
+    }
+    throw new DaemonUnavailableError("absent", `No kconnect daemon is listening on ${socket}`, {
+      cause: err,
+    });
+  }
+  return {
+    readable: conn.readable,
+    writable: conn.writable,
+    close: () => {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    },
+  };
+}
+
+async function writeAll(conn: DaemonConn, bytes: Uint8Array): Promise<void> {
+  const w = conn.writable.getWriter();
+  try {
+    await w.write(bytes);
+  } finally {
+    w.releaseLock();
+  }
 }
 
 function deniedMessage(socket: string, group: string | null): string {
@@ -89,21 +157,7 @@ export async function callDaemon(
   body: RequestBody,
   options: CallOptions = {},
 ): Promise<unknown> {
-  let conn: Deno.UnixConn;
-  try {
-    conn = await Deno.connect({ transport: "unix", path: socket });
-  } catch (err) {
-    if (err instanceof Deno.errors.PermissionDenied) {
-      throw new DaemonUnavailableError(
-        "denied",
-        deniedMessage(socket, await groupOf(runDirOf(socket))),
-        { cause: err },
-      );
-    }
-    throw new DaemonUnavailableError("absent", `No kconnect daemon is listening on ${socket}`, {
-      cause: err,
-    });
-  }
+  const conn = await openControl(socket, options.pipeNative);
   let proof: string | null = null;
   try {
     const reader = new LineReader(conn.readable);
@@ -122,7 +176,8 @@ export async function callDaemon(
       );
     }
     try {
-      proof = await proveIdentity(hello.authDir, hello.nonce);
+      // A daemon that knows who we are from the kernel's pipe token sends no auth directory.
+      if (hello.authDir !== "") proof = await proveIdentity(hello.authDir, hello.nonce);
     } catch (err) {
       if (err instanceof Deno.errors.PermissionDenied) {
         throw new DaemonUnavailableError(
@@ -133,7 +188,7 @@ export async function callDaemon(
       }
       throw err;
     }
-    await conn.write(encodeLine({ ...body, v: PROTOCOL_VERSION, auth: hello.nonce }));
+    await writeAll(conn, encodeLine({ ...body, v: PROTOCOL_VERSION, auth: hello.nonce }));
     while (true) {
       const line = await reader.next();
       if (line === null) {
@@ -158,15 +213,24 @@ export async function callDaemon(
       }
     }
   } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
+    conn.close();
     if (proof !== null) await Deno.remove(proof).catch(() => {});
   }
 }
 
-/** Whether something accepts connections on the Unix socket at `path` (a daemon is listening). */
-export async function socketAnswers(path: string): Promise<boolean> {
+/**
+ * Whether something accepts connections on the Unix socket at `path`, or a daemon's Windows
+ * pipe of that name exists (a daemon is listening).
+ */
+export async function socketAnswers(path: string, native?: PipeNative): Promise<boolean> {
+  if (isPipeName(path)) {
+    try {
+      (await openControl(path, native)).close();
+      return true;
+    } catch (err) {
+      return err instanceof DaemonUnavailableError && err.reason === "denied";
+    }
+  }
   try {
     (await Deno.connect({ transport: "unix", path })).close();
     return true;

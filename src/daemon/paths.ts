@@ -4,7 +4,7 @@
  *
  * | what            | flag          | environment         | default                        |
  * | --------------- | ------------- | ------------------- | ------------------------------ |
- * | control socket  | `--socket`    | `KCONNECT_SOCKET`   | `/run/kconnect/kconnect.sock`  |
+ * | control socket  | `--socket`    | `KCONNECT_SOCKET`   | `/run/kconnect/kconnect.sock` (Windows: the pipe `\\.\pipe\kconnect`) |
  * | log file        | `--log-file`  | `KCONNECT_LOG_FILE` | `/var/log/kconnect/daemon.log` |
  * | allowed group   | `--group`     | `KCONNECT_GROUP`    | none (see `access.ts`)         |
  * | state (journal) | `--state-dir` | `KCONNECT_STATE_DIR`| `/var/lib/kconnect`            |
@@ -15,10 +15,19 @@
  * @module
  */
 
-/** The default control socket. */
+import { windowsDataDir } from "../host/data_dir.ts";
+
+/** The default control socket (Linux, macOS). */
 export const DEFAULT_SOCKET = "/run/kconnect/kconnect.sock";
-/** The default daemon log file. */
+/** The default daemon log file (Linux, macOS). */
 export const DEFAULT_LOG_FILE = "/var/log/kconnect/daemon.log";
+/** The default control pipe on Windows (`windows_pipe.ts`). */
+export const DEFAULT_PIPE = "\\\\.\\pipe\\kconnect";
+
+/** The default control channel on this OS: the Unix socket, or the named pipe on Windows. */
+export function defaultSocket(os: string = Deno.build.os): string {
+  return os === "windows" ? DEFAULT_PIPE : DEFAULT_SOCKET;
+}
 /** The group `kconnect service install` creates and runs the daemon with. */
 export const SERVICE_GROUP = "kconnect";
 
@@ -32,12 +41,13 @@ export const SERVICE_GROUP = "kconnect";
  * ```
  */
 export function socketPath(flag?: string): string {
-  return flag ?? Deno.env.get("KCONNECT_SOCKET") ?? DEFAULT_SOCKET;
+  return flag ?? Deno.env.get("KCONNECT_SOCKET") ?? defaultSocket();
 }
 
 /** The daemon's log file: `flag`, else KCONNECT_LOG_FILE, else the default. */
 export function logFilePath(flag?: string): string {
-  return flag ?? Deno.env.get("KCONNECT_LOG_FILE") ?? DEFAULT_LOG_FILE;
+  return flag ?? Deno.env.get("KCONNECT_LOG_FILE") ??
+    (Deno.build.os === "windows" ? `${windowsDataDir()}\\daemon.log` : DEFAULT_LOG_FILE);
 }
 
 /** The directory holding the socket. */

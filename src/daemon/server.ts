@@ -45,11 +45,21 @@ import { checkSettings, resolveSettings } from "../config/config.ts";
 import { logger, type Progress } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { checkIdentity, isNonce, newNonce, type Peer } from "./auth.ts";
-import { fetchMaterialAs } from "../k8s/as_user.ts";
+import { fetchMaterialAs, type FetchOptions } from "../k8s/as_user.ts";
+import { fetchMaterialAsToken, realTokenRunner, type TokenRunAs } from "../k8s/as_user_windows.ts";
+import type { CredentialMaterial } from "../k8s/material.ts";
 import { authDirOf, runDirOf } from "./paths.ts";
 import { PeerCredListener, peerCredSupported, PeerCredUnavailableError } from "./peercred.ts";
 import { ensureTrustedDir } from "../host/safe_path.ts";
-import { type AccessPolicy, decideAccess, describeAccess, socketModes } from "./access.ts";
+import {
+  type AccessPolicy,
+  decideAccess,
+  decideWindowsAccess,
+  describeAccess,
+  socketModes,
+} from "./access.ts";
+import { isPipeName, openPipeNative, type PipeNative } from "./windows_pipe_native.ts";
+import { PipeListener, type WindowsPeer } from "./windows_pipe.ts";
 import {
   type DownResult,
   encodeLine,
@@ -88,14 +98,40 @@ export interface DaemonOptions {
    * Default `kernel` where supported.
    */
   identify?: "kernel" | "file";
+  /**
+   * Windows named pipe (`socket` is `\\.\pipe\…`): the native functions. Default the real
+   * kernel32 and advapi32; tests pass a fake.
+   */
+  pipeNative?: PipeNative;
+  /**
+   * Windows: fetches a client's credentials with its token (default `kconnect credentials` run
+   * through `CreateProcessAsUserW`, `src/k8s/as_user_windows.ts`); tests pass their own.
+   */
+  windowsCredentials?: (who: TokenRunAs, o: FetchOptions) => Promise<CredentialMaterial>;
 }
 
-/** A client connection: its streams, and its peer's ids when the kernel told them. */
+/**
+ * Who sent a request, as the kernel told: a Unix uid and gid, or a Windows token's user and
+ * groups (with `take`, which hands the token to the caller, who then closes it).
+ */
+type Client =
+  | ({ kind: "unix" } & Peer)
+  | ({ kind: "windows"; take(): Deno.PointerValue } & WindowsPeer);
+
+/** `uid 1000`, or the Windows user's SID. */
+function who(c: Client): string {
+  return c.kind === "unix" ? `uid ${c.uid}` : c.sid;
+}
+
+/** A client connection: its streams, and who it is when the kernel tells. */
 interface ControlConn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
-  /** The peer from SO_PEERCRED, or null: then the client proves its uid by file. */
-  readonly peer: Peer | null;
+  /**
+   * Who the client is, from the kernel (SO_PEERCRED, or the pipe client's token: called once
+   * the request was read), or null: then the client proves its uid by file.
+   */
+  identify(): Client | null;
   close(): void;
 }
 
@@ -130,7 +166,7 @@ function peerCredListener(path: string): ControlListener {
       return c === null ? null : {
         readable: c.readable,
         writable: c.writable,
-        peer: { uid: c.peer.uid, gid: c.peer.gid },
+        identify: () => ({ kind: "unix", uid: c.peer.uid, gid: c.peer.gid }),
         close: () => c.close(),
       };
     },
@@ -154,7 +190,7 @@ function denoListener(path: string): ControlListener {
       return {
         readable: c.readable,
         writable: c.writable,
-        peer: null,
+        identify: () => null,
         close: () => {
           try {
             c.close();
@@ -167,6 +203,24 @@ function denoListener(path: string): ControlListener {
         l.close();
       } catch { /* closed */ }
     },
+  };
+}
+
+/** Listens on a Windows named pipe whose DACL lets in SYSTEM, Administrators and `access`'s groups. */
+function pipeListener(native: PipeNative, name: string, access: AccessPolicy): ControlListener {
+  const l = PipeListener.listen(native, name, { allowed: access.sids ?? [] });
+  return {
+    async accept() {
+      const c = await l.accept();
+      if (c === null) return null;
+      return {
+        readable: c.readable,
+        writable: c.writable,
+        identify: () => ({ kind: "windows", ...c.identify(), take: () => c.takeToken() }),
+        close: () => void c.close(),
+      };
+    },
+    close: () => void l.close(),
   };
 }
 
@@ -189,7 +243,13 @@ export class Daemon implements AsyncDisposable {
   /** Nonces sent in `hello` whose request has not been handled yet (their proof files stay). */
   readonly #outstanding = new Set<string>();
   #connected: UpConnection | null = null;
-  #owner: number | null = null;
+  #owner: Client | null = null;
+  /** A Windows session's user token (for refreshing its credentials), closed on disconnect. */
+  #ownerToken: (() => void) | null = null;
+  /** The token of the `up` under way, until its session starts (then it is `#ownerToken`). */
+  #pendingToken: (() => void) | null = null;
+  /** Whether the control channel is a Windows named pipe (no directories, no proof files). */
+  readonly #pipe: boolean;
   #connecting = false;
   /** Whether an up or down came in yet: only then may an idle daemon exit (not on probes, status). */
   #served = false;
@@ -204,6 +264,7 @@ export class Daemon implements AsyncDisposable {
     this.#o = o;
     this.#listener = listener;
     this.#authDir = authDirOf(o.socket);
+    this.#pipe = isPipeName(o.socket);
   }
 
   /**
@@ -212,6 +273,21 @@ export class Daemon implements AsyncDisposable {
    * @throws {Error} when another daemon answers on the socket, or a path is unusable.
    */
   static async start(o: DaemonOptions): Promise<Daemon> {
+    if (isPipeName(o.socket)) {
+      // Windows: the pipe's DACL and first-instance flag do what the directory modes do here.
+      const native = o.pipeNative ?? openPipeNative();
+      const listener = pipeListener(native, o.socket, o.access);
+      const d = new Daemon({ ...o, pipeNative: native }, listener);
+      d.#acceptLoop();
+      log.info("listening", {
+        pipe: o.socket,
+        access: describeAccess(o.access),
+        identify: "pipe client token",
+        pid: Deno.pid,
+        version: VERSION,
+      });
+      return d;
+    }
     const modes = socketModes(o.access);
     const runDir = runDirOf(o.socket);
     // Every directory on the way must be root's: nobody may swap a component for a link to
@@ -312,7 +388,7 @@ export class Daemon implements AsyncDisposable {
       });
     const nonce = newNonce();
     this.#outstanding.add(nonce);
-    log.debug("client connected", { clients: this.#conns.size, uid: conn.peer?.uid });
+    log.debug("client connected", { clients: this.#conns.size });
     try {
       await this.#handle(conn, nonce, send);
     } finally {
@@ -335,7 +411,7 @@ export class Daemon implements AsyncDisposable {
       version: VERSION,
       pid: Deno.pid,
       nonce,
-      authDir: this.#authDir,
+      authDir: this.#pipe ? "" : this.#authDir,
       logFile: this.#o.logFile,
     });
     const reader = new LineReader(conn.readable);
@@ -351,7 +427,7 @@ export class Daemon implements AsyncDisposable {
       return;
     }
     let req: Request;
-    let peer: Peer;
+    let client: Client;
     try {
       try {
         req = parseRequest(line);
@@ -359,11 +435,20 @@ export class Daemon implements AsyncDisposable {
         throw new RequestError("bad-request", (err as Error).message);
       }
       if (req.auth !== nonce) throw new RequestError("unauthorized", "wrong nonce");
-      if (conn.peer !== null) {
-        peer = conn.peer;
+      let known: Client | null;
+      try {
+        known = conn.identify();
+      } catch (err) {
+        throw new RequestError(
+          "unauthorized",
+          `cannot tell who you are: ${(err as Error).message}`,
+        );
+      }
+      if (known !== null) {
+        client = known;
       } else {
         try {
-          peer = await checkIdentity(this.#authDir, nonce);
+          client = { kind: "unix", ...await checkIdentity(this.#authDir, nonce) };
         } catch (err) {
           throw new RequestError(
             "unauthorized",
@@ -371,9 +456,15 @@ export class Daemon implements AsyncDisposable {
           );
         }
       }
-      const access = decideAccess(this.#o.access, peer.uid);
+      const access = client.kind === "unix"
+        ? decideAccess(this.#o.access, client.uid)
+        : decideWindowsAccess(this.#o.access, client);
       if (!access.allowed) throw new RequestError("forbidden", access.message);
-      log.info(`request ${req.type}`, { uid: peer.uid, gid: peer.gid });
+      log.info(
+        `request ${req.type}`,
+        client.kind === "unix" ? { uid: client.uid, gid: client.gid } : { sid: client.sid },
+      );
+      const peer = client;
       let result: unknown;
       switch (req.type) {
         case "status":
@@ -408,7 +499,8 @@ export class Daemon implements AsyncDisposable {
    * client; so do those of root's request made under sudo (its environment has the `SUDO_UID` of
    * the user who ran sudo: `loadKubeconfig` sees to that); only root's own are read here.
    */
-  async #accessFor(req: UpRequest, peer: Peer): Promise<ClusterAccess> {
+  async #accessFor(req: UpRequest, peer: Client): Promise<ClusterAccess> {
+    if (peer.kind === "windows") return await this.#windowsAccessFor(req, peer);
     if (peer.uid === 0) {
       return await loadKubeconfig({
         kubeconfig: req.kubeconfig ?? undefined,
@@ -418,15 +510,57 @@ export class Daemon implements AsyncDisposable {
         cwd: req.cwd,
       });
     }
-    const who = { uid: peer.uid, gid: peer.gid, env: req.env, cwd: req.cwd };
-    const first = await fetchMaterialAs(who, { kubeconfig: req.kubeconfig, context: req.context });
+    const runAs = { uid: peer.uid, gid: peer.gid, env: req.env, cwd: req.cwd };
+    const first = await fetchMaterialAs(runAs, {
+      kubeconfig: req.kubeconfig,
+      context: req.context,
+    });
     // Refreshes keep to the context first resolved, even if the file's current-context changes.
     const again = () =>
-      fetchMaterialAs(who, { kubeconfig: req.kubeconfig, context: first.context });
+      fetchMaterialAs(runAs, { kubeconfig: req.kubeconfig, context: first.context });
     return accessFromMaterial(first, { refresh: again, credentialsUid: peer.uid });
   }
 
-  async #up(req: UpRequest, peer: Peer, send: (m: Response) => Promise<void>): Promise<UpResult> {
+  /**
+   * Credentials for a Windows client: SYSTEM's own are read here; anyone else's come from
+   * `kconnect credentials` run with that user's token (kept for refreshes until disconnect).
+   */
+  async #windowsAccessFor(
+    req: UpRequest,
+    peer: Extract<Client, { kind: "windows" }>,
+  ): Promise<ClusterAccess> {
+    if (peer.sid === "S-1-5-18") {
+      return await loadKubeconfig({
+        kubeconfig: req.kubeconfig ?? undefined,
+        context: req.context ?? undefined,
+        home: req.env.USERPROFILE ?? req.env.HOME,
+        env: req.env,
+        cwd: req.cwd,
+      });
+    }
+    // The token is the daemon's from here: kept for refreshes while the session lasts.
+    const token = peer.take();
+    const native = this.#o.pipeNative!;
+    let closed = false;
+    this.#pendingToken = () => {
+      if (!closed) native.sym.CloseHandle(token);
+      closed = true;
+    };
+    const fetch = this.#o.windowsCredentials ?? defaultWindowsCredentials();
+    const who: TokenRunAs = { token, sid: peer.sid, env: req.env, cwd: req.cwd };
+    const first = await fetch(who, { kubeconfig: req.kubeconfig, context: req.context });
+    const again = () =>
+      closed
+        ? Promise.reject(new Error("the session's user token is closed"))
+        : fetch(who, { kubeconfig: req.kubeconfig, context: first.context });
+    return accessFromMaterial(first, { refresh: again });
+  }
+
+  async #up(
+    req: UpRequest,
+    peer: Client,
+    send: (m: Response) => Promise<void>,
+  ): Promise<UpResult> {
     const progress: Progress = {
       done: (name, detail) =>
         void send({ type: "progress", event: { kind: "done", name, detail } }),
@@ -481,9 +615,16 @@ export class Daemon implements AsyncDisposable {
         throw err;
       }
       this.#connected = connected;
-      this.#owner = peer.uid;
+      this.#owner = peer;
+      this.#ownerToken = this.#pendingToken;
+      this.#pendingToken = null;
       this.#lastError = null;
-      log.info("connected", { context: access.context, uid: peer.uid });
+      log.info(
+        "connected",
+        peer.kind === "unix"
+          ? { context: access.context, uid: peer.uid }
+          : { context: access.context, sid: peer.sid },
+      );
       connected.done.then((why) => {
         if (this.#connected !== connected) return;
         log.warn(`session ended: ${why}`);
@@ -503,6 +644,9 @@ export class Daemon implements AsyncDisposable {
       throw err;
     } finally {
       this.#connecting = false;
+      // An up that failed after taking a Windows client's token: it is not needed any more.
+      this.#pendingToken?.();
+      this.#pendingToken = null;
     }
   }
 
@@ -512,14 +656,16 @@ export class Daemon implements AsyncDisposable {
     const context = s.status().context;
     this.#connected = null;
     this.#owner = null;
+    this.#ownerToken?.();
+    this.#ownerToken = null;
     log.info(`disconnecting: ${why}`, { context });
     await s.close().catch((e) => log.warn(`closing the session: ${e.message}`));
     await removeUpRecord(this.#o.stateDir);
     return context;
   }
 
-  async #down(peer: Peer): Promise<DownResult & { undone: string[] }> {
-    const disconnected = await this.#disconnect(`kconnect down by uid ${peer.uid}`);
+  async #down(peer: Client): Promise<DownResult & { undone: string[] }> {
+    const disconnected = await this.#disconnect(`kconnect down by ${who(peer)}`);
     const undone = await undoLeftovers(await Journal.open(this.#o.stateDir));
     return { disconnected, undone };
   }
@@ -536,6 +682,7 @@ export class Daemon implements AsyncDisposable {
         group: this.#o.access.group,
         gid: this.#o.access.gid,
         uids: [...this.#o.access.uids],
+        ...(this.#o.access.sids !== undefined ? { sids: [...this.#o.access.sids] } : {}),
       },
       startedAt: this.#startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt.getTime()) / 1000),
@@ -549,7 +696,8 @@ export class Daemon implements AsyncDisposable {
       schema: STATUS_SCHEMA,
       state: s !== null ? s.state : this.#connecting ? "connecting" : "disconnected",
       daemon: this.info(),
-      ownerUid: this.#owner,
+      ownerUid: this.#owner?.kind === "unix" ? this.#owner.uid : null,
+      ...(this.#pipe ? { ownerSid: this.#owner?.kind === "windows" ? this.#owner.sid : null } : {}),
       session: s,
       lastError: this.#lastError,
       message: s === null ? (this.#connecting ? "connecting" : "not connected") : null,
@@ -569,7 +717,7 @@ export class Daemon implements AsyncDisposable {
           c.close();
         } catch { /* closed */ }
       }
-      await Deno.remove(this.#o.socket).catch(() => {});
+      if (!this.#pipe) await Deno.remove(this.#o.socket).catch(() => {});
       log.info("stopped");
       this.#resolveDone();
     })();
@@ -579,6 +727,14 @@ export class Daemon implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+let windowsRunner: ReturnType<typeof realTokenRunner> | null = null;
+
+/** The real Windows credentials fetcher: `kconnect credentials` with the client's token. */
+function defaultWindowsCredentials(): NonNullable<DaemonOptions["windowsCredentials"]> {
+  const run = windowsRunner ??= realTokenRunner();
+  return (who, o) => fetchMaterialAsToken(who, { ...o, run });
 }
 
 function describe(err: unknown): string {

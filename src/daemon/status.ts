@@ -31,7 +31,7 @@ export interface DaemonInfo {
   logFile: string | null;
   stateDir: string;
   /** Who may use the daemon: its group (name or gid as given, and gid), or root and `uids`. */
-  access?: { group: string | null; gid: number | null; uids: number[] };
+  access?: { group: string | null; gid: number | null; uids: number[]; sids?: string[] };
   startedAt: string;
   uptimeSeconds: number;
 }
@@ -43,6 +43,8 @@ export interface StatusReport {
   daemon: DaemonInfo | null;
   /** The uid that asked for the current session. */
   ownerUid: number | null;
+  /** Windows: the SID of the user that asked for the current session. */
+  ownerSid?: string | null;
   session: UpConnectionStatus | null;
   /** Why the last session ended or failed, if it did. */
   lastError: string | null;

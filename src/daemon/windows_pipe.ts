@@ -573,3 +573,32 @@ export async function connectPipe(
     return conn;
   }
 }
+
+/**
+ * The SID of a local account or group (`LookupAccountNameW`), or null when the name maps to
+ * none.
+ *
+ * @throws {Win32Error} for any other failure.
+ */
+export function accountSid(native: PipeNative, name: string): string | null {
+  const { sym } = native;
+  const sidSize = new Uint32Array(1);
+  const domainSize = new Uint32Array(1);
+  const use = new Uint32Array(1);
+  const n = wide(name);
+  if (sym.LookupAccountNameW(null, n, null, sidSize, null, domainSize, use) === 0) {
+    const e = sym.GetLastError();
+    if (e === PipeError.ERROR_NONE_MAPPED) return null;
+    if (e !== PipeError.ERROR_INSUFFICIENT_BUFFER) {
+      throw new Win32Error("LookupAccountNameW", e, name);
+    }
+  }
+  const sid = new Uint8Array(Math.max(8, sidSize[0]));
+  const domain = new Uint16Array(Math.max(1, domainSize[0]));
+  if (sym.LookupAccountNameW(null, n, sid, sidSize, domain, domainSize, use) === 0) {
+    const e = sym.GetLastError();
+    if (e === PipeError.ERROR_NONE_MAPPED) return null;
+    throw new Win32Error("LookupAccountNameW", e, name);
+  }
+  return parseSid(sid).sid;
+}

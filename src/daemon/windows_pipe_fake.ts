@@ -153,10 +153,15 @@ export class FakePipes {
   readonly calls: string[] = [];
   /** Misuse the real system would punish. */
   readonly violations: string[] = [];
-  /** Who `CreateFileW` and `CreateNamedPipeW` run as (the test switches it). */
+  /** Who the client process is: `CreateFileW` runs as it (the test switches it). */
   identity: FakeIdentity = { sid: SID_SYSTEM, groups: [enabled(SID_ADMINISTRATORS)] };
-  /** The owner a created pipe gets (SYSTEM's default owner is Administrators). */
-  creatorOwner = SID_ADMINISTRATORS;
+  /**
+   * Who the server process is: `CreateNamedPipeW` runs as it. A pipe's owner is its creator,
+   * except that SYSTEM's default owner is Administrators.
+   */
+  serverIdentity: FakeIdentity = { sid: SID_SYSTEM, groups: [enabled(SID_ADMINISTRATORS)] };
+  /** Local accounts and groups `LookupAccountNameW` knows: lower-case name → SID. */
+  readonly accounts = new Map<string, string>();
   /** What `RevertToSelf` answers (a test sets 0 to see the daemon stop). */
   revertResult = 1;
   readonly #handles = new Map<bigint, Handle>();
@@ -249,7 +254,24 @@ export class FakePipes {
         new DataView(bytesOf(sd).buffer, bytesOf(sd).byteOffset).setBigUint64(0, a, true);
         return 0;
       },
-      LookupAccountNameW: () => this.#fail(PipeError.ERROR_NONE_MAPPED),
+      LookupAccountNameW: (_system, name, sid, sidSize, _domain, domainSize, _use) => {
+        const found = this.accounts.get(wideText(name).toLowerCase());
+        if (found === undefined) return this.#fail(PipeError.ERROR_NONE_MAPPED);
+        const bytes = sidBytes(found);
+        const sizeView = new DataView(bytesOf(sidSize).buffer, bytesOf(sidSize).byteOffset);
+        const have = sizeView.getUint32(0, true);
+        sizeView.setUint32(0, bytes.length, true);
+        new DataView(bytesOf(domainSize).buffer, bytesOf(domainSize).byteOffset).setUint32(
+          0,
+          8,
+          true,
+        );
+        if (sid === null || have < bytes.length) {
+          return this.#fail(PipeError.ERROR_INSUFFICIENT_BUFFER);
+        }
+        bytesOf(sid).set(bytes);
+        return 1;
+      },
       LocalFree: (p) => {
         const a = ptrValue(p);
         if (!this.#allocs.delete(a)) this.violations.push(`LocalFree of 0x${a.toString(16)}`);
@@ -364,8 +386,8 @@ export class FakePipes {
       return Deno.UnsafePointer.create(0xffffffffffffffffn);
     }
     if (
-      p !== undefined && !first && p.creator !== this.identity.sid &&
-      (this.#granted(p) & 0x4) === 0
+      p !== undefined && !first && p.creator !== this.serverIdentity.sid &&
+      (this.#granted(p, this.serverIdentity) & 0x4) === 0
     ) {
       // Another instance of an existing pipe needs FILE_CREATE_PIPE_INSTANCE (its creator is
       // let through, as a real squatter would be by a DACL of its own).
@@ -379,8 +401,10 @@ export class FakePipes {
         : new DataView(saBytes.buffer, saBytes.byteOffset).getBigUint64(8, true);
       const sddl = this.#descriptors.get(sd) ?? "D:(A;;GA;;;WD)";
       p = {
-        owner: this.creatorOwner,
-        creator: this.identity.sid,
+        owner: this.serverIdentity.sid === SID_SYSTEM
+          ? SID_ADMINISTRATORS
+          : this.serverIdentity.sid,
+        creator: this.serverIdentity.sid,
         dacl: parseDacl(sddl),
         instances: new Set(),
       };
@@ -428,7 +452,7 @@ export class FakePipes {
       this.#fail(PipeError.ERROR_FILE_NOT_FOUND);
       return bad;
     }
-    if ((access & ~this.#granted(p)) !== 0) {
+    if ((access & ~this.#granted(p, this.identity)) !== 0) {
       this.#fail(PipeError.ERROR_ACCESS_DENIED);
       return bad;
     }
@@ -446,11 +470,11 @@ export class FakePipes {
     return h;
   }
 
-  /** What the DACL of `p` grants the current identity. */
-  #granted(p: PipeName): number {
+  /** What the DACL of `p` grants `who`. */
+  #granted(p: PipeName, who: FakeIdentity): number {
     const sids = [
-      this.identity.sid,
-      ...this.identity.groups.filter((g) =>
+      who.sid,
+      ...who.groups.filter((g) =>
         (g.attributes & SE_GROUP_ENABLED) !== 0 &&
         (g.attributes & SE_GROUP_USE_FOR_DENY_ONLY) === 0
       ).map((g) => g.sid),

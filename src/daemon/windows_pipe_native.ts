@@ -12,6 +12,7 @@
  * @module
  */
 import { parseSid } from "../tun/wintun_acl.ts";
+import { win32ErrorName } from "../host/win32_errors.ts";
 
 /** kernel32 and advapi32, synchronous calls (on the JavaScript thread). */
 export const PIPE_SYMBOLS = {
@@ -122,14 +123,8 @@ export const PipeError = {
   ERROR_CANNOT_IMPERSONATE: 1368,
 } as const;
 
-const ERROR_NAMES = new Map<number, string>(
-  Object.entries(PipeError).map(([name, value]) => [value, name]),
-);
-
-/** The symbolic name of a Win32 error code the pipe code knows, or `error <n>`. */
-export function pipeErrorName(code: number): string {
-  return ERROR_NAMES.get(code) ?? `error ${code}`;
-}
+/** The symbolic name of a Win32 error code, or `error <n>`. */
+export const pipeErrorName: (code: number) => string = win32ErrorName;
 
 /** `CreateNamedPipeW` open mode: both directions. */
 export const PIPE_ACCESS_DUPLEX = 0x3;
@@ -321,9 +316,6 @@ export function effectiveGroups(groups: readonly SidAndAttributes[]): string[] {
 export function isPipeName(name: string): boolean {
   return /^\\\\\.\\pipe\\[^\\]+$/.test(name);
 }
-
-/** The default control pipe on Windows. */
-export const DEFAULT_PIPE = "\\\\.\\pipe\\kconnect";
 
 /** Returns `text` as a NUL-terminated UTF-16LE string. */
 export function wide(text: string): Uint16Array {

@@ -144,7 +144,7 @@ Deno.test("pipe: a user outside the group is refused by the kernel (access denie
   assertEquals(fake.listening(PIPE), 1);
   // Nor can the stranger, or a member, add an instance of the daemon's pipe.
   for (const who of [STRANGER, MEMBER]) {
-    fake.identity = who;
+    fake.serverIdentity = who;
     assertThrows(
       () => PipeListener.listen(fake.native, PIPE, { allowed: [], fatal: fatalThrows }),
       Error,
@@ -164,11 +164,9 @@ Deno.test("pipe: no daemon: the client says none is listening", async () => {
 
 Deno.test("pipe: a name taken before the daemon starts: the daemon refuses to start, and a client sends nothing to the squatter", async () => {
   const fake = new FakePipes();
-  fake.identity = STRANGER;
-  fake.creatorOwner = STRANGER.sid;
+  fake.serverIdentity = STRANGER;
   const squatter = PipeListener.listen(fake.native, PIPE, { allowed: [GROUP], fatal: fatalThrows });
-  fake.identity = SYSTEM;
-  fake.creatorOwner = SID_ADMINISTRATORS;
+  fake.serverIdentity = SYSTEM;
   assertThrows(
     () => PipeListener.listen(fake.native, PIPE, { allowed: [GROUP], fatal: fatalThrows }),
     Error,
@@ -177,7 +175,7 @@ Deno.test("pipe: a name taken before the daemon starts: the daemon refuses to st
   fake.identity = MEMBER;
   await assertRejects(() => connectPipe(fake.native, PIPE), Error, `belongs to ${STRANGER.sid}`);
   assertEquals(fake.calls.filter((c) => c.startsWith("WriteFile client")), []);
-  fake.identity = STRANGER;
+  fake.serverIdentity = STRANGER;
   const conn = await squatter.accept();
   assert(conn !== null);
   assertEquals(await readLine(conn), "", "the client hung up without a byte");

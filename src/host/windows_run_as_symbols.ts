@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { winErrorName } from "../tun/wintun_symbols.ts";
+import { win32ErrorName } from "./win32_errors.ts";
 
 /** `advapi32.dll`: the token and the process. */
 export const ADVAPI32_RUN_AS_SYMBOLS = {
@@ -187,7 +187,7 @@ const NAMES = new Map<number, string>(
 /**
  * The symbolic name of a Win32 error code with its number, e.g.
  * `ERROR_PRIVILEGE_NOT_HELD (1314)`; codes this module does not know are named by
- * `winErrorName` of the TUN driver, or given as `error <n>`.
+ * `win32ErrorName`, or given as `error <n>`.
  *
  * @example
  * ```ts
@@ -196,6 +196,6 @@ const NAMES = new Map<number, string>(
  * ```
  */
 export function runAsErrorName(code: number): string {
-  const name = NAMES.get(code) ?? winErrorName(code);
+  const name = NAMES.get(code) ?? win32ErrorName(code);
   return name.startsWith("error ") ? name : `${name} (${code})`;
 }

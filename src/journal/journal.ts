@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { windowsDataDir } from "../host/data_dir.ts";
 import { ensureTrustedDir } from "../host/safe_path.ts";
 import { processIdentity } from "./process.ts";
 
@@ -35,7 +36,8 @@ export const DEFAULT_STATE_DIR = "/var/lib/kconnect";
 
 /** The state directory: `--state-dir`, else KCONNECT_STATE_DIR, else the default. */
 export function stateDir(flag?: string): string {
-  return flag ?? Deno.env.get("KCONNECT_STATE_DIR") ?? DEFAULT_STATE_DIR;
+  return flag ?? Deno.env.get("KCONNECT_STATE_DIR") ??
+    (Deno.build.os === "windows" ? `${windowsDataDir()}\\state` : DEFAULT_STATE_DIR);
 }
 
 /** A journal file. Not safe for two processes at once: `up` holds a pid file for that. */

@@ -349,7 +349,8 @@ export function defaultHome(): string | undefined {
       if (home) return home;
     } catch { /* fall back to HOME */ }
   }
-  return Deno.env.get("HOME");
+  return Deno.env.get("HOME") ??
+    (Deno.build.os === "windows" ? Deno.env.get("USERPROFILE") : undefined);
 }
 
 /**
@@ -397,9 +398,12 @@ export async function loadKubeconfig(options: LoadOptions = {}): Promise<Cluster
 export function kubeconfigPaths(options: LoadOptions = {}): string[] {
   const home = options.home ?? defaultHome();
   return (options.kubeconfig ?? Deno.env.get("KUBECONFIG") ?? `${home}/.kube/config`)
-    .split(":")
+    .split(KUBECONFIG_SEPARATOR)
     .filter((p) => p !== "");
 }
+
+/** What separates the paths of KUBECONFIG: `;` on Windows (drive letters have colons), else `:`. */
+export const KUBECONFIG_SEPARATOR = Deno.build.os === "windows" ? ";" : ":";
 
 /**
  * Reads and merges the kubeconfig files and selects the context, without resolving

@@ -19,13 +19,15 @@
  */
 import { runningFromSource, selfCommand } from "../host/self.ts";
 import { checkTrustedParents, UntrustedPathError } from "../host/safe_path.ts";
-import { DEFAULT_SOCKET, SERVICE_GROUP } from "../daemon/paths.ts";
+import { DEFAULT_PIPE, DEFAULT_SOCKET, SERVICE_GROUP } from "../daemon/paths.ts";
+import { windowsDataDir } from "../host/data_dir.ts";
 import { LAUNCHD_LABEL, launchdPlist } from "./launchd.ts";
 import { systemdUnit, UNIT_NAME } from "./systemd.ts";
 import {
   createAndStartTask,
   stopAndDeleteTask,
   TASK_FILE_NAME,
+  TASK_NAME,
   taskFileBytes,
   taskXml,
 } from "./windows_task.ts";
@@ -298,11 +300,11 @@ export function windowsCodePaths(command: string[]): string[] {
 }
 
 /**
- * Windows: writes the task definition and creates and starts the task. Refuses, before writing
- * the definition, when someone other than administrators could change what SYSTEM would run (the
- * program, its folder, a checkout's code) or the folder the definition is written to (it could
- * be swapped before `schtasks /Create` reads it). No group is created, and whether the daemon
- * listens is not checked: Windows has no control channel yet.
+ * Windows: writes the task definition, creates the local group (adding the user who installs)
+ * and creates and starts the task, then waits until the daemon answers on its pipe. Refuses,
+ * before writing the definition, when someone other than administrators could change what
+ * SYSTEM would run (the program, its folder, a checkout's code) or the folder the definition is
+ * written to (it could be swapped before `schtasks /Create` reads it).
  */
 async function installWindowsTask(host: ServiceHost, o: ServiceOptions): Promise<string[]> {
   const { command } = serviceCommand(o, "windows");
@@ -326,11 +328,43 @@ async function installWindowsTask(host: ServiceHost, o: ServiceOptions): Promise
   await check(windowsFolder(file));
   await host.writeBytes(file, bytes);
   const done = [`wrote ${file}`];
+  done.push(...await ensureWindowsGroup(host, o.group ?? SERVICE_GROUP, o.user));
   if (!o.noServiceManager) {
     done.push(...await createAndStartTask(host, file));
-    done.push(
-      "(not checked that the daemon listens: kconnect has no control channel on Windows yet)",
-    );
+    await awaitListening(host, { ...o, socket: o.socket ?? DEFAULT_PIPE });
+    done.push("the daemon is listening");
+  }
+  return done;
+}
+
+/**
+ * Windows: creates the local group the daemon's pipe lets in (unless it exists or is given as a
+ * SID) and adds `user` (`DOMAIN\name`) to it. "Already a member" (system error 1378) is fine.
+ */
+async function ensureWindowsGroup(
+  host: ServiceHost,
+  group: string,
+  user: string | undefined,
+): Promise<string[]> {
+  if (/^S-1-/.test(group)) return [];
+  const done: string[] = [];
+  const exists = await host.run(["net", "localgroup", group]).then(() => true, () => false);
+  if (!exists) {
+    await host.run([
+      "net",
+      "localgroup",
+      group,
+      "/add",
+      "/comment:kconnect users: may use the kconnect daemon",
+    ]);
+    done.push(`local group ${group} created`);
+  }
+  if (user) {
+    const out = await host.output(["net", "localgroup", group, user, "/add"]);
+    if (/\b1378\b/.test(out)) done.push(`user ${user} is already in group ${group}`);
+    else if (/\berror\b/i.test(out)) {
+      throw new Error(`Cannot add ${user} to the local group ${group}: ${out.trim()}`);
+    } else done.push(`user ${user} added to group ${group} (takes effect at the next sign-in)`);
   }
   return done;
 }
@@ -367,7 +401,12 @@ async function awaitListening(host: ServiceHost, o: ServiceOptions): Promise<voi
     await host.sleep(200);
   }
   if (await host.listening(socket)) return;
-  const [what, output] = host.os === "darwin"
+  const [what, output] = host.os === "windows"
+    ? [
+      `scheduled task ${TASK_NAME}`,
+      await host.output(["schtasks", "/Query", "/TN", TASK_NAME, "/V", "/FO", "LIST"]),
+    ]
+    : host.os === "darwin"
     ? [
       `launchd job ${LAUNCHD_LABEL}`,
       await host.output(["tail", "-n", "20", LAUNCHD_OUTPUT]),
@@ -381,7 +420,9 @@ async function awaitListening(host: ServiceHost, o: ServiceOptions): Promise<voi
     `${what} was installed and started, but its daemon is not listening on ${socket} after ${
       timeout / 1000
     } s. ${said.trim() ? `Its last output:\n${said}\n` : ""}${
-      host.os === "darwin"
+      host.os === "windows"
+        ? `Its log: ${windowsDataDir()}\\daemon.log`
+        : host.os === "darwin"
         ? `Its output: ${LAUNCHD_OUTPUT}; its log: /var/log/kconnect/daemon.log`
         : `See systemctl status ${UNIT_NAME} and journalctl -u ${UNIT_NAME}; its log: /var/log/kconnect/daemon.log`
     }`,

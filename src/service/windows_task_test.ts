@@ -275,6 +275,10 @@ interface FakeWindows {
   open?: Map<string, string>;
   /** Whether the task exists before anything runs. */
   taskExists?: boolean;
+  /** Local groups that exist, with their members. */
+  groups?: Map<string, Set<string>>;
+  /** Whether the started daemon answers on its pipe. Default true. */
+  answers?: boolean;
 }
 
 /** A Windows machine: a recording schtasks (that keeps whether the task exists) and files. */
@@ -284,11 +288,24 @@ function fakeWindows(f: FakeWindows = {}) {
   const checked: string[] = [];
   const dirs: string[] = [];
   let taskExists = f.taskExists ?? false;
+  const groups = f.groups ?? new Map<string, Set<string>>();
+  const probed: string[] = [];
   const host: ServiceHost = {
     os: "windows",
     run: (cmd) => {
       ran.push(cmd);
-      assert.equal(cmd[0], "schtasks.exe", "only schtasks runs on Windows");
+      if (cmd[0] === "net" && cmd[1] === "localgroup") {
+        if (cmd.length === 3) {
+          return groups.has(cmd[2])
+            ? Promise.resolve()
+            : Promise.reject(new Error("System error 1376 has occurred."));
+        }
+        if (cmd[3] === "/add") {
+          groups.set(cmd[2], new Set());
+          return Promise.resolve();
+        }
+      }
+      assert.equal(cmd[0], "schtasks.exe", "only schtasks and net run on Windows");
       const said = f.fail?.get(cmd.slice(1).join(" "));
       if (said !== undefined) {
         return Promise.reject(new Error(`\`${cmd.join(" ")}\` failed (exit 1): ${said}`));
@@ -300,7 +317,17 @@ function fakeWindows(f: FakeWindows = {}) {
       }
       return Promise.resolve();
     },
-    output: () => Promise.reject(new Error("not used on Windows")),
+    output: (cmd) => {
+      ran.push(cmd);
+      if (cmd[0] === "net" && cmd[4] === "/add") {
+        const members = groups.get(cmd[2]);
+        if (members === undefined) return Promise.resolve("System error 1376 has occurred.");
+        if (members.has(cmd[3])) return Promise.resolve("System error 1378 has occurred.");
+        members.add(cmd[3]);
+        return Promise.resolve("The command completed successfully.");
+      }
+      return Promise.resolve("(task details)");
+    },
     groupExists: () => Promise.reject(new Error("no groups on Windows")),
     writeFile: () => Promise.reject(new Error("the task file is written as bytes")),
     writeBytes: (p, b) => {
@@ -312,14 +339,17 @@ function fakeWindows(f: FakeWindows = {}) {
       dirs.push(p);
       return Promise.resolve();
     },
-    listening: () => Promise.reject(new Error("no control channel on Windows")),
+    listening: (p) => {
+      probed.push(p);
+      return Promise.resolve(taskExists && (f.answers ?? true));
+    },
     sleep: () => Promise.resolve(),
     adminOnlyProblem: (p) => {
       checked.push(p);
       return Promise.resolve(f.open?.get(p) ?? null);
     },
   };
-  return { host, ran, files, checked, dirs, exists: () => taskExists };
+  return { host, ran, files, checked, dirs, groups, probed, exists: () => taskExists };
 }
 
 const FILE = "C:\\PF\\kconnect\\kconnect-daemon.xml";
@@ -329,12 +359,24 @@ Deno.test("installService() on Windows writes the task file, creates and starts 
   const done = await installService(w.host, {
     unitDir: "C:\\PF\\kconnect\\",
     command: [PROGRAM],
-    user: "alice",
+    user: "PC\\alice",
   });
   assert.deepEqual(w.ran, [
+    ["net", "localgroup", "kconnect"],
+    [
+      "net",
+      "localgroup",
+      "kconnect",
+      "/add",
+      "/comment:kconnect users: may use the kconnect daemon",
+    ],
+    ["net", "localgroup", "kconnect", "PC\\alice", "/add"],
     ["schtasks.exe", "/Create", "/TN", "kconnect-daemon", "/XML", FILE, "/F"],
     ["schtasks.exe", "/Run", "/TN", "kconnect-daemon"],
   ]);
+  assert.deepEqual([...w.groups.get("kconnect")!], ["PC\\alice"]);
+  assert.deepEqual(w.probed, ["\\\\.\\pipe\\kconnect"], "it waited for the daemon's pipe");
+  assert.match(done.join("\n"), /the daemon is listening/);
   assert.ok(w.exists());
   assert.deepEqual(w.dirs, ["C:\\PF\\kconnect"]);
   assert.deepEqual(w.checked, [PROGRAM, "C:\\Program Files\\kconnect", "C:\\PF\\kconnect"]);
@@ -373,7 +415,7 @@ Deno.test("installService() on Windows with --no-service-manager only writes the
     command: [PROGRAM],
     noServiceManager: true,
   });
-  assert.deepEqual(w.ran, []);
+  assert.deepEqual(w.ran.filter((c) => c[0] !== "net"), [], "no schtasks (the group is made)");
   assert.ok(w.files.has(FILE));
 });
 
@@ -386,7 +428,11 @@ Deno.test("a failing schtasks is reported with its output", async () => {
     () => installService(w.host, { unitDir: "C:\\PF\\kconnect", command: [PROGRAM] }),
     (e: Error) => e.message.includes(denied) && e.message.includes("/Create"),
   );
-  assert.equal(w.ran.length, 1, "not started after a failed create");
+  assert.equal(
+    w.ran.filter((c) => c[0] === "schtasks.exe").length,
+    1,
+    "not started after a failed create",
+  );
 
   const d = fakeWindows({
     taskExists: true,
@@ -470,4 +516,36 @@ Deno.test("serviceText() and serviceFile() pick the task for Windows, as they pi
   assert.doesNotMatch(serviceText("linux", { command: ["/bin/k"] }), /<Task/);
   assert.equal(serviceFile("windows", "D:\\k"), "D:\\k\\kconnect-daemon.xml");
   assert.match(serviceFile("windows"), /^[A-Z]:\\.*\\kconnect\\kconnect-daemon\.xml$/);
+});
+
+Deno.test("installService() on Windows keeps an existing group and member, and says when the daemon does not answer", async () => {
+  const w = fakeWindows({ groups: new Map([["devs", new Set(["PC\\alice"])]]), answers: false });
+  await assert.rejects(
+    () =>
+      installService(w.host, {
+        unitDir: "C:\\PF\\kconnect",
+        command: [PROGRAM],
+        group: "devs",
+        user: "PC\\alice",
+        startTimeoutMs: 400,
+      }),
+    (e: Error) =>
+      e.message.includes("scheduled task kconnect-daemon was installed and started") &&
+      e.message.includes("not listening on \\\\.\\pipe\\kconnect") &&
+      e.message.includes("(task details)") && e.message.includes("daemon.log"),
+  );
+  assert.ok(
+    !w.ran.some((c) =>
+      c[0] === "net" && c[3] === "/add" && c.length === 5 && c[4]?.startsWith("/comment")
+    ),
+    "no group created",
+  );
+  const w2 = fakeWindows({ groups: new Map([["devs", new Set(["PC\\alice"])]]) });
+  const done = await installService(w2.host, {
+    unitDir: "C:\\PF\\kconnect",
+    command: [PROGRAM],
+    group: "devs",
+    user: "PC\\alice",
+  });
+  assert.match(done.join("\n"), /user PC\\alice is already in group devs/);
 });

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { win32ErrorName } from "../host/win32_errors.ts";
+
 /** `wintun.dll` 0.14.1, the functions kconnect uses. */
 export const WINTUN_SYMBOLS = {
   /** `WINTUN_ADAPTER_HANDLE WintunCreateAdapter(LPCWSTR Name, LPCWSTR TunnelType, const GUID *RequestedGUID)` */
@@ -110,14 +112,8 @@ export const WAIT_TIMEOUT = 0x102;
 /** The wait failed (bad handle). */
 export const WAIT_FAILED = 0xffffffff;
 
-const WIN_ERROR_NAMES = new Map<number, string>(
-  Object.entries(WinError).map(([name, value]) => [value, name]),
-);
-
 /** The symbolic name of a Win32 error code, e.g. `ERROR_HANDLE_EOF`, or `error <n>`. */
-export function winErrorName(code: number): string {
-  return WIN_ERROR_NAMES.get(code) ?? `error ${code}`;
-}
+export const winErrorName: (code: number) => string = win32ErrorName;
 
 /**
  * Returns `text` as a NUL-terminated UTF-16LE string for an `LPCWSTR` `"buffer"` parameter.
