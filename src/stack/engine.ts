@@ -2,9 +2,14 @@
  * The flow engine: reads packets from a TUN device, terminates TCP through the kernel's own
  * stack and UDP in user space, and hands every flow to a {@linkcode Dialer}.
  *
+ * Every buffer it gives the TUN keeps {@linkcode TUN_HEADROOM} bytes in front of the packet: it
+ * reads at that offset, rewrites TCP packets in place and writes them back from the same buffer,
+ * and builds the packets it makes up after that much room (`packet_buffer.ts`). A driver that
+ * needs a header in front (macOS utun) puts it there instead of copying each packet.
+ *
  * @module
  */
-import type { TunDevice } from "../tun/device.ts";
+import { TUN_HEADROOM, type TunDevice } from "../tun/device.ts";
 import { formatAddress, parseAddress, sameAddress } from "../wire/address.ts";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../wire/protocol.ts";
 import { type Clock, systemClock } from "../io/clock.ts";
@@ -14,6 +19,7 @@ import { MAX_RELAY_BUFFER, relay } from "../io/relay.ts";
 import { type TcpFlow, TcpNat, type TcpNatOptions } from "./tcp_nat.ts";
 import { type UdpFlow, type UdpFlowOptions, UdpFlows } from "./udp_flows.ts";
 import { LocalAddresses, type SourceFilter } from "./local_addresses.ts";
+import { copyPacket, withHeadroom } from "./packet_buffer.ts";
 import { logger } from "../log.ts";
 
 const log = logger("stack");
@@ -75,6 +81,11 @@ export interface EngineStats {
   notLocal: number;
   /** TCP connections open now (accepted and relaying). */
   activeTcp: number;
+  /**
+   * Packets copied to give them `TUN_HEADROOM` in front before they were written: 0 unless some
+   * packet builder forgot to leave the room.
+   */
+  headroomCopies: number;
 }
 
 function reasonOf(err: unknown): DialFailure {
@@ -103,6 +114,7 @@ export class FlowEngine implements AsyncDisposable {
     unsupported: 0,
     notLocal: 0,
     activeTcp: 0,
+    headroomCopies: 0,
   };
   readonly tcp: TcpNat;
   readonly udp: UdpFlows;
@@ -114,6 +126,7 @@ export class FlowEngine implements AsyncDisposable {
   readonly #peers: Uint8Array[];
   readonly #relayBufferSize: number;
   readonly #batchSize: number;
+  /** Packets to write at the end of this batch, each with its headroom (see `#frame`). */
   readonly #out: Uint8Array[] = [];
   #inLoop = false;
   #closed = false;
@@ -206,22 +219,33 @@ export class FlowEngine implements AsyncDisposable {
 
   #emit = (packet: Uint8Array): void => {
     if (this.#inLoop) {
-      this.#out.push(packet);
+      this.#out.push(this.#frame(packet));
     } else if (!this.#closed) {
       this.stats.packetsOut++;
-      this.#tun.write([packet], 0);
+      this.#tun.write([this.#frame(packet)], TUN_HEADROOM);
     }
   };
 
+  /** `packet` with the `TUN_HEADROOM` bytes before it, to write at that offset. */
+  #frame(packet: Uint8Array): Uint8Array {
+    const frame = withHeadroom(packet);
+    if (frame !== null) return frame;
+    this.stats.headroomCopies++;
+    return withHeadroom(copyPacket(packet))!;
+  }
+
   async #readLoop(): Promise<void> {
     const mtu = this.#tun.mtu;
-    const bufs = Array.from({ length: this.#batchSize }, () => new Uint8Array(mtu + 64));
+    const bufs = Array.from(
+      { length: this.#batchSize },
+      () => new Uint8Array(TUN_HEADROOM + mtu + 64),
+    );
     const sizes = new Array<number>(this.#batchSize).fill(0);
     const out = this.#out;
     while (!this.#closed) {
       let n: number;
       try {
-        n = await this.#tun.read(bufs, sizes, 0);
+        n = await this.#tun.read(bufs, sizes, TUN_HEADROOM);
       } catch (err) {
         if (!this.#closed) log.error(`reading the TUN failed: ${(err as Error).message}`);
         break;
@@ -229,11 +253,13 @@ export class FlowEngine implements AsyncDisposable {
       if (n === 0) break;
       const now = this.#clock.now();
       this.#inLoop = true;
-      for (let i = 0; i < n; i++) this.#handle(bufs[i].subarray(0, sizes[i]), now);
+      for (let i = 0; i < n; i++) {
+        this.#handle(bufs[i].subarray(TUN_HEADROOM, TUN_HEADROOM + sizes[i]), now);
+      }
       this.#inLoop = false;
       if (out.length > 0) {
         this.stats.packetsOut += out.length;
-        this.#tun.write(out, 0);
+        this.#tun.write(out, TUN_HEADROOM);
         out.length = 0;
       }
     }
@@ -263,7 +289,8 @@ export class FlowEngine implements AsyncDisposable {
       return;
     }
     if (tcp) {
-      if (this.tcp.handle(ip, now, this.#emit)) this.#out.push(ip.bytes);
+      // Rewritten in place: written back from the read buffer, headroom and all.
+      if (this.tcp.handle(ip, now, this.#emit)) this.#out.push(this.#frame(ip.bytes));
     } else {
       this.udp.handle(ip, now);
     }

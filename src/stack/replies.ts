@@ -1,7 +1,9 @@
 /**
  * Packets the engine makes up itself and writes into the TUN: a TCP RST for a refused connect,
  * ICMP unreachable for an unreachable or forbidden destination, and UDP replies. Each takes
- * the addresses as the local program should see them (`from` is the far end).
+ * the addresses as the local program should see them (`from` is the far end). Each is built in
+ * place after `TUN_HEADROOM` bytes of its own buffer (`packet_buffer.ts`), so the
+ * engine writes it to the TUN without a copy.
  *
  * @module
  */
@@ -12,6 +14,7 @@ import { emitUdp } from "../wire/udp.ts";
 import { emitIcmpv4Unreachable } from "../wire/icmpv4.ts";
 import { emitIcmpv6Unreachable } from "../wire/icmpv6.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "../wire/protocol.ts";
+import { allocPacket } from "./packet_buffer.ts";
 
 const TTL = 64;
 
@@ -50,7 +53,7 @@ export type ResetOf = { ack: number } | { seq: number };
 export function tcpReset(from: AddrPort, to: AddrPort, of: ResetOf): Uint8Array {
   const family = from.address.length === 4 ? 4 : 6;
   const hl = ipHeaderLength(family);
-  const buf = new Uint8Array(hl + 20);
+  const buf = allocPacket(hl + 20);
   const acks = "ack" in of;
   const n = emitTcp(
     {
@@ -73,7 +76,7 @@ export function tcpReset(from: AddrPort, to: AddrPort, of: ResetOf): Uint8Array 
 export function udpReply(from: AddrPort, to: AddrPort, payload: Uint8Array): Uint8Array {
   const family = from.address.length === 4 ? 4 : 6;
   const hl = ipHeaderLength(family);
-  const buf = new Uint8Array(hl + 8 + payload.length);
+  const buf = allocPacket(hl + 8 + payload.length);
   const n = emitUdp(
     { srcPort: from.port, dstPort: to.port, payload },
     buf.subarray(hl),
@@ -101,12 +104,12 @@ export function icmpUnreachable(
   to: Uint8Array,
 ): Uint8Array {
   if (from.length === 4) {
-    const buf = new Uint8Array(576);
+    const buf = allocPacket(576);
     const n = emitIcmpv4Unreachable(V4_CODES[kind], invoking, buf.subarray(20));
     emitIp(buf, from, to, IPPROTO_ICMP, n);
     return buf.subarray(0, 20 + n);
   }
-  const buf = new Uint8Array(1280);
+  const buf = allocPacket(1280);
   const n = emitIcmpv6Unreachable(V6_CODES[kind], invoking, buf.subarray(40), from, to);
   emitIp(buf, from, to, IPPROTO_ICMPV6, n);
   return buf.subarray(0, 40 + n);

@@ -9,7 +9,9 @@
  * the program time out.
  *
  * This file does no I/O: packets come in as arguments, packets to write go to a sink, dials
- * are requested through a hook, and the time is passed in.
+ * are requested through a hook, and the time is passed in. Every packet given to the sink has
+ * `TUN_HEADROOM` free bytes in front of it in its own buffer (`packet_buffer.ts`): replies are
+ * built that way, and a held SYN is kept in such a copy.
  *
  * @module
  */
@@ -21,6 +23,7 @@ import { type IpInfo, rewriteAddresses, viewIp } from "./ip_info.ts";
 import { icmpUnreachable, tcpReset } from "./replies.ts";
 import { type TupleKeyed, TupleTable } from "./tuple_table.ts";
 import { adjust16 } from "../wire/checksum.ts";
+import { copyPacket } from "./packet_buffer.ts";
 
 /** Where one address family's rewritten packets meet the kernel. */
 export interface NatAddresses {
@@ -54,7 +57,7 @@ export interface TcpFlow extends TupleKeyed {
   state: TcpFlowState;
   /** The program's initial sequence number, to tell a retransmitted SYN from a new connection. */
   isn: number;
-  /** The held SYN (a private copy), while dialing. */
+  /** The held SYN (a private copy, with headroom for the TUN), while dialing. */
   syn: Uint8Array | null;
   /** The dialled far side, once the dialer answered. */
   conn: Conn | null;
@@ -187,7 +190,7 @@ export class TcpNat {
     }
     if (flow.state === "dialing") {
       if (isSyn) {
-        flow.syn = ip.bytes.slice(); // keep the newest SYN, and its ISN for RST and reuse checks
+        flow.syn = copyPacket(ip.bytes); // keep the newest SYN, and its ISN for RST and reuse checks
         flow.isn = seg.seq;
       }
       return false;
@@ -241,7 +244,7 @@ export class TcpNat {
       natPort,
       state: "dialing",
       isn: seg.seq,
-      syn: ip.bytes.slice(),
+      syn: copyPacket(ip.bytes),
       conn: null,
       accepted: false,
       abort: new AbortController(),

@@ -3,7 +3,8 @@
  * through the dialer, with replies built as packets for the TUN, and idle expiry.
  *
  * No I/O here: datagrams come in as arguments, packets to write go to a sink, opens are
- * requested through a hook, the time is passed in.
+ * requested through a hook, the time is passed in. Packets for the TUN (replies, ICMP errors)
+ * are built after `TUN_HEADROOM` free bytes of their own buffer (`replies.ts`).
  *
  * @module
  */

@@ -19,8 +19,10 @@
  * headroom (`offset >= 4`, {@linkcode UTUN_HEADROOM}), the header lives in the 4 bytes before
  * `offset` and no packet is copied: `read` lets the kernel write it at `bufs[i][offset - 4,
  * offset)`, `write` writes it there before sending. Those 4 bytes are the driver's: their old
- * content is overwritten. With `offset < 4` (what the engine passes today) the driver still
- * works, through one copy per packet in a scratch buffer of its own.
+ * content is overwritten. The flow engine reads and writes at `offset` `TUN_HEADROOM` (4,
+ * `device.ts`), and builds the packets it makes up after that much room, so none of its packets
+ * is copied here. With `offset < 4` the driver still works, through one copy per packet in a
+ * scratch buffer of its own.
  *
  * @module
  */
@@ -56,7 +58,10 @@ import {
 } from "./darwin_libc.ts";
 import type { DarwinLibc } from "./darwin_libc.ts";
 
-/** Headroom in front of `offset` that lets the driver skip the copy (the utun header's size). */
+/**
+ * Headroom in front of `offset` that lets the driver skip the copy (the utun header's size); the
+ * engine's `TUN_HEADROOM` (`device.ts`) is at least this.
+ */
 export const UTUN_HEADROOM = UTUN_HEADER_SIZE;
 
 /** How long one `poll` waits before the read loop looks again (close also wakes it at once). */

@@ -1,11 +1,34 @@
 /**
  * The TUN device contract: raw IP packets (no link-layer header, no packet-info prefix) in and
- * out of the kernel. Every platform driver (`linux.ts`, later `darwin.ts` for utun and
+ * out of the kernel. Every platform driver (`linux.ts`, `darwin.ts` for utun and
  * `windows.ts` for wintun) and the in-memory device for tests implement it; nothing above this
  * layer asks which one it has.
  *
+ * Buffers carry the packet at an `offset`, so a driver whose kernel wants a header in front of
+ * each packet (macOS utun's 4-byte address family) can put it into the bytes before `offset`
+ * instead of copying the packet. The flow engine always leaves {@linkcode TUN_HEADROOM} bytes
+ * there.
+ *
  * @module
  */
+
+/**
+ * Bytes every buffer given to a TUN device by the flow engine keeps in front of its packet: it
+ * reads at `offset` {@linkcode TUN_HEADROOM} and writes buffers whose packet starts there. A
+ * driver may overwrite these bytes (utun puts its 4-byte header there on macOS), so they must
+ * belong to nothing else. Drivers work with any offset, but one below this may cost a copy per
+ * packet.
+ *
+ * @example
+ * ```ts
+ * import { TUN_HEADROOM } from "./device.ts";
+ * const mtu = 1500;
+ * const buf = new Uint8Array(TUN_HEADROOM + mtu); // read(bufs, sizes, TUN_HEADROOM)
+ * const packet = buf.subarray(TUN_HEADROOM); // the packet's bytes, once read
+ * if (packet.byteOffset !== 4) throw new Error("unexpected");
+ * ```
+ */
+export const TUN_HEADROOM = 4;
 
 /** A network address with its prefix length, as assigned to an interface. */
 export interface InterfaceAddress {
@@ -52,13 +75,16 @@ export interface TunDevice extends AsyncDisposable {
   /**
    * Waits until a packet can be read, then reads up to `bufs.length` packets. Packet `i` is
    * copied into `bufs[i]` starting at `offset`, and its length is stored in `sizes[i]`. Each
-   * buffer must have room for `offset + mtu` bytes. Returns the number of packets read, or 0
-   * once the device is closed.
+   * buffer must have room for `offset + mtu` bytes. The bytes before `offset` may be
+   * overwritten (see {@linkcode TUN_HEADROOM}). Returns the number of packets read, or 0 once
+   * the device is closed.
    */
   read(bufs: Uint8Array[], sizes: number[], offset: number): Promise<number>;
   /**
-   * Writes one packet per buffer, `bufs[i].subarray(offset)`. Returns the number of packets the
-   * kernel accepted; the rest are dropped and counted in `stats.writeErrors`.
+   * Writes one packet per buffer, `bufs[i].subarray(offset)`. The bytes before `offset` may be
+   * overwritten (see {@linkcode TUN_HEADROOM}); the packet itself is not changed. Returns the
+   * number of packets the kernel accepted; the rest are dropped and counted in
+   * `stats.writeErrors`.
    */
   write(bufs: Uint8Array[], offset: number): number;
   /** Closes the device; a pending `read` resolves with 0. Closing twice is harmless. */

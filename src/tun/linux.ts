@@ -3,8 +3,11 @@
  *
  * Data path (chosen by measurement, `bench/tun_io.ts`): `read` takes packets with synchronous `read(2)`
  * calls in a burst until `EAGAIN`, and only then waits in one `nonblocking: true` FFI `poll(2)`
- * on a worker thread; `write` is a synchronous `write(2)` per packet. Neither allocates per
- * packet beyond a `subarray` view when `offset` is not 0.
+ * on a worker thread; `write` is a synchronous `write(2)` per packet. Neither copies a packet
+ * at any `offset` (the kernel has no header in front, so the bytes before `offset` are left
+ * alone). With an `offset` (the engine passes `TUN_HEADROOM`, `device.ts`), `write` makes one
+ * `subarray` view per packet; `read` keeps its views of the caller's buffers while the caller
+ * passes the same ones, so a read loop that reuses its buffers allocates nothing per packet.
  *
  * @module
  */
@@ -90,6 +93,10 @@ export class LinuxTunDevice implements TunDevice {
   #closed: Promise<void> | undefined;
   #polls = new Set<Promise<number>>();
   #pollFds = new Uint8Array(16);
+  /** `#readViews[i]` is `#readBufs[i].subarray(#readStart)`, kept for the next burst. */
+  #readBufs: Uint8Array[] = [];
+  #readViews: Uint8Array[] = [];
+  #readStart = 0;
 
   /** Wraps open, configured descriptors; use {@linkcode openLinuxTun} instead. */
   constructor(fd: number, wakeFd: number, name: string, mtu: number, headerSize: number) {
@@ -130,9 +137,14 @@ export class LinuxTunDevice implements TunDevice {
     const fd = this.#fd;
     const header = this.headerSize;
     const stats = this.stats;
+    if (start !== this.#readStart) {
+      this.#readBufs = [];
+      this.#readViews = [];
+      this.#readStart = start;
+    }
     let n = 0;
     while (n < bufs.length) {
-      const buf = start === 0 ? bufs[n] : bufs[n].subarray(start);
+      const buf = start === 0 ? bufs[n] : this.#readView(bufs[n], n, start);
       let r = Number(read(fd, buf, BigInt(buf.length)));
       let e = r < 0 ? errno() : 0;
       if (r < 0 && e !== Errno.EAGAIN && e !== Errno.EINTR) {
@@ -153,6 +165,15 @@ export class LinuxTunDevice implements TunDevice {
       n++;
     }
     return n;
+  }
+
+  /** `b.subarray(start)`, the same view as last time when `b` is the same buffer. */
+  #readView(b: Uint8Array, i: number, start: number): Uint8Array {
+    if (this.#readBufs[i] === b) return this.#readViews[i];
+    const view = b.subarray(start);
+    this.#readBufs[i] = b;
+    this.#readViews[i] = view;
+    return view;
   }
 
   /** Waits in `poll` (worker thread) until the device or the close signal is readable. */

@@ -1,6 +1,8 @@
 /**
  * An in-memory {@linkcode TunDevice} for tests: no root, no kernel. Packets the test injects are
- * what `read` returns; what the code under test writes is collected.
+ * what `read` returns; what the code under test writes is collected. Any `offset` works; the
+ * bytes before it are left alone (a test that wants them overwritten, as macOS utun does, wraps
+ * the device).
  *
  * @module
  */
