@@ -17,7 +17,7 @@ import { logger, setLogLevel, setLogWriter } from "../log.ts";
 import { RotatingFile } from "../log_file.ts";
 import { Daemon } from "../daemon/server.ts";
 import { logFilePath, socketPath } from "../daemon/paths.ts";
-import { checkTrustedParents } from "../host/safe_path.ts";
+import { checkTrustedParents, ensureAdminOnlyDir } from "../host/safe_path.ts";
 import {
   type AccessPolicy,
   accessPolicy,
@@ -26,7 +26,6 @@ import {
 } from "../daemon/access.ts";
 import { openPipeNative } from "../daemon/windows_pipe_native.ts";
 import { accountSid } from "../daemon/windows_pipe.ts";
-import { adminOnlyProblem } from "../tun/wintun_acl.ts";
 import { printLine } from "../cmdline/output.ts";
 import { UsageError } from "../cmdline/program.ts";
 import { untilSignal } from "../cmdline/signals.ts";
@@ -110,20 +109,10 @@ export async function runDaemon(opts: DaemonCliOptions, logLevelGiven: boolean):
   file?.close();
 }
 
-/**
- * Windows: creates the log's folder and checks that only administrators can change it (users
- * may create folders in ProgramData: one made before the daemon's first start would be theirs).
- */
+/** Windows: creates the log's folder, which only administrators may change (`ensureAdminOnlyDir`). */
 async function checkWindowsLogFolder(path: string): Promise<string> {
   const folder = path.slice(0, Math.max(path.lastIndexOf("\\"), path.lastIndexOf("/")));
-  if (folder === "") return path;
-  await Deno.mkdir(folder, { recursive: true });
-  const problem = adminOnlyProblem(folder);
-  if (problem !== null) {
-    throw new Error(
-      `SYSTEM would write there and ${problem}: delete the folder ${folder} (or give it to Administrators) and start the daemon again`,
-    );
-  }
+  if (folder !== "") await ensureAdminOnlyDir(folder, "the daemon's log");
   return path;
 }
 

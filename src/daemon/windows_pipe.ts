@@ -53,7 +53,7 @@ import {
   TOKEN_USER_CLASS,
   wide,
 } from "./windows_pipe_native.ts";
-import { parseSid } from "../tun/wintun_acl.ts";
+import { parseSid } from "../host/windows_acl.ts";
 import { logger } from "../log.ts";
 
 /** A client of the pipe, as the kernel knows it. */

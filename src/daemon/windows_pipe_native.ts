@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { parseSid } from "../tun/wintun_acl.ts";
+import { parseSid } from "../host/windows_acl.ts";
 import { win32ErrorName } from "../host/win32_errors.ts";
 
 /** kernel32 and advapi32, synchronous calls (on the JavaScript thread). */

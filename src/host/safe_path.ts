@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { adminOnlyProblem } from "./windows_acl.ts";
 
 /** Largest gid of a system group whose write permission on a directory is tolerated. */
 const SYSTEM_GID_MAX = 999;
@@ -157,6 +158,7 @@ export interface TrustedDirOptions {
  * @throws {UntrustedPathError} when any of that does not hold.
  */
 export async function ensureTrustedDir(dir: string, o: TrustedDirOptions): Promise<string> {
+  if (Deno.build.os === "windows") return await ensureAdminOnlyDir(dir, o.what);
   const what = o.what;
   let path = await checkTrustedParents(dir, what);
   // Create what is missing, one component at a time, each checked as it comes.
@@ -204,4 +206,27 @@ export async function ensureTrustedDir(dir: string, o: TrustedDirOptions): Promi
   if (euid() === 0) await Deno.chown(path, 0, o.gid ?? 0);
   await Deno.chmod(path, o.mode);
   return path;
+}
+
+/**
+ * Windows: creates `dir` (and its parents) and checks that only SYSTEM, Administrators or
+ * TrustedInstaller own it and may change it (users may create folders in `%ProgramData%`, so a
+ * folder made there before the daemon's first start would be theirs). `problemOf` reads the
+ * folder's owner and DACL (default {@linkcode adminOnlyProblem}).
+ *
+ * @throws {UntrustedPathError} when someone else could change it, saying how to fix it.
+ */
+export async function ensureAdminOnlyDir(
+  dir: string,
+  what: string,
+  problemOf: (path: string) => string | null = adminOnlyProblem,
+): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const problem = problemOf(dir);
+  if (problem !== null) {
+    throw new UntrustedPathError(
+      `Cannot use ${dir} for ${what}: SYSTEM would write there and ${problem}. Delete the folder (or give it to Administrators) and start again`,
+    );
+  }
+  return dir;
 }

@@ -4,7 +4,12 @@
  * `src/daemon/path_redirect_test.ts`.
  */
 import assert from "node:assert/strict";
-import { checkTrustedParents, ensureTrustedDir, UntrustedPathError } from "./safe_path.ts";
+import {
+  checkTrustedParents,
+  ensureAdminOnlyDir,
+  ensureTrustedDir,
+  UntrustedPathError,
+} from "./safe_path.ts";
 import { pathExists, withTempDir } from "./_test_fs.ts";
 
 const root = Deno.build.os === "linux" && Deno.uid() === 0;
@@ -81,4 +86,34 @@ Deno.test({
       );
     });
   },
+});
+
+Deno.test("ensureAdminOnlyDir (Windows): creates the folder, and refuses one that others could change, saying how to fix it", async () => {
+  const base = await Deno.makeTempDir({ prefix: "kconnect-adminonly-" });
+  try {
+    const dir = `${base}/kconnect/state`;
+    const asked: string[] = [];
+    assert.equal(
+      await ensureAdminOnlyDir(dir, "the journal", (p) => {
+        asked.push(p);
+        return null;
+      }),
+      dir,
+    );
+    assert.ok((await Deno.stat(dir)).isDirectory);
+    assert.deepEqual(asked, [dir]);
+    await assert.rejects(
+      () =>
+        ensureAdminOnlyDir(
+          dir,
+          "the journal",
+          () => "its owner is S-1-5-21-1-2-3-1001, not an administrator",
+        ),
+      (e: Error) =>
+        e instanceof UntrustedPathError && e.message.includes("S-1-5-21-1-2-3-1001") &&
+        e.message.includes("Delete the folder"),
+    );
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });

@@ -32,7 +32,7 @@ import {
   taskXml,
 } from "./windows_task.ts";
 import { defaultWintunPath } from "../tun/wintun_pin.ts";
-import { adminOnlyProblem } from "../tun/wintun_acl.ts";
+import { adminOnlyProblem } from "../host/windows_acl.ts";
 
 /** What installing needs from the machine. */
 export interface ServiceHost {

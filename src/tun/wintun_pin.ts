@@ -21,7 +21,7 @@
  * @module
  */
 
-import { adminOnlyProblem } from "./wintun_acl.ts";
+import { adminOnlyProblem } from "../host/windows_acl.ts";
 
 /** A pinned `wintun.dll`. */
 export interface WintunPin {
@@ -180,7 +180,7 @@ export async function verifyWintunFile(
     env?: Record<string, string | undefined>;
     /**
      * Why others than administrators could change a path, or null; checked on the folder and
-     * the file. Default: their ACLs on Windows (`wintun_acl.ts`), nothing elsewhere.
+     * the file. Default: their ACLs on Windows (`src/host/windows_acl.ts`), nothing elsewhere.
      */
     adminOnly?: (path: string) => string | null;
   } = {},

@@ -4,8 +4,8 @@
  * descriptor (`GetNamedSecurityInfoW`) is only checked on Windows.
  */
 import assert from "node:assert/strict";
-import { type Ace, parseAcl, parseSid, untrustedWriters } from "./wintun_acl.ts";
-import { sha256Hex, verifyWintunFile, WintunPinError } from "./wintun_pin.ts";
+import { type Ace, parseAcl, parseSid, untrustedWriters } from "./windows_acl.ts";
+import { sha256Hex, verifyWintunFile, WintunPinError } from "../tun/wintun_pin.ts";
 
 function hex(text: string): Uint8Array {
   const clean = text.replace(/#[^\n]*/g, "").replace(/\s+/g, "");

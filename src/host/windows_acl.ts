@@ -3,7 +3,8 @@
  * descriptor: the owner must be SYSTEM, Administrators or TrustedInstaller, and no access-allowed
  * entry of the DACL that applies to the object itself may give anyone else a right to write,
  * delete, or change its permissions or owner. Used on `wintun.dll` and its folder before every
- * load (`wintun_pin.ts`).
+ * load (`src/tun/wintun_pin.ts`), on what the service's task runs, and on the folders the
+ * daemon writes its log and journal to (`safe_path.ts`).
  *
  * The SID and ACL parsers are pure and tested with golden bytes; reading the descriptor
  * (`advapi32 GetNamedSecurityInfoW`, then `LocalFree`) happens only on Windows.
@@ -51,7 +52,7 @@ export interface Ace {
  *
  * @example
  * ```ts
- * import { parseSid } from "./wintun_acl.ts";
+ * import { parseSid } from "./windows_acl.ts";
  * const system = new Uint8Array([1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]);
  * if (parseSid(system).sid !== "S-1-5-18") throw new Error();
  * ```
