@@ -24,6 +24,7 @@
  * @module
  */
 import type { Command } from "commander";
+import { isWindowsAbsolute } from "../host/windows_run_as_structs.ts";
 import {
   defaultHome,
   KUBECONFIG_SEPARATOR,
@@ -142,7 +143,7 @@ export function flagSettings(opts: UpOptions): Partial<UpSettings> {
 
 function absolute(path: string): string {
   if (Deno.build.os === "windows") {
-    return /^([A-Za-z]:[\\/]|\\\\)/.test(path) ? path : `${Deno.cwd()}\\${path}`;
+    return isWindowsAbsolute(path) ? path : `${Deno.cwd()}\\${path}`;
   }
   return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
 }

@@ -5,7 +5,7 @@
  * evaluation, real tokens) is not covered here.
  */
 import assert from "node:assert/strict";
-import { Daemon } from "./server.ts";
+import { Daemon, type DaemonOptions } from "./server.ts";
 import { callDaemon, DaemonUnavailableError, socketAnswers } from "./client.ts";
 import { denyOnly, enabled, type FakeIdentity, FakePipes } from "./windows_pipe_fake.ts";
 import { SID_ADMINISTRATORS, SID_SYSTEM } from "./windows_pipe_native.ts";
@@ -34,20 +34,23 @@ const ELEVATED_ADMIN: FakeIdentity = {
 const POLICY: AccessPolicy = { gid: null, group: "kconnect", uids: [], sids: [GROUP] };
 
 async function withDaemon(
-  fn: (fake: FakePipes, daemon: Daemon) => Promise<void>,
+  fn: (fake: FakePipes, daemon: Daemon, options: DaemonOptions) => Promise<void>,
   access: AccessPolicy = POLICY,
+  extra: Partial<DaemonOptions> = {},
 ): Promise<void> {
   const fake = new FakePipes();
   const stateDir = await Deno.makeTempDir({ prefix: "kconnect-windaemon-" });
-  const daemon = await Daemon.start({
+  const options: DaemonOptions = {
     socket: PIPE,
     access,
     stateDir,
     logFile: null,
     pipeNative: fake.native,
-  });
+    ...extra,
+  };
+  const daemon = await Daemon.start(options);
   try {
-    await fn(fake, daemon);
+    await fn(fake, daemon, options);
   } finally {
     await daemon.close();
     await Deno.remove(stateDir, { recursive: true });
@@ -112,31 +115,12 @@ Deno.test("windows daemon: with no group only SYSTEM and elevated administrators
 });
 
 Deno.test("windows daemon: a second daemon cannot take the pipe, and once the daemon stops no one answers", async () => {
-  const fake = new FakePipes();
-  const stateDir = await Deno.makeTempDir({ prefix: "kconnect-windaemon-" });
-  const daemon = await Daemon.start({
-    socket: PIPE,
-    access: POLICY,
-    stateDir,
-    logFile: null,
-    pipeNative: fake.native,
+  let fakeAfter: FakePipes | null = null;
+  await withDaemon(async (fake, _daemon, options) => {
+    fakeAfter = fake;
+    await assert.rejects(() => Daemon.start(options), /exists already/);
   });
-  try {
-    await assert.rejects(
-      () =>
-        Daemon.start({
-          socket: PIPE,
-          access: POLICY,
-          stateDir,
-          logFile: null,
-          pipeNative: fake.native,
-        }),
-      /exists already/,
-    );
-  } finally {
-    await daemon.close();
-    await Deno.remove(stateDir, { recursive: true });
-  }
+  const fake = fakeAfter!;
   fake.identity = MEMBER;
   assert.equal(await socketAnswers(PIPE, fake.native), false);
   await assert.rejects(
@@ -159,41 +143,31 @@ Deno.test("windows daemon: a member's up fetches credentials with the member's o
     // A cluster nobody listens on: the up fails after the credentials were fetched.
     return Promise.resolve(sampleMaterial({ server: "https://127.0.0.1:9" }));
   };
-  const fake = new FakePipes();
-  fakeRef = fake;
-  const stateDir = await Deno.makeTempDir({ prefix: "kconnect-windaemon-" });
-  const daemon = await Daemon.start({
-    socket: PIPE,
-    access: POLICY,
-    stateDir,
-    logFile: null,
-    pipeNative: fake.native,
-    windowsCredentials,
-  });
-  try {
-    fake.identity = MEMBER;
-    const env = { USERPROFILE: "C:\\Users\\member", KUBECONFIG: "C:\\Users\\member\\kc" };
-    const err = await callDaemon(PIPE, {
-      type: "up",
-      kubeconfig: null,
-      context: null,
-      env,
-      cwd: "C:\\Users\\member\\work",
-      switch: false,
-      flags: {},
-      config: null,
-    }, { pipeNative: fake.native }).then(() => null, (e) => e);
-    assert(err instanceof Error, "the up failed (no cluster)");
-    assert.deepEqual(seen, [{
-      sid: MEMBER.sid,
-      tokenOpen: true,
-      env,
-      cwd: "C:\\Users\\member\\work",
-    }]);
-    assert.deepEqual(fake.leaks().filter((l) => l === "handle token"), []);
-  } finally {
-    await daemon.close();
-    await Deno.remove(stateDir, { recursive: true });
-  }
-  assert.deepEqual(fake.violations, []);
+  await withDaemon(
+    async (fake) => {
+      fakeRef = fake;
+      fake.identity = MEMBER;
+      const env = { USERPROFILE: "C:\\Users\\member", KUBECONFIG: "C:\\Users\\member\\kc" };
+      const err = await callDaemon(PIPE, {
+        type: "up",
+        kubeconfig: null,
+        context: null,
+        env,
+        cwd: "C:\\Users\\member\\work",
+        switch: false,
+        flags: {},
+        config: null,
+      }, { pipeNative: fake.native }).then(() => null, (e) => e);
+      assert(err instanceof Error, "the up failed (no cluster)");
+      assert.deepEqual(seen, [{
+        sid: MEMBER.sid,
+        tokenOpen: true,
+        env,
+        cwd: "C:\\Users\\member\\work",
+      }]);
+      assert.deepEqual(fake.leaks().filter((l) => l === "handle token"), []);
+    },
+    POLICY,
+    { windowsCredentials },
+  );
 });

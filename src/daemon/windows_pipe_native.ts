@@ -12,7 +12,7 @@
  * @module
  */
 import { parseSid } from "../host/windows_acl.ts";
-import { win32ErrorName } from "../host/win32_errors.ts";
+import { WIN32_ERRORS, win32ErrorName } from "../host/win32_errors.ts";
 
 /** kernel32 and advapi32, synchronous calls (on the JavaScript thread). */
 export const PIPE_SYMBOLS = {
@@ -104,24 +104,7 @@ export interface PipeNative {
 }
 
 /** Win32 error codes the pipe code tells apart (`winerror.h`). */
-export const PipeError = {
-  ERROR_FILE_NOT_FOUND: 2,
-  ERROR_ACCESS_DENIED: 5,
-  ERROR_INVALID_HANDLE: 6,
-  ERROR_BROKEN_PIPE: 109,
-  ERROR_INSUFFICIENT_BUFFER: 122,
-  ERROR_PIPE_BUSY: 231,
-  ERROR_NO_DATA: 232,
-  ERROR_PIPE_NOT_CONNECTED: 233,
-  ERROR_MORE_DATA: 234,
-  ERROR_SEM_TIMEOUT: 121,
-  ERROR_PIPE_CONNECTED: 535,
-  ERROR_OPERATION_ABORTED: 995,
-  ERROR_IO_INCOMPLETE: 996,
-  ERROR_IO_PENDING: 997,
-  ERROR_NONE_MAPPED: 1332,
-  ERROR_CANNOT_IMPERSONATE: 1368,
-} as const;
+export const PipeError = WIN32_ERRORS;
 
 /** The symbolic name of a Win32 error code, or `error <n>`. */
 export const pipeErrorName: (code: number) => string = win32ErrorName;

@@ -8,14 +8,37 @@ import { connectPipe, type PipeConn, PipeListener, PipeUnavailableError } from "
 import { denyOnly, enabled, type FakeIdentity, FakePipes } from "./windows_pipe_fake.ts";
 import {
   CLIENT_ACCESS,
+  FILE_CREATE_PIPE_INSTANCE,
+  FILE_FLAG_FIRST_PIPE_INSTANCE,
+  FILE_FLAG_OVERLAPPED,
+  INFINITE,
+  OPEN_EXISTING,
   overlapped,
+  OVERLAPPED_HEVENT,
+  OVERLAPPED_SIZE,
+  OWNER_SECURITY_INFORMATION,
+  PIPE_ACCESS_DUPLEX,
+  PIPE_ASYNC_SYMBOLS,
+  PIPE_MODE,
+  PIPE_SYMBOLS,
+  PIPE_UNLIMITED_INSTANCES,
   pipeSddl,
   readTokenGroups,
+  SE_GROUP_ENABLED,
+  SE_GROUP_USE_FOR_DENY_ONLY,
+  SE_KERNEL_OBJECT,
   SECURITY_ATTRIBUTES_SIZE,
+  SECURITY_IMPERSONATION,
+  SECURITY_SQOS_PRESENT,
   securityAttributes,
   SID_ADMINISTRATORS,
   SID_SYSTEM,
+  TOKEN_ACCESS,
+  TOKEN_GROUPS_CLASS,
+  TOKEN_USER_CLASS,
 } from "./windows_pipe_native.ts";
+import { WIN32_ERRORS } from "../host/win32_errors.ts";
+import { assertWindowsHeaders, hasMingw } from "../host/_test_mingw.ts";
 
 const PIPE = "\\\\.\\pipe\\kconnect-test";
 const GROUP = "S-1-5-21-100-200-300-1010";
@@ -60,6 +83,19 @@ async function assertRejects<E extends Error>(
     return err as E;
   }
   throw new assert.AssertionError({ message: "expected a rejection" });
+}
+
+/** A member connects to `listener`; both ends, once the daemon accepted. */
+async function memberConnects(
+  fake: FakePipes,
+  listener: PipeListener,
+): Promise<{ client: PipeConn; server: PipeConn }> {
+  const accepted = listener.accept();
+  fake.identity = MEMBER;
+  const client = await connectPipe(fake.native, PIPE);
+  const server = await accepted;
+  assert(server !== null);
+  return { client, server };
 }
 
 function fatalThrows(message: string): never {
@@ -108,11 +144,7 @@ Deno.test("pipe: a member's request goes through; the daemon learns its user and
   const fake = new FakePipes();
   fake.identity = SYSTEM;
   const listener = PipeListener.listen(fake.native, PIPE, { allowed: [GROUP], fatal: fatalThrows });
-  const accepted = listener.accept();
-  fake.identity = MEMBER;
-  const client = await connectPipe(fake.native, PIPE);
-  fake.identity = SYSTEM;
-  const server = (await accepted)!;
+  const { client, server } = await memberConnects(fake, listener);
   await send(server, "hello\n");
   assertEquals(await readLine(client), "hello\n");
   await send(client, "request\n");
@@ -188,11 +220,7 @@ Deno.test("pipe: a name taken before the daemon starts: the daemon refuses to st
 Deno.test("pipe: identifying a client before anything was read is refused; a failed RevertToSelf stops the process", async () => {
   const fake = new FakePipes();
   const listener = PipeListener.listen(fake.native, PIPE, { allowed: [GROUP], fatal: fatalThrows });
-  const accepted = listener.accept();
-  fake.identity = MEMBER;
-  const client = await connectPipe(fake.native, PIPE);
-  fake.identity = SYSTEM;
-  const server = (await accepted)!;
+  const { client, server } = await memberConnects(fake, listener);
   assertThrows(() => server.identify(), Error, "ERROR_CANNOT_IMPERSONATE");
   await send(client, "x\n");
   await readLine(server);
@@ -235,11 +263,7 @@ Deno.test("pipe: closing the listener ends a pending accept; a taken token outli
   assertEquals(fake.leaks(), []);
 
   const l2 = PipeListener.listen(fake.native, PIPE, { allowed: [GROUP], fatal: fatalThrows });
-  const accepted = l2.accept();
-  fake.identity = MEMBER;
-  const client = await connectPipe(fake.native, PIPE);
-  fake.identity = SYSTEM;
-  const server = (await accepted)!;
+  const { client, server } = await memberConnects(fake, l2);
   await send(client, "x\n");
   await readLine(server);
   server.identify();
@@ -270,4 +294,50 @@ Deno.test("pipe: TOKEN_GROUPS is read through its pointers", () => {
   ]);
   v.setBigUint64(24, base + 4096n, true);
   assertThrows(() => readTokenGroups(buf, base), RangeError, "outside the buffer");
+});
+
+Deno.test({
+  name:
+    "pipe: layouts, constants, error codes and prototypes match the Windows headers (mingw-w64)",
+  ignore: !hasMingw,
+  fn: async () => {
+    const checks = [
+      `_Static_assert(sizeof(OVERLAPPED) == ${OVERLAPPED_SIZE}, "OVERLAPPED");`,
+      `_Static_assert(offsetof(OVERLAPPED, hEvent) == ${OVERLAPPED_HEVENT}, "hEvent");`,
+      `_Static_assert(sizeof(SECURITY_ATTRIBUTES) == ${SECURITY_ATTRIBUTES_SIZE}, "SA");`,
+      `_Static_assert(offsetof(SECURITY_ATTRIBUTES, lpSecurityDescriptor) == 8, "SA.sd");`,
+      `_Static_assert(offsetof(SECURITY_ATTRIBUTES, bInheritHandle) == 16, "SA.inherit");`,
+      `_Static_assert(sizeof(SID_AND_ATTRIBUTES) == 16, "SID_AND_ATTRIBUTES");`,
+      `_Static_assert(offsetof(SID_AND_ATTRIBUTES, Attributes) == 8, "Attributes");`,
+      `_Static_assert(offsetof(TOKEN_GROUPS, Groups) == 8, "TOKEN_GROUPS.Groups");`,
+      `_Static_assert(PIPE_ACCESS_DUPLEX == ${PIPE_ACCESS_DUPLEX}, "duplex");`,
+      `_Static_assert(FILE_FLAG_FIRST_PIPE_INSTANCE == ${FILE_FLAG_FIRST_PIPE_INSTANCE}, "first");`,
+      `_Static_assert(FILE_FLAG_OVERLAPPED == ${FILE_FLAG_OVERLAPPED}, "overlapped");`,
+      `_Static_assert((PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS) == ${PIPE_MODE}, "mode");`,
+      `_Static_assert(PIPE_UNLIMITED_INSTANCES == ${PIPE_UNLIMITED_INSTANCES}, "instances");`,
+      `_Static_assert(OPEN_EXISTING == ${OPEN_EXISTING}, "open");`,
+      `_Static_assert(SECURITY_SQOS_PRESENT == ${SECURITY_SQOS_PRESENT}, "sqos");`,
+      `_Static_assert(SECURITY_IMPERSONATION == ${SECURITY_IMPERSONATION}, "impersonation");`,
+      `_Static_assert((FILE_READ_DATA | FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE) == ${CLIENT_ACCESS}, "client access");`,
+      `_Static_assert(FILE_CREATE_PIPE_INSTANCE == ${FILE_CREATE_PIPE_INSTANCE}, "create instance");`,
+      `_Static_assert((FILE_GENERIC_WRITE & FILE_CREATE_PIPE_INSTANCE) != 0, "GENERIC_WRITE would grant it");`,
+      `_Static_assert(SE_KERNEL_OBJECT == ${SE_KERNEL_OBJECT}, "kernel object");`,
+      `_Static_assert(OWNER_SECURITY_INFORMATION == ${OWNER_SECURITY_INFORMATION}, "owner");`,
+      `_Static_assert((TOKEN_QUERY | TOKEN_DUPLICATE | TOKEN_IMPERSONATE) == ${TOKEN_ACCESS}, "token access");`,
+      `_Static_assert(TokenUser == ${TOKEN_USER_CLASS} && TokenGroups == ${TOKEN_GROUPS_CLASS}, "classes");`,
+      `_Static_assert(SE_GROUP_ENABLED == ${SE_GROUP_ENABLED}, "enabled");`,
+      `_Static_assert(SE_GROUP_USE_FOR_DENY_ONLY == ${SE_GROUP_USE_FOR_DENY_ONLY}, "deny only");`,
+      `_Static_assert(INFINITE == ${INFINITE}u, "infinite");`,
+      ...Object.entries(WIN32_ERRORS).map(([name, code]) =>
+        `_Static_assert(${name} == ${code}, "${name}");`
+      ),
+      ...Object.keys(PIPE_SYMBOLS).map((name) =>
+        `_Static_assert(sizeof(&${name}) == 8, "${name} is declared");`
+      ),
+      ...Object.keys(PIPE_ASYNC_SYMBOLS).map((name) =>
+        `_Static_assert(sizeof(&${name}) == 8, "${name} is declared");`
+      ),
+    ];
+    await assertWindowsHeaders(["windows.h", "sddl.h", "aclapi.h"], checks, 70);
+  },
 });

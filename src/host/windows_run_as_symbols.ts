@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { win32ErrorName } from "./win32_errors.ts";
+import { WIN32_ERRORS, win32ErrorName } from "./win32_errors.ts";
 
 /** `advapi32.dll`: the token and the process. */
 export const ADVAPI32_RUN_AS_SYMBOLS = {
@@ -161,28 +161,7 @@ export const INFINITE = 0xffffffff;
 export const STILL_ACTIVE = 259;
 
 /** Win32 error codes this runner (and its fake) meet (`winerror.h`). */
-export const RunAsError = {
-  ERROR_SUCCESS: 0,
-  ERROR_FILE_NOT_FOUND: 2,
-  ERROR_PATH_NOT_FOUND: 3,
-  ERROR_ACCESS_DENIED: 5,
-  ERROR_INVALID_HANDLE: 6,
-  ERROR_NOT_ENOUGH_MEMORY: 8,
-  ERROR_INVALID_PARAMETER: 87,
-  ERROR_BROKEN_PIPE: 109,
-  ERROR_INSUFFICIENT_BUFFER: 122,
-  ERROR_BAD_EXE_FORMAT: 193,
-  ERROR_NO_DATA: 232,
-  ERROR_DIRECTORY: 267,
-  ERROR_NO_TOKEN: 1008,
-  ERROR_PRIVILEGE_NOT_HELD: 1314,
-  ERROR_BAD_TOKEN_TYPE: 1349,
-  ERROR_BAD_IMPERSONATION_LEVEL: 1346,
-} as const;
-
-const NAMES = new Map<number, string>(
-  Object.entries(RunAsError).map(([name, value]) => [value, name]),
-);
+export const RunAsError = WIN32_ERRORS;
 
 /**
  * The symbolic name of a Win32 error code with its number, e.g.
@@ -196,6 +175,6 @@ const NAMES = new Map<number, string>(
  * ```
  */
 export function runAsErrorName(code: number): string {
-  const name = NAMES.get(code) ?? win32ErrorName(code);
+  const name = win32ErrorName(code);
   return name.startsWith("error ") ? name : `${name} (${code})`;
 }

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { quoteWindowsArg } from "../host/windows_run_as_structs.ts";
 
 /** The task's name in Task Scheduler (root folder). */
 export const TASK_NAME = "kconnect-daemon";
@@ -57,37 +58,8 @@ function checkWord(word: string, what: string): void {
   }
 }
 
-/**
- * Quotes one argument the way Windows programs split their command line (`CommandLineToArgvW`
- * and the Microsoft C runtime, which Rust and so Deno follow): words with no space, tab or quote
- * stay as they are; others are double-quoted, with backslashes doubled where they precede a
- * quote (inside the word or the closing one) and quotes escaped as `\"`.
- *
- * @example
- * ```ts
- * import { quoteWindowsArg } from "./windows_task.ts";
- * quoteWindowsArg("C:\\Program Files\\k"); // '"C:\\Program Files\\k"'
- * quoteWindowsArg("--group"); // "--group"
- * ```
- */
-export function quoteWindowsArg(arg: string): string {
-  if (arg !== "" && !/[ \t"]/.test(arg)) return arg;
-  let out = '"';
-  let slashes = 0;
-  for (const c of arg) {
-    if (c === "\\") {
-      slashes++;
-      continue;
-    }
-    if (c === '"') {
-      out += "\\".repeat(slashes * 2 + 1) + '"';
-    } else {
-      out += "\\".repeat(slashes) + c;
-    }
-    slashes = 0;
-  }
-  return out + "\\".repeat(slashes * 2) + '"';
-}
+/** Quotes one argument for the Microsoft C runtime's command-line rules (shared with the credentials runner). */
+export { quoteWindowsArg };
 
 /**
  * Splits a command line's arguments the way the Microsoft C runtime does for `argv[1…]` (the
