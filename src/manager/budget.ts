@@ -86,13 +86,13 @@ export const DEFAULT_BUDGETS: Readonly<Budgets> = {
   streams: 2048,
   sessionStreams: 1024,
   bufferedBytes: 32 * MiB,
-  sessionBufferedBytes: 8 * MiB,
+  sessionBufferedBytes: 16 * MiB,
   pendingDials: 512,
   sessionPendingDials: 128,
   udpFlows: 1024,
   sessionUdpFlows: 256,
   detachedBytes: 64 * MiB,
-  sessionRetainBytes: 8 * MiB,
+  sessionRetainBytes: 16 * MiB,
   resumeGraceSeconds: 900,
 };
 

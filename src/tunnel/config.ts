@@ -12,7 +12,7 @@ export interface SessionOptions {
   client: boolean;
   /** Per-stream receive window to start with, bytes. At least 256 KiB (the spec's). Default 256 KiB. */
   initialWindow?: number;
-  /** Largest per-stream receive window auto-tuning may grow to, bytes. Default 16 MiB. */
+  /** Largest per-stream receive window auto-tuning may grow to, bytes. Default 32 MiB. */
   maxWindow?: number;
   /**
    * Concurrent streams (both directions). An inbound SYN past it is answered with RST; `open()`
@@ -61,7 +61,7 @@ export type ResolvedSessionOptions = Required<Omit<SessionOptions, "clock">>;
 /** Defaults for every optional field of {@linkcode SessionOptions}. */
 export const DEFAULT_SESSION_OPTIONS: Readonly<Omit<ResolvedSessionOptions, "client">> = {
   initialWindow: SPEC_INITIAL_WINDOW,
-  maxWindow: 16 * 1024 * 1024,
+  maxWindow: 32 * 1024 * 1024,
   maxStreams: 4096,
   maxFrameSize: 1024 * 1024,
   acceptBacklog: 256,

@@ -6,7 +6,7 @@ Deno.test("resolveSessionOptions() fills defaults", () => {
   assert.deepEqual(resolveSessionOptions({ client: false }), {
     client: false,
     initialWindow: 256 * 1024, // the yamux spec's initial window
-    maxWindow: 16 * 1024 * 1024,
+    maxWindow: 32 * 1024 * 1024,
     maxStreams: 4096,
     maxFrameSize: 1024 * 1024,
     acceptBacklog: 256,
