@@ -25,6 +25,12 @@
  *   so no `--socket` or `--state-dir` can make root chown, chmod or write through another
  *   user's link.
  *
+ * On Windows the control channel is the named pipe `\\.\pipe\kconnect` (`windows_pipe.ts`)
+ * with the same guarantees: its DACL lets in only SYSTEM, Administrators and the group's SID (the
+ * kernel checks it on open), the daemon's first instance refuses a name someone already holds,
+ * the client is known from its token (impersonated for one `OpenThreadToken`), and a member's
+ * credentials come from `kconnect credentials` run with that token (`src/k8s/as_user_windows.ts`).
+ *
  * Membership of the group (or being an allowed uid) is a grant to change this machine's routes
  * and resolver settings the way `up` does (including `--also-proxy` prefixes and
  * `--allow-route-conflicts`): treat it like membership of a group that may run
@@ -58,7 +64,7 @@ import {
   describeAccess,
   socketModes,
 } from "./access.ts";
-import { isPipeName, openPipeNative, type PipeNative } from "./windows_pipe_native.ts";
+import { isPipeName, openPipeNative, type PipeNative, SID_SYSTEM } from "./windows_pipe_native.ts";
 import { PipeListener, type WindowsPeer } from "./windows_pipe.ts";
 import {
   type DownResult,
@@ -529,7 +535,7 @@ export class Daemon implements AsyncDisposable {
     req: UpRequest,
     peer: Extract<Client, { kind: "windows" }>,
   ): Promise<ClusterAccess> {
-    if (peer.sid === "S-1-5-18") {
+    if (peer.sid === SID_SYSTEM) {
       return await loadKubeconfig({
         kubeconfig: req.kubeconfig ?? undefined,
         context: req.context ?? undefined,
