@@ -6,26 +6,55 @@
  * `RevertToSelf`, hands that token to {@linkcode runAsToken}, which:
  * 1. duplicates it into a primary token (`DuplicateTokenEx`, `SecurityImpersonation`,
  *    `TokenPrimary`); an impersonation token cannot start a process;
- * 2. makes three anonymous pipes whose child ends are inheritable and whose parent ends are not
+ * 2. makes a Job object for the child (`CreateJobObjectW(NULL, NULL)`: unnamed, its handle not
+ *    inheritable) limited by `SetInformationJobObject` with a
+ *    `JOBOBJECT_EXTENDED_LIMIT_INFORMATION` to `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` (closing
+ *    the handle ends every process in it) and `JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION` (a
+ *    crash ends the process at once instead of Windows Error Reporting keeping it, and its
+ *    pipe ends, alive); no breakaway is allowed, so whatever the child starts (an exec
+ *    credential plugin such as `aws eks get-token`, and what that starts) is in the same job;
+ * 3. makes three anonymous pipes whose child ends are inheritable and whose parent ends are not
  *    (`CreatePipe` with an inheritable `SECURITY_ATTRIBUTES`, then `SetHandleInformation` on the
  *    parent ends);
- * 3. starts the program with `CreateProcessAsUserW`: an absolute program path as
+ * 4. starts the program with `CreateProcessAsUserW`: an absolute program path as
  *    `lpApplicationName` (no search path), the command line quoted for the MSVC runtime, the
  *    environment block the daemon built (`CREATE_UNICODE_ENVIRONMENT`, never the client's own
- *    block), a fixed working directory, `CREATE_NO_WINDOW`, `STARTF_USESTDHANDLES`, and a
- *    `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` (`EXTENDED_STARTUPINFO_PRESENT`) naming the three child
- *    ends, so that no other inheritable handle of the daemon reaches the child; the process
- *    starts running (no `CREATE_SUSPENDED`);
- * 4. closes the primary token, the thread handle and its own copies of the child ends at once
+ *    block), a fixed working directory, `CREATE_NO_WINDOW`, `STARTF_USESTDHANDLES`, and an
+ *    attribute list (`EXTENDED_STARTUPINFO_PRESENT`) of two entries:
+ *    `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` naming the three child ends, so that no other
+ *    inheritable handle of the daemon reaches the child, and `PROC_THREAD_ATTRIBUTE_JOB_LIST`
+ *    naming the job, so that the process is in the job before its first instruction;
+ * 5. closes the primary token, the thread handle and its own copies of the child ends at once
  *    (so the pipes report end of file when the child, and whatever it started, are done);
- * 5. writes stdin and closes it while reading stdout and stderr, each up to `maxOutput` bytes
- *    (more: the process is terminated and the call fails saying so), and waits for the exit;
- *    after `timeoutMs`, or when `signal` aborts, the process is terminated and the call fails.
+ * 6. writes stdin and closes it while reading stdout and stderr, each up to `maxOutput` bytes
+ *    (more: the child is terminated and the call fails saying so), and waits for the exit;
+ *    after `timeoutMs`, or when `signal` aborts, the child is terminated and the call fails.
  *
- * Every handle it made is closed on every path. One caveat: the pipe reads run on worker
- * threads (`nonblocking` FFI) and cannot be cancelled, so when a grandchild keeps the child's
- * stdout or stderr open after the child was stopped, the call still fails at once but its read
- * end stays open until that grandchild closes it (it is then closed).
+ * "Terminated" means the whole job: `TerminateJobObject` ends the child and every process it
+ * started, so their copies of the pipe ends close, a blocked stdin write fails and the reads
+ * reach end of file at once (with only `TerminateProcess`, a grandchild holding stdout kept the
+ * read end open, and a stdin write blocked, until it exited). Should `TerminateJobObject` fail,
+ * the child is ended with `TerminateProcess` and the job handle closed, which ends the rest
+ * (`KILL_ON_JOB_CLOSE`). When the child exits by itself, the job is ended too, before its
+ * output is collected: nothing a credentials command starts may outlive it (an exec plugin left
+ * running would keep the output open, and run on as the user with nothing waiting for it); what
+ * the child wrote is already in the pipes and is read whole. The job handle is closed on every
+ * path, and because of `KILL_ON_JOB_CLOSE` even a daemon that dies mid-call (its handles closed
+ * by Windows) takes the tree with it.
+ *
+ * Why `PROC_THREAD_ATTRIBUTE_JOB_LIST` and not `CREATE_SUSPENDED` + `AssignProcessToJobObject`
+ * + `ResumeThread`: the attribute puts the process in the job as it is created, so there is no
+ * moment at which it (or, were the resume forgotten on some path, nothing at all) runs outside
+ * the job, and no suspended process to clean up when the assignment fails; it needs Windows 10
+ * (or Server 2016), which Deno 2 needs anyway. Jobs nest since Windows 8, so this also works
+ * when the service itself runs in a job; should Windows refuse the assignment,
+ * `CreateProcessAsUserW` fails and the error says so.
+ *
+ * Every handle it made is closed on every path. One caveat remains: a process that the child
+ * gets started outside its own tree (by a service, a COM server, the task scheduler) is not in
+ * the job; should it hold the child's stdout or stderr, the call still ends at once, but the
+ * pipe read, which runs on a worker thread (`nonblocking` FFI) and cannot be cancelled, keeps
+ * its read end open until that process closes it (it is then closed).
  *
  * Because `ReadFile`/`WriteFile`/`WaitForSingleObject` run on worker threads, their last error
  * is that thread's and `GetLastError` on the JavaScript thread cannot read it: a failing pipe
@@ -41,10 +70,13 @@ import {
   CREATE_UNICODE_ENVIRONMENT,
   EXTENDED_STARTUPINFO_PRESENT,
   HANDLE_FLAG_INHERIT,
+  JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS,
   KERNEL32_RUN_AS_SYMBOLS,
   type Kernel32RunAsSymbols,
   PRIMARY_TOKEN_ACCESS,
   PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+  PROC_THREAD_ATTRIBUTE_JOB_LIST,
+  RUN_AS_JOB_LIMITS,
   RunAsError,
   runAsErrorName,
   SECURITY_IMPERSONATION,
@@ -56,6 +88,7 @@ import {
 import {
   environmentBlock,
   isWindowsAbsolute,
+  jobExtendedLimitInformation,
   PROCESS_INFORMATION_SIZE,
   readProcessInformation,
   securityAttributes,
@@ -122,7 +155,7 @@ const CHUNK = 64 * 1024;
 const WAIT_SLICE_MS = 1000;
 /** After a kill, how long the pipe reads get to end before the call fails without them. */
 const KILL_GRACE_MS = 2000;
-/** The exit code a terminated child gets. */
+/** The exit code a terminated child (and each process of its job) gets. */
 const KILLED_EXIT_CODE = 1;
 
 function handleValue(h: Deno.PointerValue): bigint {
@@ -172,10 +205,13 @@ class Handles {
  * impersonating (call `RevertToSelf` first): `CreateProcessAsUserW` needs the daemon's own
  * SeAssignPrimaryTokenPrivilege and SeIncreaseQuotaPrivilege.
  *
+ * The child runs in a Job object that is ended (every process the child started with it) when
+ * the call ends, whichever way.
+ *
  * Throws TypeError/RangeError for options Windows could not take (before any handle is made),
  * {@linkcode Win32CallError} naming the failing call and its Win32 error, an Error when the
- * child printed more than `maxOutput` on one stream or outlived `timeoutMs` (it is terminated),
- * and `signal.reason` when aborted.
+ * child printed more than `maxOutput` on one stream or outlived `timeoutMs` (its job is
+ * terminated), and `signal.reason` when aborted.
  *
  * @example
  * ```ts ignore
@@ -224,6 +260,7 @@ export async function runAsToken(
 
   // Setup: on any failure every handle made so far is closed.
   let process!: Deno.PointerObject;
+  let job!: Deno.PointerObject;
   let parentIn!: Deno.PointerObject;
   let parentOut!: Deno.PointerObject;
   let parentErr!: Deno.PointerObject;
@@ -245,6 +282,20 @@ export async function runAsToken(
       const primary = handles.add(readHandle(cell));
       transient.push(primary);
 
+      // The job: the child and all it starts; kept until the call ends.
+      const newJob = k.CreateJobObjectW(null, null);
+      if (newJob === null) fail("CreateJobObjectW", k.GetLastError());
+      job = handles.add(newJob);
+      const limits = jobExtendedLimitInformation(RUN_AS_JOB_LIMITS);
+      if (
+        !k.SetInformationJobObject(
+          job,
+          JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS,
+          limits,
+          limits.length,
+        )
+      ) fail("SetInformationJobObject", k.GetLastError());
+
       const sa = securityAttributes(true);
       const pipe = (): [Deno.PointerObject, Deno.PointerObject] => {
         const r = new Uint8Array(8);
@@ -264,16 +315,16 @@ export async function runAsToken(
         }
       }
 
-      // The handle list: the only handles the child inherits.
+      // The handle list (the only handles the child inherits) and the job list.
       const size = new Uint8Array(8);
-      if (!k.InitializeProcThreadAttributeList(null, 1, 0, size)) {
+      if (!k.InitializeProcThreadAttributeList(null, 2, 0, size)) {
         const code = k.GetLastError();
         if (code !== RunAsError.ERROR_INSUFFICIENT_BUFFER) {
           fail("InitializeProcThreadAttributeList", code);
         }
       }
       const listBytes = new Uint8Array(Number(new DataView(size.buffer).getBigUint64(0, true)));
-      if (!k.InitializeProcThreadAttributeList(listBytes, 1, 0, size)) {
+      if (!k.InitializeProcThreadAttributeList(listBytes, 2, 0, size)) {
         fail("InitializeProcThreadAttributeList", k.GetLastError());
       }
       list = listBytes;
@@ -287,6 +338,19 @@ export async function runAsToken(
           BigInt(PROC_THREAD_ATTRIBUTE_HANDLE_LIST),
           inherit,
           BigInt(inherit.length),
+          null,
+          null,
+        )
+      ) fail("UpdateProcThreadAttribute", k.GetLastError());
+      const jobs = new Uint8Array(8);
+      new DataView(jobs.buffer).setBigUint64(0, handleValue(job), true);
+      if (
+        !k.UpdateProcThreadAttribute(
+          list,
+          0,
+          BigInt(PROC_THREAD_ATTRIBUTE_JOB_LIST),
+          jobs,
+          BigInt(jobs.length),
           null,
           null,
         )
@@ -315,7 +379,7 @@ export async function runAsToken(
           pi,
         )
       ) fail("CreateProcessAsUserW", k.GetLastError());
-      keepAlive(inherit, desktop); // the list and si point into them until here
+      keepAlive(inherit, jobs, desktop); // the list and si point into them until here
       const info = readProcessInformation(pi);
       process = handles.add(Deno.UnsafePointer.create(info.process));
       transient.push(handles.add(Deno.UnsafePointer.create(info.thread)));
@@ -336,10 +400,22 @@ export async function runAsToken(
   let why: Why | null = null;
   let onKill!: () => void;
   const killed = new Promise<void>((resolve) => onKill = resolve);
+  let treeEnded = false;
+  /** Ends the child and all it started, and closes the job handle; once. */
+  const endTree = () => {
+    if (treeEnded) return;
+    treeEnded = true;
+    if (!k.TerminateJobObject(job, KILLED_EXIT_CODE)) {
+      // Not expected (the handle has every right); the child at least, and the job's
+      // KILL_ON_JOB_CLOSE for the rest once the handle is closed below.
+      k.TerminateProcess(process, KILLED_EXIT_CODE); // fails only when it has already exited
+    }
+    handles.close(job);
+  };
   const kill = (reason: Why) => {
     if (why !== null) return;
     why = reason;
-    k.TerminateProcess(process, KILLED_EXIT_CODE); // fails only when it has already exited
+    endTree();
     onKill();
   };
   const timer = setTimeout(() => kill({ kind: "timeout" }), o.timeoutMs);
@@ -371,13 +447,15 @@ export async function runAsToken(
       else if (r !== WAIT_TIMEOUT) {
         kill({ kind: "wait" });
         break;
-      } else if (why !== null && ++slicesAfterKill > 1) break; // TerminateProcess did not work
+      } else if (why !== null && ++slicesAfterKill > 1) break; // the kill did not work
     }
     let code: number | null = null;
     if (exited) {
       const cell = new Uint8Array(4);
       if (!k.GetExitCodeProcess(process, cell)) fail("GetExitCodeProcess", k.GetLastError());
       code = new DataView(cell.buffer).getUint32(0, true);
+      // Nothing the child started outlives it; their pipe ends close, so the reads end.
+      endTree();
     }
     if (why === null) await Promise.race([streams, killed]);
     if (why !== null) {
@@ -393,6 +471,7 @@ export async function runAsToken(
     clearTimeout(timer);
     clearTimeout(grace);
     o.signal?.removeEventListener("abort", onAbort);
+    handles.close(job); // KILL_ON_JOB_CLOSE: whatever still runs in it ends (if any path missed it)
     handles.close(process);
   }
 }

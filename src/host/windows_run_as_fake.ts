@@ -5,7 +5,7 @@
  * owns).
  *
  * What it models:
- * - a handle table: tokens, pipe ends, processes, threads; each handle has its inherit flag
+ * - a handle table: tokens, pipe ends, jobs, processes, threads; each handle has its inherit flag
  *   (`CreatePipe`'s `SECURITY_ATTRIBUTES.bInheritHandle`, `SetHandleInformation`);
  *   {@linkcode FakeWindowsRunAs.leaked} lists the handles still open that the runner made;
  * - anonymous pipes with a bounded buffer: a read with nothing buffered waits; when every
@@ -23,12 +23,27 @@
  * - the child, a JavaScript function given its stdin (read to end of file) and the launch,
  *   answering stdout, stderr and an exit code, or `"hang"`; it writes through the pipes (so a
  *   big output waits for the reader) and, when it exits or is terminated, its pipe ends close;
+ * - grandchildren: the child's function may `spawn()` processes of its own that hold copies of
+ *   its stdin, stdout and stderr ends (as inherited standard handles would be), are in the jobs
+ *   the child is in, and run until they `exit()` or are ended; `TerminateProcess` of the child
+ *   leaves them (and the pipes they hold) as they are, as Windows does;
+ * - Job objects: `CreateJobObjectW`, `SetInformationJobObject` (only
+ *   `JobObjectExtendedLimitInformation`, 144 bytes; the `LimitFlags` are kept),
+ *   `PROC_THREAD_ATTRIBUTE_JOB_LIST` (the child is in those jobs from its creation),
+ *   `TerminateJobObject` (ends every process of the job, closing their pipe ends) and
+ *   `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` (closing the job's last handle does the same);
+ *   {@linkcode FakeWindowsRunAs.processes} and {@linkcode FakeWindowsRunAs.jobs} show what ran,
+ *   in which job, and how it ended;
  * - injected failures: any call by name (or `Name#n`, its n-th call) answers FALSE with a
  *   given last error.
  *
  * Misuse the real system would punish (an unknown or closed handle, a handle closed under a
- * pending read, an attribute list never deleted, a stdio handle the child does not inherit)
- * is recorded in {@linkcode FakeWindowsRunAs.violations}; tests assert it stays empty.
+ * pending read, an attribute list never deleted or given more attributes than it was sized for,
+ * a stdio handle the child does not inherit) and what this runner must not do (start the child
+ * outside a job, or in one without `KILL_ON_JOB_CLOSE`; let the job handle reach the child; name
+ * the job) is recorded in {@linkcode FakeWindowsRunAs.violations}; tests assert it stays empty.
+ * A job handle left open shows in {@linkcode FakeWindowsRunAs.leaked} as `job`, as every other
+ * handle the runner made.
  *
  * @module
  */
@@ -38,8 +53,11 @@ import {
   EXTENDED_STARTUPINFO_PRESENT,
   HANDLE_FLAG_INHERIT,
   INFINITE,
+  JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS,
+  JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
   type Kernel32RunAsSymbols,
   PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+  PROC_THREAD_ATTRIBUTE_JOB_LIST,
   RunAsError,
   STARTF_USESTDHANDLES,
   STILL_ACTIVE,
@@ -49,6 +67,9 @@ import {
   WAIT_TIMEOUT,
 } from "./windows_run_as_symbols.ts";
 import {
+  JobBasicLimitInformation,
+  JobExtendedLimitInformation,
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION_SIZE,
   PROCESS_INFORMATION_SIZE,
   SECURITY_ATTRIBUTES_SIZE,
   SecurityAttributes,
@@ -68,11 +89,59 @@ export interface FakeExit {
   code?: number;
 }
 
-/** The fake child: given its stdin (read to end of file) and how it was launched. */
+/**
+ * The fake child: given its stdin (read to end of file), how it was launched, and a way to
+ * start processes of its own.
+ */
 export type FakeProgram = (
   stdin: Uint8Array,
   launch: FakeLaunch,
+  child: FakeChild,
 ) => FakeOutcome | Promise<FakeOutcome>;
+
+/** What a running fake child can do besides printing and exiting. */
+export interface FakeChild {
+  /**
+   * Starts a grandchild (as an exec plugin would be) holding copies of the child's standard
+   * handles named in `holds` (default all three), in the child's jobs; it runs, printing
+   * nothing, until it {@linkcode FakeProcess.exit}s or is ended.
+   */
+  spawn(options?: { holds?: readonly ("stdin" | "stdout" | "stderr")[] }): FakeProcess;
+}
+
+/** How a fake process ended. */
+export type FakeEnd = "exit" | "TerminateProcess" | "TerminateJobObject" | "job closed";
+
+/** A process of the fake: the child, or one it spawned. */
+export interface FakeProcess {
+  /** `child 1`, `grandchild 1`, … */
+  readonly name: string;
+  readonly alive: boolean;
+  /** Its exit code once ended (the one given to the call that ended it). */
+  readonly exitCode: number | null;
+  /** How it ended; null while it runs. */
+  readonly endedBy: FakeEnd | null;
+  /** Ids of the jobs it is in. */
+  readonly jobs: readonly number[];
+  /** Ids of the jobs it was in when it began to run. */
+  readonly jobsAtStart: readonly number[];
+  /** The pipe ends it holds open now, e.g. `pipe2 write`. */
+  readonly holds: readonly string[];
+  /** Ends it as if it exited by itself (a no-op once it has ended). */
+  exit(code?: number): void;
+}
+
+/** A Job object of the fake. */
+export interface FakeJob {
+  /** 1, 2, … in creation order. */
+  readonly id: number;
+  /** `BasicLimitInformation.LimitFlags` as last set; null before any `SetInformationJobObject`. */
+  readonly limitFlags: number | null;
+  /** Handles to it still open. */
+  readonly openHandles: number;
+  /** The processes ever put in it. */
+  readonly processes: readonly FakeProcess[];
+}
 
 /** A `CreateProcessAsUserW` call that started a child, as Windows read its arguments. */
 export interface FakeLaunch {
@@ -96,13 +165,17 @@ export interface FakeLaunch {
   stdio: [bigint, bigint, bigint];
   /** The `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` handles; null without one. */
   handleList: bigint[] | null;
+  /** The `PROC_THREAD_ATTRIBUTE_JOB_LIST` handles; null without one. */
+  jobList: bigint[] | null;
+  /** The process started. */
+  process: FakeProcess;
   /** The handles the child inherited. */
   inherited: bigint[];
   /** Every handle of the table that was inheritable at the call. */
   inheritableAtLaunch: bigint[];
-  /** Exit code once the child ended; `TerminateProcess`'s code when terminated. */
+  /** Exit code once the child ended; when ended by a call, the code that call gave. */
   exitCode: number | null;
-  /** Whether `TerminateProcess` ended it. */
+  /** Whether it was ended (`TerminateProcess`, `TerminateJobObject`, its job closed). */
   terminated: boolean;
 }
 
@@ -126,23 +199,61 @@ type Pipe = {
   writers: number;
   waiters: (() => void)[];
 };
-type Proc = {
-  launch: FakeLaunch;
-  dead: boolean;
-  waiters: (() => void)[];
-  pipes: { pipe: Pipe; end: "read" | "write" }[];
-  died: Promise<void>;
-  onDeath: () => void;
+type Job = {
+  id: number;
+  limitFlags: number | null;
+  openHandles: number;
+  processes: Proc[];
 };
+
+class Proc implements FakeProcess {
+  readonly name: string;
+  launch: FakeLaunch | null = null;
+  dead = false;
+  exitCode: number | null = null;
+  endedBy: FakeEnd | null = null;
+  readonly waiters: (() => void)[] = [];
+  readonly pipes: { pipe: Pipe; end: "read" | "write" }[] = [];
+  readonly died: Promise<void>;
+  onDeath!: () => void;
+  readonly jobSet: Job[];
+  readonly jobsAtStart: readonly number[];
+  readonly #end: (p: Proc, code: number, by: FakeEnd) => void;
+  constructor(name: string, jobs: Job[], end: (p: Proc, code: number, by: FakeEnd) => void) {
+    this.name = name;
+    this.died = new Promise<void>((resolve) => this.onDeath = resolve);
+    this.jobSet = [...jobs];
+    this.jobsAtStart = jobs.map((j) => j.id);
+    for (const j of jobs) j.processes.push(this);
+    this.#end = end;
+  }
+  get alive(): boolean {
+    return !this.dead;
+  }
+  get jobs(): readonly number[] {
+    return this.jobSet.map((j) => j.id);
+  }
+  get holds(): readonly string[] {
+    return this.dead ? [] : this.pipes.map(({ pipe, end }) => `pipe${pipe.id} ${end}`);
+  }
+  exit(code = 0): void {
+    this.#end(this, code, "exit");
+  }
+}
+
 type Obj =
   | { kind: "token"; primary: boolean }
   | { kind: "pipe"; end: "read" | "write"; pipe: Pipe }
+  | { kind: "job"; job: Job }
   | { kind: "process"; proc: Proc }
   | { kind: "thread" }
   | { kind: "other" };
 type Entry = { obj: Obj; inherit: boolean; runner: boolean; pending: number; name: string };
 
-const ATTRIBUTE_LIST_SIZE = 48;
+/** The size an attribute list of `count` entries needs (what x64 Windows answers). */
+function attributeListSize(count: number): number {
+  return 24 + 24 * count;
+}
 
 type Buf = AllowSharedBufferSource | null;
 
@@ -197,10 +308,17 @@ export class FakeWindowsRunAs {
   readonly launches: FakeLaunch[] = [];
   /** `DuplicateTokenEx` calls: access, impersonation level, token type. */
   readonly duplications: { access: number; level: number; type: number }[] = [];
+  /** Every process started: the children and what they spawned. */
+  readonly processes: FakeProcess[] = [];
+  /** Every job created. */
+  readonly jobs: FakeJob[] = [];
 
   readonly #o: FakeWindowsRunAsOptions;
   readonly #handles = new Map<bigint, Entry>();
-  readonly #lists = new Map<bigint, Map<number, { address: bigint; size: number }>>();
+  readonly #lists = new Map<
+    bigint,
+    { capacity: number; attributes: Map<number, { address: bigint; size: number }> }
+  >();
   readonly #counts = new Map<string, number>();
   #next = 0x100n;
   #pipes = 0;
@@ -316,11 +434,15 @@ export class FakeWindowsRunAs {
     return true;
   }
 
-  #exit(proc: Proc, code: number, terminated: boolean): void {
+  #exit(proc: Proc, code: number, by: FakeEnd): void {
     if (proc.dead) return;
     proc.dead = true;
-    proc.launch.exitCode = code;
-    proc.launch.terminated = terminated;
+    proc.exitCode = code;
+    proc.endedBy = by;
+    if (proc.launch !== null) {
+      proc.launch.exitCode = code;
+      proc.launch.terminated = by !== "exit";
+    }
     for (const { pipe, end } of proc.pipes) {
       if (end === "read") pipe.readers--;
       else pipe.writers--;
@@ -343,7 +465,28 @@ export class FakeWindowsRunAs {
     const all = new Uint8Array(input.reduce((n, c) => n + c.length, 0));
     input.reduce((at, c) => (all.set(c, at), at + c.length), 0);
     const program: FakeProgram = this.#o.program ?? (() => ({}));
-    const outcome = await program(all, proc.launch);
+    let spawned = 0;
+    const child: FakeChild = {
+      spawn: (options = {}) => {
+        if (proc.dead) throw new Error("fake: a process that has ended cannot spawn");
+        const g = new Proc(
+          `grandchild ${++spawned}`,
+          proc.jobSet,
+          (p, code, by) => this.#exit(p, code, by),
+        );
+        const ends = { stdin, stdout, stderr };
+        for (const which of options.holds ?? ["stdin", "stdout", "stderr"] as const) {
+          const pipe = ends[which];
+          const end = which === "stdin" ? "read" : "write";
+          g.pipes.push({ pipe, end });
+          if (end === "read") pipe.readers++;
+          else pipe.writers++;
+        }
+        this.processes.push(g);
+        return g;
+      },
+    };
+    const outcome = await program(all, proc.launch!, child);
     if (proc.dead) return;
     if (outcome === "hang") return await proc.died;
     const gone = () => proc.dead;
@@ -351,7 +494,12 @@ export class FakeWindowsRunAs {
       this.#put(stdout, text(outcome.stdout), gone),
       this.#put(stderr, text(outcome.stderr), gone),
     ]);
-    this.#exit(proc, outcome.code ?? 0, false);
+    this.#exit(proc, outcome.code ?? 0, "exit");
+  }
+
+  /** Ends every live process of `job` (`TerminateJobObject`, or its last handle closed). */
+  #endJob(job: Job, code: number, by: FakeEnd): void {
+    for (const p of job.processes) this.#exit(p, code, by);
   }
 
   readonly advapi32: Advapi32RunAsSymbols = {
@@ -417,16 +565,28 @@ export class FakeWindowsRunAs {
         sv.getBigUint64(StartupInfo.hStdError, true),
       ];
       let handleList: bigint[] | null = null;
+      let jobList: bigint[] | null = null;
       if (ex) {
         const listAt = sv.getBigUint64(STARTUPINFOEX_ATTRIBUTE_LIST, true);
         const list = this.#lists.get(listAt);
         if (list === undefined) return this.#fail(RunAsError.ERROR_INVALID_PARAMETER);
-        const attr = list.get(PROC_THREAD_ATTRIBUTE_HANDLE_LIST);
-        if (attr !== undefined) {
+        // Windows reads the arrays through the pointers the list kept, now.
+        const handles = (attribute: number): bigint[] | null => {
+          const attr = list.attributes.get(attribute);
+          if (attr === undefined) return null;
           const view = new Deno.UnsafePointerView(Deno.UnsafePointer.create(attr.address)!);
-          handleList = [];
-          for (let i = 0; i < attr.size; i += 8) handleList.push(view.getBigUint64(i));
-        }
+          const out: bigint[] = [];
+          for (let i = 0; i < attr.size; i += 8) out.push(view.getBigUint64(i));
+          return out;
+        };
+        handleList = handles(PROC_THREAD_ATTRIBUTE_HANDLE_LIST);
+        jobList = handles(PROC_THREAD_ATTRIBUTE_JOB_LIST);
+      }
+      const jobs: Job[] = [];
+      for (const h of jobList ?? []) {
+        const o = this.#handles.get(h)?.obj;
+        if (o?.kind !== "job") return this.#fail(RunAsError.ERROR_INVALID_HANDLE);
+        jobs.push(o.job);
       }
       const inheritableAtLaunch = [...this.#handles.entries()].filter(([, e]) => e.inherit)
         .map(([h]) => h);
@@ -441,6 +601,17 @@ export class FakeWindowsRunAs {
           inherited = handleList;
         } else inherited = inheritableAtLaunch;
       }
+      if (jobs.length === 0) this.violations.push("the child started outside a job");
+      for (const j of jobs) {
+        if (((j.limitFlags ?? 0) & JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE) === 0) {
+          this.violations.push(`the child's job ${j.id} has no KILL_ON_JOB_CLOSE`);
+        }
+      }
+      for (const h of inherited) {
+        if (this.#handles.get(h)?.obj.kind === "job") {
+          this.violations.push("the job handle reached the child");
+        }
+      }
       const dwFlags = sv.getUint32(StartupInfo.dwFlags, true);
       if ((dwFlags & STARTF_USESTDHANDLES) === 0) this.violations.push("no STARTF_USESTDHANDLES");
       for (const h of stdio) {
@@ -454,6 +625,11 @@ export class FakeWindowsRunAs {
         return o.pipe;
       };
 
+      const proc = new Proc(
+        `child ${this.launches.length + 1}`,
+        jobs,
+        (p, code, by) => this.#exit(p, code, by),
+      );
       const launch: FakeLaunch = {
         application: wide(application),
         commandLine: wide(commandLine),
@@ -465,15 +641,16 @@ export class FakeWindowsRunAs {
         desktop: desktopAt === 0n ? null : wideAt(desktopAt),
         stdio,
         handleList,
+        jobList,
+        process: proc,
         inherited,
         inheritableAtLaunch,
         exitCode: null,
         terminated: false,
       };
+      proc.launch = launch;
       this.launches.push(launch);
-      let onDeath!: () => void;
-      const died = new Promise<void>((resolve) => onDeath = resolve);
-      const proc: Proc = { launch, dead: false, waiters: [], pipes: [], died, onDeath };
+      this.processes.push(proc);
       // The child's copies of what it inherited.
       for (const h of inherited) {
         const o = this.#handles.get(h)!.obj;
@@ -502,6 +679,53 @@ export class FakeWindowsRunAs {
   };
 
   readonly kernel32: Kernel32RunAsSymbols = {
+    CreateJobObjectW: (sa, name) => {
+      this.calls.push("CreateJobObjectW");
+      if (this.#inject("CreateJobObjectW")) return null;
+      if (name !== null) this.violations.push("a named job (others could open it)");
+      let inherit = false;
+      if (sa !== null) {
+        const v = new Deno.UnsafePointerView(sa);
+        inherit = v.getInt32(SecurityAttributes.bInheritHandle) !== 0;
+      }
+      const job: Job = {
+        id: this.jobs.length + 1,
+        limitFlags: null,
+        openHandles: 1,
+        processes: [],
+      };
+      this.jobs.push(job);
+      return this.#add({ kind: "job", job }, inherit, true, "job");
+    },
+    SetInformationJobObject: (h, infoClass, info, length) => {
+      this.calls.push(`SetInformationJobObject ${infoClass}`);
+      if (this.#inject("SetInformationJobObject")) return 0;
+      const e = this.#entry("SetInformationJobObject", h);
+      if (e?.obj.kind !== "job") return this.#fail(RunAsError.ERROR_INVALID_HANDLE);
+      if (infoClass !== JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS) {
+        this.violations.push(`SetInformationJobObject class ${infoClass} is not modelled`);
+        return this.#fail(RunAsError.ERROR_INVALID_PARAMETER);
+      }
+      const b = info === null ? new Uint8Array() : bytesOf(info);
+      // Windows answers ERROR_BAD_LENGTH (24) for a wrong size.
+      if (length !== JOBOBJECT_EXTENDED_LIMIT_INFORMATION_SIZE || b.length < length) {
+        return this.#fail(24);
+      }
+      const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      e.obj.job.limitFlags = v.getUint32(
+        JobExtendedLimitInformation.BasicLimitInformation + JobBasicLimitInformation.LimitFlags,
+        true,
+      );
+      return 1;
+    },
+    TerminateJobObject: (h, code) => {
+      this.calls.push(`TerminateJobObject ${code}`);
+      if (this.#inject("TerminateJobObject")) return 0;
+      const e = this.#entry("TerminateJobObject", h);
+      if (e?.obj.kind !== "job") return this.#fail(RunAsError.ERROR_INVALID_HANDLE);
+      this.#endJob(e.obj.job, code, "TerminateJobObject");
+      return 1;
+    },
     CreatePipe: (r, w, sa, _size) => {
       this.calls.push("CreatePipe");
       if (this.#inject("CreatePipe")) return 0;
@@ -537,16 +761,17 @@ export class FakeWindowsRunAs {
       if (this.#inject("InitializeProcThreadAttributeList")) return 0;
       const sb = bytesOf(size);
       const sv = new DataView(sb.buffer, sb.byteOffset, sb.byteLength);
-      if (count !== 1) this.violations.push(`attribute list of ${count}`);
+      if (count < 1) return this.#fail(RunAsError.ERROR_INVALID_PARAMETER);
+      const need = attributeListSize(count);
       if (list === null) {
-        sv.setBigUint64(0, BigInt(ATTRIBUTE_LIST_SIZE), true);
+        sv.setBigUint64(0, BigInt(need), true);
         return this.#fail(RunAsError.ERROR_INSUFFICIENT_BUFFER);
       }
-      if (bytesOf(list).length < ATTRIBUTE_LIST_SIZE || sv.getBigUint64(0, true) < 48n) {
-        sv.setBigUint64(0, BigInt(ATTRIBUTE_LIST_SIZE), true);
+      if (bytesOf(list).length < need || sv.getBigUint64(0, true) < BigInt(need)) {
+        sv.setBigUint64(0, BigInt(need), true);
         return this.#fail(RunAsError.ERROR_INSUFFICIENT_BUFFER);
       }
-      this.#lists.set(addressOf(list), new Map());
+      this.#lists.set(addressOf(list), { capacity: count, attributes: new Map() });
       return 1;
     },
     UpdateProcThreadAttribute: (list, _flags, attribute, valuePtr, size, _prev, _ret) => {
@@ -557,11 +782,18 @@ export class FakeWindowsRunAs {
         return this.#fail(RunAsError.ERROR_INVALID_PARAMETER);
       }
       const n = Number(size);
-      if (Number(attribute) === PROC_THREAD_ATTRIBUTE_HANDLE_LIST && (n === 0 || n % 8 !== 0)) {
+      const a = Number(attribute);
+      const handleArray = a === PROC_THREAD_ATTRIBUTE_HANDLE_LIST ||
+        a === PROC_THREAD_ATTRIBUTE_JOB_LIST;
+      if (handleArray && (n === 0 || n % 8 !== 0)) {
+        return this.#fail(RunAsError.ERROR_INVALID_PARAMETER);
+      }
+      if (!l.attributes.has(a) && l.attributes.size >= l.capacity) {
+        this.violations.push(`attribute 0x${a.toString(16)} beyond the list's ${l.capacity}`);
         return this.#fail(RunAsError.ERROR_INVALID_PARAMETER);
       }
       // Windows keeps the pointer, not a copy: read through it at CreateProcessAsUserW.
-      l.set(Number(attribute), { address: addressOf(valuePtr), size: n });
+      l.attributes.set(a, { address: addressOf(valuePtr), size: n });
       return 1;
     },
     DeleteProcThreadAttributeList: (list) => {
@@ -649,10 +881,10 @@ export class FakeWindowsRunAs {
       const e = this.#entry("GetExitCodeProcess", h);
       if (e?.obj.kind !== "process") return this.#fail(RunAsError.ERROR_INVALID_HANDLE);
       const cb = bytesOf(code);
-      const l = e.obj.proc.launch;
+      const proc = e.obj.proc;
       new DataView(cb.buffer, cb.byteOffset).setUint32(
         0,
-        e.obj.proc.dead ? l.exitCode! : STILL_ACTIVE,
+        proc.dead ? proc.exitCode! : STILL_ACTIVE,
         true,
       );
       return 1;
@@ -662,7 +894,7 @@ export class FakeWindowsRunAs {
       const e = this.#entry("TerminateProcess", h);
       if (e?.obj.kind !== "process") return this.#fail(RunAsError.ERROR_INVALID_HANDLE);
       if (e.obj.proc.dead) return this.#fail(RunAsError.ERROR_ACCESS_DENIED);
-      this.#exit(e.obj.proc, code, true);
+      this.#exit(e.obj.proc, code, "TerminateProcess"); // the child only, not what it started
       return 1;
     },
     CloseHandle: (h) => {
@@ -679,6 +911,15 @@ export class FakeWindowsRunAs {
         if (e.obj.end === "read") e.obj.pipe.readers--;
         else e.obj.pipe.writers--;
         this.#notify(e.obj.pipe);
+      }
+      if (e.obj.kind === "job") {
+        const job = e.obj.job;
+        // The exit code Windows gives the processes it kills here is not modelled (0).
+        if (
+          --job.openHandles === 0 && ((job.limitFlags ?? 0) & JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE)
+        ) {
+          this.#endJob(job, 0, "job closed");
+        }
       }
       return 1;
     },

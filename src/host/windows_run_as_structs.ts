@@ -2,7 +2,8 @@
  * What `CreateProcessAsUserW` is handed, byte for byte, as pure builders: the command line
  * (quoted so that the MSVC C runtime and `CommandLineToArgvW` split it back into exactly the
  * arguments given), the UTF-16LE environment block, and the x64 layouts of `STARTUPINFOW`,
- * `STARTUPINFOEXW`, `PROCESS_INFORMATION` and `SECURITY_ATTRIBUTES`. Pointers and handles are
+ * `STARTUPINFOEXW`, `PROCESS_INFORMATION`, `SECURITY_ATTRIBUTES` and
+ * `JOBOBJECT_EXTENDED_LIMIT_INFORMATION`. Pointers and handles are
  * passed in as numbers (bigint addresses), so the builders do no I/O and tests compare bytes.
  * The sizes and offsets are checked against the mingw-w64 headers by
  * `windows_run_as_structs_test.ts`.
@@ -57,6 +58,60 @@ export const SecurityAttributes = {
   lpSecurityDescriptor: 8,
   bInheritHandle: 16,
 } as const;
+
+/** `sizeof(JOBOBJECT_BASIC_LIMIT_INFORMATION)` on x64. */
+export const JOBOBJECT_BASIC_LIMIT_INFORMATION_SIZE = 64;
+/** `sizeof(JOBOBJECT_EXTENDED_LIMIT_INFORMATION)` on x64. */
+export const JOBOBJECT_EXTENDED_LIMIT_INFORMATION_SIZE = 144;
+
+/** Offsets of `JOBOBJECT_BASIC_LIMIT_INFORMATION` on x64. */
+export const JobBasicLimitInformation = {
+  PerProcessUserTimeLimit: 0,
+  PerJobUserTimeLimit: 8,
+  LimitFlags: 16,
+  MinimumWorkingSetSize: 24,
+  MaximumWorkingSetSize: 32,
+  ActiveProcessLimit: 40,
+  Affinity: 48,
+  PriorityClass: 56,
+  SchedulingClass: 60,
+} as const;
+
+/** Offsets of `JOBOBJECT_EXTENDED_LIMIT_INFORMATION` on x64 (`IoInfo` is an `IO_COUNTERS`). */
+export const JobExtendedLimitInformation = {
+  BasicLimitInformation: 0,
+  IoInfo: 64,
+  ProcessMemoryLimit: 112,
+  JobMemoryLimit: 120,
+  PeakProcessMemoryUsed: 128,
+  PeakJobMemoryUsed: 136,
+} as const;
+
+/**
+ * A `JOBOBJECT_EXTENDED_LIMIT_INFORMATION` (144 bytes) for `SetInformationJobObject` with
+ * `JobObjectExtendedLimitInformation`: `BasicLimitInformation.LimitFlags` as given, every other
+ * field zero (no time, memory, process-count or affinity limit; the zeros of the fields a flag
+ * does not name are ignored by Windows).
+ *
+ * @example
+ * ```ts
+ * import { jobExtendedLimitInformation } from "./windows_run_as_structs.ts";
+ * const info = jobExtendedLimitInformation(0x2000); // JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+ * if (info.length !== 144 || info[17] !== 0x20) throw new Error();
+ * ```
+ */
+export function jobExtendedLimitInformation(limitFlags: number): Uint8Array {
+  if (!Number.isInteger(limitFlags) || limitFlags < 0 || limitFlags > 0xffffffff) {
+    throw new RangeError(`LimitFlags is a DWORD, not ${limitFlags}`);
+  }
+  const out = new Uint8Array(JOBOBJECT_EXTENDED_LIMIT_INFORMATION_SIZE);
+  new DataView(out.buffer).setUint32(
+    JobExtendedLimitInformation.BasicLimitInformation + JobBasicLimitInformation.LimitFlags,
+    limitFlags,
+    true,
+  );
+  return out;
+}
 
 /** The longest command line `CreateProcess` takes, in UTF-16 units with its NUL. */
 export const MAX_COMMAND_LINE = 32767;

@@ -9,6 +9,11 @@ import { assertWindowsHeaders, hasMingw } from "./_test_mingw.ts";
 import assert from "node:assert/strict";
 import {
   environmentBlock,
+  JobBasicLimitInformation,
+  JobExtendedLimitInformation,
+  jobExtendedLimitInformation,
+  JOBOBJECT_BASIC_LIMIT_INFORMATION_SIZE,
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION_SIZE,
   MAX_COMMAND_LINE,
   PROCESS_INFORMATION_SIZE,
   ProcessInformation,
@@ -233,6 +238,40 @@ Deno.test("SECURITY_ATTRIBUTES and PROCESS_INFORMATION (golden)", () => {
   assert.throws(() => readProcessInformation(new Uint8Array(23)), RangeError);
 });
 
+Deno.test("JOBOBJECT_EXTENDED_LIMIT_INFORMATION: LimitFlags at 16 of 144 bytes (golden)", () => {
+  // deno-fmt-ignore
+  const KILL_ON_CLOSE_AND_DIE = hex(`
+    00 00 00 00 00 00 00 00   # PerProcessUserTimeLimit
+    00 00 00 00 00 00 00 00   # PerJobUserTimeLimit
+    00 24 00 00 00 00 00 00   # LimitFlags 0x2400, padding
+    00 00 00 00 00 00 00 00   # MinimumWorkingSetSize
+    00 00 00 00 00 00 00 00   # MaximumWorkingSetSize
+    00 00 00 00 00 00 00 00   # ActiveProcessLimit, padding
+    00 00 00 00 00 00 00 00   # Affinity
+    00 00 00 00 00 00 00 00   # PriorityClass, SchedulingClass
+    ${"00 ".repeat(48)}       # IoInfo (IO_COUNTERS)
+    00 00 00 00 00 00 00 00   # ProcessMemoryLimit
+    00 00 00 00 00 00 00 00   # JobMemoryLimit
+    00 00 00 00 00 00 00 00   # PeakProcessMemoryUsed
+    00 00 00 00 00 00 00 00   # PeakJobMemoryUsed
+  `);
+  assert.equal(KILL_ON_CLOSE_AND_DIE.length, JOBOBJECT_EXTENDED_LIMIT_INFORMATION_SIZE);
+  const flags = sym.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE |
+    sym.JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
+  assert.equal(sym.RUN_AS_JOB_LIMITS, flags);
+  assert.deepEqual(jobExtendedLimitInformation(flags), KILL_ON_CLOSE_AND_DIE);
+  assert.equal(
+    sym.RUN_AS_JOB_LIMITS &
+      (sym.JOB_OBJECT_LIMIT_BREAKAWAY_OK | sym.JOB_OBJECT_LIMIT_SILENT_BREAKAWAY_OK),
+    0,
+    "nothing the child starts may leave the job",
+  );
+  const all = jobExtendedLimitInformation(0xffffffff);
+  assert.deepEqual(all.subarray(16, 20), hex("ff ff ff ff"));
+  assert.throws(() => jobExtendedLimitInformation(-1), RangeError);
+  assert.throws(() => jobExtendedLimitInformation(2 ** 32), RangeError);
+});
+
 /** The C prototypes of the FFI tables, as `processthreadsapi.h` etc. declare them. */
 const PROTOTYPES: Record<string, [string, string[]]> = {
   DuplicateTokenEx: ["BOOL", [
@@ -274,6 +313,9 @@ const PROTOTYPES: Record<string, [string, string[]]> = {
     "PSIZE_T",
   ]],
   DeleteProcThreadAttributeList: ["VOID", ["LPPROC_THREAD_ATTRIBUTE_LIST"]],
+  CreateJobObjectW: ["HANDLE", ["LPSECURITY_ATTRIBUTES", "LPCWSTR"]],
+  SetInformationJobObject: ["BOOL", ["HANDLE", "JOBOBJECTINFOCLASS", "LPVOID", "DWORD"]],
+  TerminateJobObject: ["BOOL", ["HANDLE", "UINT"]],
   ReadFile: ["BOOL", ["HANDLE", "LPVOID", "DWORD", "LPDWORD", "LPOVERLAPPED"]],
   WriteFile: ["BOOL", ["HANDLE", "LPCVOID", "DWORD", "LPDWORD", "LPOVERLAPPED"]],
   WaitForSingleObject: ["DWORD", ["HANDLE", "DWORD"]],
@@ -286,7 +328,10 @@ const PROTOTYPES: Record<string, [string, string[]]> = {
 /** The FFI types a C type may be declared as, and the size the C type must have. */
 function ffiFor(c: string): [string[], number] {
   if (c === "DWORD" || c === "UINT") return [["u32"], 4];
-  if (c === "BOOL" || c === "SECURITY_IMPERSONATION_LEVEL" || c === "TOKEN_TYPE") {
+  if (
+    c === "BOOL" || c === "SECURITY_IMPERSONATION_LEVEL" || c === "TOKEN_TYPE" ||
+    c === "JOBOBJECTINFOCLASS"
+  ) {
     return [["i32"], 4];
   }
   if (c === "DWORD_PTR" || c === "SIZE_T") return [["usize"], 8];
@@ -320,6 +365,13 @@ Deno.test({
     field("STARTUPINFOW", StartupInfo);
     field("PROCESS_INFORMATION", ProcessInformation);
     field("SECURITY_ATTRIBUTES", SecurityAttributes);
+    field("JOBOBJECT_BASIC_LIMIT_INFORMATION", JobBasicLimitInformation);
+    field("JOBOBJECT_EXTENDED_LIMIT_INFORMATION", JobExtendedLimitInformation);
+    checks.push(
+      `_Static_assert(offsetof(JOBOBJECT_EXTENDED_LIMIT_INFORMATION, BasicLimitInformation.LimitFlags) == ${
+        JobExtendedLimitInformation.BasicLimitInformation + JobBasicLimitInformation.LimitFlags
+      }, "LimitFlags");`,
+    );
     checks.push(
       `_Static_assert(offsetof(STARTUPINFOEXW, lpAttributeList) == ${STARTUPINFOEX_ATTRIBUTE_LIST}, "ex");`,
     );
@@ -327,6 +379,12 @@ Deno.test({
     size("STARTUPINFOEXW", STARTUPINFOEXW_SIZE);
     size("PROCESS_INFORMATION", PROCESS_INFORMATION_SIZE);
     size("SECURITY_ATTRIBUTES", SECURITY_ATTRIBUTES_SIZE);
+    size("JOBOBJECT_BASIC_LIMIT_INFORMATION", JOBOBJECT_BASIC_LIMIT_INFORMATION_SIZE);
+    size("JOBOBJECT_EXTENDED_LIMIT_INFORMATION", JOBOBJECT_EXTENDED_LIMIT_INFORMATION_SIZE);
+    size(
+      "IO_COUNTERS",
+      JobExtendedLimitInformation.ProcessMemoryLimit - JobExtendedLimitInformation.IoInfo,
+    );
     const constants: Record<string, number> = {
       TOKEN_ASSIGN_PRIMARY: sym.TOKEN_ASSIGN_PRIMARY,
       TOKEN_DUPLICATE: sym.TOKEN_DUPLICATE,
@@ -342,6 +400,12 @@ Deno.test({
       STARTF_USESTDHANDLES: sym.STARTF_USESTDHANDLES,
       HANDLE_FLAG_INHERIT: sym.HANDLE_FLAG_INHERIT,
       PROC_THREAD_ATTRIBUTE_HANDLE_LIST: sym.PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+      PROC_THREAD_ATTRIBUTE_JOB_LIST: sym.PROC_THREAD_ATTRIBUTE_JOB_LIST,
+      JobObjectExtendedLimitInformation: sym.JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS,
+      JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE: sym.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+      JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION: sym.JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
+      JOB_OBJECT_LIMIT_BREAKAWAY_OK: sym.JOB_OBJECT_LIMIT_BREAKAWAY_OK,
+      JOB_OBJECT_LIMIT_SILENT_BREAKAWAY_OK: sym.JOB_OBJECT_LIMIT_SILENT_BREAKAWAY_OK,
       WAIT_OBJECT_0: sym.WAIT_OBJECT_0,
       WAIT_TIMEOUT: sym.WAIT_TIMEOUT,
       WAIT_FAILED: sym.WAIT_FAILED,

@@ -2,7 +2,7 @@
  * The native symbols and constants of running a program as another user on Windows (the
  * counterpart of `setpriv` in `src/k8s/as_user.ts`): `advapi32.dll` turns the impersonation
  * token the daemon holds into a primary token and starts the process with it, `kernel32.dll`
- * gives the pipes, the waits and the handle bookkeeping.
+ * gives the pipes, the Job object the child runs in, the waits and the handle bookkeeping.
  *
  * Tables only: nothing is opened when this module loads, so it imports on every OS and
  * `deno check` covers it everywhere. The runner (`windows_run_as.ts`) takes the symbols objects
@@ -10,7 +10,8 @@
  *
  * Windows x64 has one calling convention and none of these functions is variadic. Handles are
  * `"pointer"`; out parameters (`PHANDLE`, `LPDWORD`, `PSIZE_T`) and structs are `"buffer"`;
- * `DWORD` is `"u32"`, `BOOL` and the two token enums are `"i32"`, `DWORD_PTR`/`SIZE_T` `"usize"`.
+ * `DWORD`/`UINT` are `"u32"`, `BOOL` and the enums (the two token ones, `JOBOBJECTINFOCLASS`)
+ * `"i32"`, `DWORD_PTR`/`SIZE_T` `"usize"`.
  * Every value below is checked against the mingw-w64 headers by `windows_run_as_structs_test.ts`.
  *
  * @module
@@ -53,8 +54,20 @@ export const ADVAPI32_RUN_AS_SYMBOLS = {
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** `kernel32.dll`: pipes, the handle list attribute, waits, exit codes, handles. */
+/** `kernel32.dll`: pipes, the Job object, the attribute list, waits, exit codes, handles. */
 export const KERNEL32_RUN_AS_SYMBOLS = {
+  /**
+   * `HANDLE CreateJobObjectW(LPSECURITY_ATTRIBUTES lpJobAttributes, LPCWSTR lpName)`: both NULL
+   * (a handle that is not inheritable, an unnamed job no one else can open); NULL on failure.
+   */
+  CreateJobObjectW: { parameters: ["pointer", "pointer"], result: "pointer" },
+  /**
+   * `BOOL SetInformationJobObject(HANDLE hJob, JOBOBJECTINFOCLASS JobObjectInformationClass,
+   * LPVOID lpJobObjectInformation, DWORD cbJobObjectInformationLength)`
+   */
+  SetInformationJobObject: { parameters: ["pointer", "i32", "buffer", "u32"], result: "i32" },
+  /** `BOOL TerminateJobObject(HANDLE hJob, UINT uExitCode)`: every process in the job. */
+  TerminateJobObject: { parameters: ["pointer", "u32"], result: "i32" },
   /** `BOOL CreatePipe(PHANDLE hReadPipe, PHANDLE hWritePipe, LPSECURITY_ATTRIBUTES, DWORD nSize)` */
   CreatePipe: { parameters: ["buffer", "buffer", "buffer", "u32"], result: "i32" },
   /** `BOOL SetHandleInformation(HANDLE hObject, DWORD dwMask, DWORD dwFlags)` */
@@ -149,6 +162,27 @@ export const STARTF_USESTDHANDLES = 0x00000100;
 export const HANDLE_FLAG_INHERIT = 0x00000001;
 /** `ProcThreadAttributeValue(2, FALSE, TRUE, FALSE)`: the only handles a child inherits. */
 export const PROC_THREAD_ATTRIBUTE_HANDLE_LIST = 0x00020002;
+/**
+ * `ProcThreadAttributeValue(13, FALSE, TRUE, FALSE)`: the jobs the process is put in before its
+ * first instruction (Windows 10 and later).
+ */
+export const PROC_THREAD_ATTRIBUTE_JOB_LIST = 0x0002000d;
+/** `JOBOBJECTINFOCLASS` `JobObjectExtendedLimitInformation`. */
+export const JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS = 9;
+/** Job limit: closing the last handle of the job terminates every process in it. */
+export const JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000;
+/**
+ * Job limit: a process with an unhandled exception dies at once (no Windows Error Reporting
+ * dialog or dump keeping it, and the pipes it holds, alive).
+ */
+export const JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x00000400;
+/** Job limit: processes may leave the job with `CREATE_BREAKAWAY_FROM_JOB` (never set here). */
+export const JOB_OBJECT_LIMIT_BREAKAWAY_OK = 0x00000800;
+/** Job limit: every child leaves the job silently (never set here). */
+export const JOB_OBJECT_LIMIT_SILENT_BREAKAWAY_OK = 0x00001000;
+/** The limits of the child's job: the whole tree dies with the job, crashes end at once. */
+export const RUN_AS_JOB_LIMITS = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE |
+  JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
 /** `WaitForSingleObject` results and its infinite timeout. */
 export const WAIT_OBJECT_0 = 0;
 /** The wait timed out. */
