@@ -216,6 +216,24 @@ export function rssOf(m: Map<number, Proc>, role: Role, peak = false): number {
   return max;
 }
 
+/**
+ * CPU time (ticks) the processes of `role` spent between two snapshots, as a share of one core
+ * over `ms` milliseconds (a process in both snapshots counts; one that came or went does not).
+ */
+export function cpuShareOf(
+  before: Map<number, Proc>,
+  after: Map<number, Proc>,
+  role: Role,
+  ms: number,
+): number {
+  let ticks = 0;
+  for (const [pid, p] of after) {
+    const b = before.get(pid);
+    if (p.role === role && b !== undefined) ticks += p.own - b.own;
+  }
+  return ticks / CLK_TCK / (ms / 1000);
+}
+
 // ---- measurements --------------------------------------------------------------------------
 
 export async function iperf(

@@ -59,6 +59,7 @@ import { startUp } from "../tests/_up.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 import {
   cpuDelta,
+  cpuShareOf,
   delayRelayCommand,
   type Iperf,
   iperf,
@@ -133,7 +134,12 @@ interface Scenario {
   http: Latency;
   firstByte: Latency;
   idleRss?: { client: number; manager: number };
+  /** Share of one core used while connected and idle, over {@linkcode IDLE_CPU_MS}. */
+  idleCpu?: { client: number; manager: number };
 }
+
+/** How long the idle CPU figure is taken over. */
+const IDLE_CPU_MS = 10_000;
 
 async function flow(
   laptop: Netns,
@@ -416,9 +422,16 @@ if (tables || plotFile) {
         await using up = await startUp(laptop, ["--kubeconfig", kubeconfig, ...v.flags]);
         await new Promise((r) => setTimeout(r, 1000));
         const idle = await procs(watch);
+        // Connected and idle (no flows): what a laptop pays just for being connected.
+        await new Promise((r) => setTimeout(r, IDLE_CPU_MS));
+        const idleLater = await procs(watch);
         console.log(`${v.name} up, +${delay} ms (${elapsed()})`);
         const s = await scenario(laptop, watch, (port) => ({ host: POD, port }), delay > 0);
         s.idleRss = { client: rssOf(idle, "client"), manager: rssOf(idle, "manager") };
+        s.idleCpu = {
+          client: cpuShareOf(idle, idleLater, "client", IDLE_CPU_MS),
+          manager: cpuShareOf(idle, idleLater, "manager", IDLE_CPU_MS),
+        };
         k.push({ name: v.name, s });
         await up.stop();
       }
@@ -482,16 +495,25 @@ if (results.length > 0) {
   }
   cpuTable(cpuRows);
 
-  console.log("\n## RSS (MiB): idle after up, and at the middle of the one-stream run");
-  console.log("| path | client idle | manager idle | client, 1 stream | manager, 1 stream |");
-  console.log("|---|---|---|---|---|");
+  console.log(
+    `\n## RSS (MiB): idle after up, and at the middle of the one-stream run; CPU while connected and idle (% of one core over ${
+      IDLE_CPU_MS / 1000
+    } s)`,
+  );
+  console.log(
+    "| path | client idle | manager idle | client, 1 stream | manager, 1 stream | client idle CPU | manager idle CPU |",
+  );
+  console.log("|---|---|---|---|---|---|---|");
+  const pct = (x: number | undefined) => x === undefined ? "" : `${(x * 100).toFixed(2)} %`;
   for (const r of results) {
-    console.log(`| port-forward client, +${r.delay} ms | | | ${mb(r.pf.one.rss?.pf ?? 0)} | |`);
+    console.log(`| port-forward client, +${r.delay} ms | | | ${mb(r.pf.one.rss?.pf ?? 0)} | | | |`);
     for (const { name, s } of r.k) {
       console.log(
         `| ${name}, +${r.delay} ms | ${mb(s.idleRss!.client)} | ${mb(s.idleRss!.manager)} | ${
           mb(s.one.rss?.client ?? 0)
-        } | ${mb(s.one.rss?.manager ?? 0)} |`,
+        } | ${mb(s.one.rss?.manager ?? 0)} | ${pct(s.idleCpu?.client)} | ${
+          pct(s.idleCpu?.manager)
+        } |`,
       );
     }
   }
