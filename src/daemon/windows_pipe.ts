@@ -45,14 +45,14 @@ import {
   SE_KERNEL_OBJECT,
   SECURITY_IMPERSONATION,
   SECURITY_SQOS_PRESENT,
-  securityAttributes,
   SID_ADMINISTRATORS,
   SID_SYSTEM,
   TOKEN_ACCESS,
   TOKEN_GROUPS_CLASS,
   TOKEN_USER_CLASS,
-  wide,
 } from "./windows_pipe_native.ts";
+import { securityAttributes } from "../host/windows_run_as_structs.ts";
+import { wideString as wide } from "../tun/wintun_symbols.ts";
 import { parseSid } from "../host/windows_acl.ts";
 import { logger } from "../log.ts";
 
@@ -429,7 +429,7 @@ export class PipeListener {
     const l = new PipeListener(
       native,
       name,
-      securityAttributes(out[0]),
+      securityAttributes(false, out[0]),
       descriptor,
       o.fatal ?? exitNow,
     );

@@ -180,8 +180,6 @@ export const SID_ADMINISTRATORS = "S-1-5-32-544";
 export const OVERLAPPED_SIZE = 32;
 /** Offset of `OVERLAPPED.hEvent`. */
 export const OVERLAPPED_HEVENT = 24;
-/** Size of `SECURITY_ATTRIBUTES` on x64 (`nLength`, pad, `lpSecurityDescriptor`, `bInheritHandle`, pad). */
-export const SECURITY_ATTRIBUTES_SIZE = 24;
 
 /**
  * The pipe's security descriptor in SDDL: a protected DACL that gives SYSTEM and Administrators
@@ -218,26 +216,6 @@ export function pipeSddl(allowed: readonly string[]): string {
 export function overlapped(event: bigint): Uint8Array {
   const out = new Uint8Array(OVERLAPPED_SIZE);
   new DataView(out.buffer).setBigUint64(OVERLAPPED_HEVENT, event, true);
-  return out;
-}
-
-/**
- * A `SECURITY_ATTRIBUTES` naming the descriptor at `descriptor`, not inheritable.
- *
- * @example
- * ```ts
- * import { securityAttributes } from "./windows_pipe_native.ts";
- * const sa = securityAttributes(0x10n);
- * const v = new DataView(sa.buffer);
- * if (v.getUint32(0, true) !== 24 || v.getBigUint64(8, true) !== 0x10n || v.getUint32(16, true) !== 0) throw new Error();
- * ```
- */
-export function securityAttributes(descriptor: bigint): Uint8Array {
-  const out = new Uint8Array(SECURITY_ATTRIBUTES_SIZE);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, SECURITY_ATTRIBUTES_SIZE, true);
-  v.setBigUint64(8, descriptor, true);
-  v.setInt32(16, 0, true);
   return out;
 }
 
@@ -298,13 +276,6 @@ export function effectiveGroups(groups: readonly SidAndAttributes[]): string[] {
 /** Whether `name` is a local named pipe path (`\\.\pipe\…`). */
 export function isPipeName(name: string): boolean {
   return /^\\\\\.\\pipe\\[^\\]+$/.test(name);
-}
-
-/** Returns `text` as a NUL-terminated UTF-16LE string. */
-export function wide(text: string): Uint16Array {
-  const out = new Uint16Array(text.length + 1);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-  return out;
 }
 
 /** Opens the real libraries (Windows only). */

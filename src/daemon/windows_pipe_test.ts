@@ -27,10 +27,8 @@ import {
   SE_GROUP_ENABLED,
   SE_GROUP_USE_FOR_DENY_ONLY,
   SE_KERNEL_OBJECT,
-  SECURITY_ATTRIBUTES_SIZE,
   SECURITY_IMPERSONATION,
   SECURITY_SQOS_PRESENT,
-  securityAttributes,
   SID_ADMINISTRATORS,
   SID_SYSTEM,
   TOKEN_ACCESS,
@@ -38,6 +36,7 @@ import {
   TOKEN_USER_CLASS,
 } from "./windows_pipe_native.ts";
 import { WIN32_ERRORS } from "../host/win32_errors.ts";
+import { SECURITY_ATTRIBUTES_SIZE, securityAttributes } from "../host/windows_run_as_structs.ts";
 import { assertWindowsHeaders, hasMingw } from "../host/_test_mingw.ts";
 
 const PIPE = "\\\\.\\pipe\\kconnect-test";
@@ -131,7 +130,7 @@ Deno.test("pipe: the DACL gives SYSTEM and Administrators all, the group only re
   assertEquals(CLIENT_ACCESS & 0x4, 0);
   assertThrows(() => pipeSddl(["S-1-5;(A;;GA;;;WD)"]), TypeError, "Not a SID");
   assertEquals(SECURITY_ATTRIBUTES_SIZE, 24);
-  const sa = new DataView(securityAttributes(0xabcdn).buffer);
+  const sa = new DataView(securityAttributes(false, 0xabcdn).buffer);
   assertEquals([sa.getUint32(0, true), sa.getBigUint64(8, true), sa.getUint32(16, true)], [
     24,
     0xabcdn,

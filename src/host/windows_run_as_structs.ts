@@ -282,8 +282,8 @@ export function startupInfo(f: StartupInfoFields): Uint8Array {
 }
 
 /**
- * A `SECURITY_ATTRIBUTES` (24 bytes): `nLength` 24, no security descriptor (the default), and
- * `bInheritHandle` as given.
+ * A `SECURITY_ATTRIBUTES` (24 bytes): `nLength` 24, the security descriptor at address
+ * `descriptor` (0: none, the default), and `bInheritHandle` as given.
  *
  * @example
  * ```ts
@@ -292,10 +292,11 @@ export function startupInfo(f: StartupInfoFields): Uint8Array {
  * if (sa.length !== 24 || sa[0] !== 24 || sa[16] !== 1) throw new Error();
  * ```
  */
-export function securityAttributes(inherit: boolean): Uint8Array {
+export function securityAttributes(inherit: boolean, descriptor = 0n): Uint8Array {
   const out = new Uint8Array(SECURITY_ATTRIBUTES_SIZE);
   const view = new DataView(out.buffer);
   view.setUint32(SecurityAttributes.nLength, SECURITY_ATTRIBUTES_SIZE, true);
+  view.setBigUint64(SecurityAttributes.lpSecurityDescriptor, descriptor, true);
   view.setInt32(SecurityAttributes.bInheritHandle, inherit ? 1 : 0, true);
   return out;
 }
