@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { MANAGER_POD, TestCluster } from "../tests/cluster/cluster.ts";
+import { MANAGER_POD, MANAGER_RUN_FLAGS, TestCluster } from "../tests/cluster/cluster.ts";
 import { IPS } from "../tests/cluster/topology.ts";
 import { waitListening } from "../tests/cluster/workloads.ts";
 import { LineWatcher } from "../tests/_lines.ts";
@@ -143,6 +143,7 @@ async function startCluster(managerFlags: string[] | null, dir: string): Promise
       "sh",
       saFile,
       ...DENO_RUN,
+      ...MANAGER_RUN_FLAGS,
       "-A",
       `${ROOT}main.ts`,
       "traffic-manager",

@@ -77,6 +77,10 @@ import {
   type Workload,
 } from "./workloads.ts";
 import { DENO_RUN } from "../_dataplane.ts";
+import { MANAGER_V8_FLAGS } from "../../src/install/manifests.ts";
+
+/** Run flags the traffic manager gets in its pod, beyond permissions: its V8 flags. */
+export const MANAGER_RUN_FLAGS: readonly string[] = [`--v8-flags=${MANAGER_V8_FLAGS.join(",")}`];
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SA_SUFFIX = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -667,6 +671,7 @@ export class TestCluster implements AsyncDisposable {
   async #startManager(): Promise<void> {
     const cmd = this.#options.managerCommand ?? [
       ...DENO_RUN,
+      ...MANAGER_RUN_FLAGS,
       "-A",
       `${ROOT}main.ts`,
       "traffic-manager",
