@@ -56,17 +56,19 @@ export class DirectDialer implements Dialer {
   }
 
   async dialTcp(dst: Endpoint, options: DialOptions): Promise<Conn> {
+    const signal = options.signal;
+    if (signal.aborted) throw new DialError("timeout", "aborted");
     const t = this.target(dst);
     const connecting = Deno.connect({ hostname: t.address, port: t.port, transport: "tcp" });
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: () => void = () => {};
     const giveUp = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new DialError("timeout", "connect timed out")),
         options.timeoutMs ?? this.#timeoutMs,
       );
-      options.signal.addEventListener("abort", () => reject(new DialError("timeout", "aborted")), {
-        once: true,
-      });
+      onAbort = () => reject(new DialError("timeout", "aborted"));
+      signal.addEventListener("abort", onAbort, { once: true });
     });
     try {
       const conn = await Promise.race([connecting, giveUp]);
@@ -76,11 +78,15 @@ export class DirectDialer implements Dialer {
       connecting.then((c) => c.close(), () => {});
       throw err instanceof DialError ? err : dialFailureOf(err);
     } finally {
+      // The signal may live as long as the connection (the manager's is the stream's lifetime):
+      // left on it, the listener would keep this call's closure, promise and timer until then.
       clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
     }
   }
 
   openUdp(dst: Endpoint, options: UdpOptions): Promise<DatagramFlow> {
+    const signal = options.signal;
     const t = this.target(dst);
     const socket = dgram.createSocket(t.address.includes(":") ? "udp6" : "udp4");
     return new Promise((resolve, reject) => {
@@ -97,9 +103,11 @@ export class DirectDialer implements Dialer {
         const close = () => {
           if (closed) return;
           closed = true;
+          signal.removeEventListener("abort", close);
           socket.close();
         };
-        options.signal.addEventListener("abort", close, { once: true });
+        signal.addEventListener("abort", close, { once: true });
+        if (signal.aborted) close(); // aborted while connecting: the listener would never run
         resolve({ send: (payload) => !closed && socket.send(payload), close });
       });
     });

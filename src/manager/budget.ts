@@ -398,7 +398,12 @@ export class SessionBudget implements SessionPolicy {
   readonly stats: BudgetStats = newStats();
   readonly inboundReceiveLimit: number = OPEN_RECEIVE_LIMIT;
   readonly #ledger: BudgetLedger;
-  readonly #admitted = new Map<Stream, { kind: StreamKind; gone?: AbortController }>();
+  /** What each admitted stream counts as (no object per stream: a stream may idle for hours). */
+  readonly #admitted = new Map<Stream, StreamKind>();
+  /** The controllers behind {@linkcode streamGone}'s signals, while they are wanted. */
+  readonly #gone = new Map<Stream, AbortController>();
+  /** Shared by all the session's relays (they account the session, not themselves). */
+  #relayBudget: RelayBudget | undefined;
   #closed = false;
 
   constructor(ledger: BudgetLedger) {
@@ -452,20 +457,24 @@ export class SessionBudget implements SessionPolicy {
       this.stats.windowGrowth -= grown;
       this.#ledger.stats.windowGrowth -= grown;
     }
-    const a = this.#admitted.get(stream);
-    if (a === undefined) return;
+    const kind = this.#admitted.get(stream);
+    if (kind === undefined) return;
     this.#admitted.delete(stream);
-    this.#count(a.kind, -1);
-    a.gone?.abort(new Error("stream finished"));
+    this.#count(kind, -1);
+    const gone = this.#gone.get(stream);
+    if (gone === undefined) return;
+    this.#gone.delete(stream);
+    gone.abort(new Error("stream finished"));
   }
 
   /**
    * Where a TCP relay of this session accounts its buffers' growth: they grow only while the
    * session's buffered bytes and relay buffers together fit its budget, and the manager's fit
-   * the global one (or the session holds no more than its fair share).
+   * the global one (or the session holds no more than its fair share). The same object for
+   * every relay of the session.
    */
   relayBudget(): RelayBudget {
-    return {
+    return this.#relayBudget ??= {
       grow: (n) => {
         const b = this.#ledger.budgets;
         const g = this.#ledger.stats;
@@ -515,7 +524,7 @@ export class SessionBudget implements SessionPolicy {
       g.refused.controlStreams++;
       return `traffic manager busy: this session has ${this.stats.controlStreams} control streams (limit ${MAX_CONTROL_STREAMS})`;
     }
-    this.#admitted.set(stream, { kind });
+    this.#admitted.set(stream, kind);
     this.#count(kind, 1);
     return null;
   }
@@ -527,12 +536,26 @@ export class SessionBudget implements SessionPolicy {
     }
   }
 
-  /** A signal that aborts once the admitted `stream` has left the session (or at once). */
+  /**
+   * A signal that aborts once the admitted `stream` has left the session (or at once). Call
+   * {@linkcode forgetStreamGone} when it is no longer needed.
+   */
   streamGone(stream: Stream): AbortSignal {
-    const a = this.#admitted.get(stream);
-    if (a === undefined) return AbortSignal.abort(new Error("stream finished"));
-    a.gone ??= new AbortController();
-    return a.gone.signal;
+    if (!this.#admitted.has(stream)) return AbortSignal.abort(new Error("stream finished"));
+    let gone = this.#gone.get(stream);
+    if (gone === undefined) {
+      gone = new AbortController();
+      this.#gone.set(stream, gone);
+    }
+    return gone.signal;
+  }
+
+  /**
+   * Lets go of the signal {@linkcode streamGone} gave for `stream` (it will not abort later):
+   * what it was for is over, e.g. the dial, and the stream may stay open for hours.
+   */
+  forgetStreamGone(stream: Stream): void {
+    this.#gone.delete(stream);
   }
 
   /**
@@ -543,25 +566,12 @@ export class SessionBudget implements SessionPolicy {
   acquireDial(signal: AbortSignal, timeoutMs: number): Promise<() => void> {
     const b = this.#ledger.budgets;
     const g = this.#ledger.stats;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.stats.pendingDials--;
-      g.pendingDials--;
-      this.#ledger._drainDials();
-    };
-    const take = () => {
-      this.stats.pendingDials++;
-      g.pendingDials++;
-      return release;
-    };
     if (signal.aborted) return Promise.reject(signal.reason);
     if (
       this.stats.pendingDials < b.sessionPendingDials && g.pendingDials < b.pendingDials &&
       this.stats.queuedDials === 0
     ) {
-      return Promise.resolve(take());
+      return Promise.resolve(this.#takeDial());
     }
     return new Promise((resolve, reject) => {
       this.stats.queuedDials++;
@@ -586,11 +596,26 @@ export class SessionBudget implements SessionPolicy {
         session: this,
         grant: () => {
           unqueue();
-          resolve(take());
+          resolve(this.#takeDial());
         },
       });
       signal.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /** Takes a turn to dial: the function that gives it back (once, however often called). */
+  #takeDial(): () => void {
+    const g = this.#ledger.stats;
+    this.stats.pendingDials++;
+    g.pendingDials++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.stats.pendingDials--;
+      g.pendingDials--;
+      this.#ledger._drainDials();
+    };
   }
 
   /** Takes a UDP flow: the function that gives it back, or why not. */
@@ -630,11 +655,11 @@ export class SessionBudget implements SessionPolicy {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const a of this.#admitted.values()) {
-      this.#count(a.kind, -1);
-      a.gone?.abort(new Error("session closed"));
-    }
+    for (const kind of this.#admitted.values()) this.#count(kind, -1);
     this.#admitted.clear();
+    const gone = [...this.#gone.values()];
+    this.#gone.clear();
+    for (const c of gone) c.abort(new Error("session closed"));
     this.#ledger._closed(this);
   }
 }

@@ -405,6 +405,7 @@ Deno.test("budgets: receive windows and relay buffers grow only within the buffe
   const ra = a.relayBudget();
   assert.ok(ra.grow(16 * KiB));
   assert.ok(!ra.grow(1));
+  assert.equal(a.relayBudget(), ra, "one for all the session's relays: none per stream");
   const rb = b.relayBudget();
   assert.ok(rb.grow(200 * KiB), "within b's share though the manager is full");
   assert.ok(!rb.grow(100 * KiB), "past b's share");
@@ -416,4 +417,48 @@ Deno.test("budgets: receive windows and relay buffers grow only within the buffe
   a.close();
   assert.equal(ledger.sessions, 1);
   assert.equal(typeof ledger.openSession(), "object", "a closed session makes room");
+});
+
+Deno.test("budgets: streamGone() aborts when the stream leaves or the session closes; a forgotten one does not", () => {
+  const ledger = new BudgetLedger();
+  const a = ledger.openSession() as SessionBudget;
+  const stream = (n: number) => ({ id: n, released: false, windowGrowth: 0 }) as unknown as Stream;
+  const [s1, s2, s3] = [stream(1), stream(3), stream(5)];
+  for (const s of [s1, s2, s3]) assert.equal(a.admitStream(s, "tcp"), null);
+  const g1 = a.streamGone(s1);
+  assert.equal(a.streamGone(s1), g1, "one signal per stream");
+  a.onRelease(s1);
+  assert.ok(g1.aborted);
+  assert.match(String(g1.reason), /stream finished/);
+  assert.ok(a.streamGone(s1).aborted, "a stream that has left: aborted at once");
+  // The dial is over: the stream keeps no signal, and still counts until it leaves.
+  const g2 = a.streamGone(s2);
+  a.forgetStreamGone(s2);
+  assert.equal(a.stats.streams, 2);
+  a.onRelease(s2);
+  assert.ok(!g2.aborted);
+  assert.equal(a.stats.streams, 1);
+  const g3 = a.streamGone(s3);
+  a.close();
+  assert.ok(g3.aborted);
+  assert.match(String(g3.reason), /session closed/);
+  assert.equal(ledger.stats.streams, 0);
+});
+
+Deno.test("budgets: a turn to dial counts until given back, once however often", async () => {
+  const ledger = new BudgetLedger({ sessionPendingDials: 1, pendingDials: 1 });
+  const a = ledger.openSession() as SessionBudget;
+  const never = new AbortController().signal;
+  const done = await a.acquireDial(never, 60_000);
+  assert.equal(ledger.stats.pendingDials, 1);
+  const next = a.acquireDial(never, 60_000);
+  assert.equal(a.stats.queuedDials, 1);
+  done();
+  done();
+  const done2 = await next;
+  assert.equal(ledger.stats.pendingDials, 1, "the waiting dial got the turn, and only it");
+  assert.equal(a.stats.queuedDials, 0);
+  done2();
+  assert.equal(ledger.stats.pendingDials, 0);
+  a.close();
 });

@@ -4,7 +4,8 @@ import { Buffer } from "node:buffer";
 import { openControl } from "../connect/control.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
 import type { Conn } from "../io/conn.ts";
-import type { DialError } from "../io/dialer.ts";
+import type { Dialer, DialError } from "../io/dialer.ts";
+import { DirectDialer } from "../dial/direct.ts";
 import { Session } from "../tunnel/session.ts";
 import { TrafficManager, type TrafficManagerOptions } from "./server.ts";
 
@@ -65,6 +66,50 @@ Deno.test({
     assert.equal(await readAll(s), "echo:hello");
     s.close();
     await served;
+  },
+});
+
+Deno.test({
+  name: "TrafficManager: a connected TCP stream leaves nothing on its dial's signal",
+  ...opts,
+  fn: async () => {
+    // The signal lives as long as the stream; whatever stays on it stays for hours when the
+    // connection idles (it kept a closure, a promise and a timer per connection).
+    const direct = new DirectDialer();
+    const signals: { signal: AbortSignal; listeners: Set<unknown> }[] = [];
+    const dialer: Dialer = {
+      dialTcp(dst, o) {
+        const listeners = new Set<unknown>();
+        const { signal } = o;
+        const add = signal.addEventListener.bind(signal);
+        const remove = signal.removeEventListener.bind(signal);
+        signal.addEventListener = ((t: string, l: EventListener, x?: AddEventListenerOptions) => {
+          listeners.add(l);
+          add(t, l, x);
+        }) as typeof signal.addEventListener;
+        signal.removeEventListener = ((t: string, l: EventListener, x?: EventListenerOptions) => {
+          listeners.delete(l);
+          remove(t, l, x);
+        }) as typeof signal.removeEventListener;
+        signals.push({ signal, listeners });
+        return direct.dialTcp(dst, o);
+      },
+      openUdp: (dst, o) => direct.openUdp(dst, o),
+    };
+    await using t = await setup({ dialer });
+    using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted = server.accept();
+    const s = await t.dialer.dialTcp({ address: "127.0.0.1", port: server.addr.port }, {
+      signal: never(),
+    });
+    const peer = await accepted;
+    await s.write(new TextEncoder().encode("x"));
+    const b = new Uint8Array(1);
+    assert.equal(await peer.read(b), 1, "relayed");
+    assert.equal(signals.length, 1);
+    assert.equal(signals[0].listeners.size, 0, "listeners left on the stream's signal");
+    s.close();
+    peer.close();
   },
 });
 

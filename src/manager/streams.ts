@@ -7,11 +7,12 @@
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { logger } from "../log.ts";
+import type { Conn } from "../io/conn.ts";
 import { type Dialer, DialError } from "../io/dialer.ts";
 import { relay } from "../io/relay.ts";
 import { FrameReader, writeU16Frame, writeU32Frame } from "../tunnel/length_prefixed.ts";
 import { readOpenRequest, writeOpenReply } from "../tunnel/open.ts";
-import type { OpenStatus } from "../tunnel/open_request.ts";
+import type { OpenReply, OpenRequest, OpenStatus } from "../tunnel/open_request.ts";
 import type { Stream } from "../tunnel/stream.ts";
 import { forwardDns } from "../dns/forward.ts";
 import { deniedReason } from "./policy.ts";
@@ -23,7 +24,6 @@ import {
   MAX_DNS_FRAME,
   type SessionBudget,
 } from "./budget.ts";
-import type { OpenRequest } from "../tunnel/open_request.ts";
 
 const log = logger("manager");
 
@@ -57,38 +57,61 @@ function statusOf(err: unknown): OpenStatus {
 }
 
 /**
- * Serves one stream until it is done; never rejects. `budget` is its session's: the stream is
- * served only if it fits (else refused with the reason, in the form its kind expects).
+ * Serves one stream; never rejects. `budget` is its session's: the stream is served only if it
+ * fits (else refused with the reason, in the form its kind expects). Resolves once the stream is
+ * done, or for a TCP stream that was connected, once its relay has started: the relay runs on
+ * by itself until both sides have ended, and nothing else is kept meanwhile (no promise to
+ * resolve, no frame of this module's), as a connection may stay idle for hours.
  */
 export async function serveStream(
   stream: Stream,
   ctx: StreamContext,
   budget: SessionBudget,
 ): Promise<void> {
+  let conn: Conn | null;
   try {
-    const req = await readOpenRequest(stream);
-    // Until the reply, nothing may follow the request but a DNS query (the session accepted up
-    // to the longest request and query; a dial that hangs holds no more than that).
-    stream.limitReceive(req.kind === "dns" ? MAX_DNS_FRAME : 0);
-    if (stream.released) return; // reset: more came than that
-    const refused = budget.admitStream(stream, req.kind);
-    if (refused !== null) {
-      ctx.onRefused?.(refused);
-      return await refuse(stream, ctx, req, refused);
-    }
-    switch (req.kind) {
-      case "tcp":
-        return await serveTcp(stream, ctx, budget, req.host, req.port, req.timeoutMs);
-      case "udp":
-        return await serveUdp(stream, ctx, budget, req.host, req.port);
-      case "dns":
-        return await serveDns(stream, ctx);
-      case "control":
-        return await serveControl(stream, ctx);
-    }
+    conn = await serveRequest(stream, ctx, budget);
   } catch (err) {
     log.debug(`stream ${stream.id}: ${(err as Error).message}`);
     stream.reset();
+    return;
+  }
+  // relay() never rejects, and closes both sides and gives the budget back before it resolves.
+  if (conn !== null) void relay(stream, conn, { budget: budget.relayBudget() });
+}
+
+/**
+ * Reads the open request and answers it: resolves with the connection to relay a TCP stream
+ * to, or null once the stream has been served (or refused). Rejects when the stream failed.
+ */
+async function serveRequest(
+  stream: Stream,
+  ctx: StreamContext,
+  budget: SessionBudget,
+): Promise<Conn | null> {
+  const req = await readOpenRequest(stream);
+  // Until the reply, nothing may follow the request but a DNS query (the session accepted up
+  // to the longest request and query; a dial that hangs holds no more than that).
+  stream.limitReceive(req.kind === "dns" ? MAX_DNS_FRAME : 0);
+  if (stream.released) return null; // reset: more came than that
+  const refused = budget.admitStream(stream, req.kind);
+  if (refused !== null) {
+    ctx.onRefused?.(refused);
+    await refuse(stream, ctx, req, refused);
+    return null;
+  }
+  switch (req.kind) {
+    case "tcp":
+      return await connectTcp(stream, ctx, budget, req.host, req.port, req.timeoutMs);
+    case "udp":
+      await serveUdp(stream, ctx, budget, req.host, req.port);
+      return null;
+    case "dns":
+      await serveDns(stream, ctx);
+      return null;
+    case "control":
+      await serveControl(stream, ctx);
+      return null;
   }
 }
 
@@ -118,48 +141,36 @@ export async function refuse(
   stream.close();
 }
 
-async function serveTcp(
+/**
+ * Dials for a TCP stream and answers it: the connection once the client has been told "ok", or
+ * null when it has been told why not.
+ */
+async function connectTcp(
   stream: Stream,
   ctx: StreamContext,
   budget: SessionBudget,
   host: string,
   port: number,
   requestedTimeoutMs: number,
-) {
+): Promise<Conn | null> {
   const denied = deniedReason(host, ctx.denied);
   if (denied !== null) {
     await writeOpenReply(stream, { status: "forbidden", message: denied });
-    return stream.close();
+    stream.close();
+    return null;
   }
-  const timeoutMs = clampTimeout(requestedTimeoutMs);
-  const start = performance.now();
   // The client gave up (reset) or the session ended: stop waiting and dialling.
   const gone = budget.streamGone(stream);
-  let done: () => void;
+  let conn: Conn | OpenReply;
   try {
-    done = await budget.acquireDial(gone, timeoutMs);
-  } catch (err) {
-    if (gone.aborted) throw err;
-    const s = budget.stats;
-    await writeOpenReply(stream, {
-      status: "timeout",
-      message: `no turn to dial within ${timeoutMs} ms: this session has ${s.pendingDials} ` +
-        `connects in progress and ${s.queuedDials} waiting (--max-session-pending-dials, ` +
-        "--max-pending-dials)",
-    });
-    return stream.close();
-  }
-  let conn;
-  try {
-    const left = Math.max(1, Math.round(timeoutMs - (performance.now() - start)));
-    // The dialer gives up after `left` itself; `gone` stops it when the client does.
-    conn = await ctx.dialer.dialTcp({ address: host, port }, { signal: gone, timeoutMs: left });
-  } catch (err) {
-    if (gone.aborted) throw err;
-    await writeOpenReply(stream, { status: statusOf(err), message: (err as Error).message });
-    return stream.close();
+    conn = await dialInTurn(ctx, budget, gone, host, port, clampTimeout(requestedTimeoutMs));
   } finally {
-    done();
+    budget.forgetStreamGone(stream); // the dial is over: the stream keeps no signal
+  }
+  if ("status" in conn) {
+    await writeOpenReply(stream, conn);
+    stream.close();
+    return null;
   }
   try {
     stream.limitReceive(null);
@@ -168,7 +179,45 @@ async function serveTcp(
     conn.close(); // the client gave up (reset) while we dialled
     throw err;
   }
-  await relay(stream, conn, { budget: budget.relayBudget() });
+  return conn;
+}
+
+/**
+ * Waits for a turn to dial (the session's pending-dial budget), then dials: the connection, or
+ * the reply that tells the client why not. Rejects once `gone` has aborted.
+ */
+async function dialInTurn(
+  ctx: StreamContext,
+  budget: SessionBudget,
+  gone: AbortSignal,
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<Conn | OpenReply> {
+  const start = performance.now();
+  let done: () => void;
+  try {
+    done = await budget.acquireDial(gone, timeoutMs);
+  } catch (err) {
+    if (gone.aborted) throw err;
+    const s = budget.stats;
+    return {
+      status: "timeout",
+      message: `no turn to dial within ${timeoutMs} ms: this session has ${s.pendingDials} ` +
+        `connects in progress and ${s.queuedDials} waiting (--max-session-pending-dials, ` +
+        "--max-pending-dials)",
+    };
+  }
+  try {
+    const left = Math.max(1, Math.round(timeoutMs - (performance.now() - start)));
+    // The dialer gives up after `left` itself; `gone` stops it when the client does.
+    return await ctx.dialer.dialTcp({ address: host, port }, { signal: gone, timeoutMs: left });
+  } catch (err) {
+    if (gone.aborted) throw err;
+    return { status: statusOf(err), message: (err as Error).message };
+  } finally {
+    done();
+  }
 }
 
 async function serveUdp(
