@@ -65,16 +65,18 @@ export class LocalServicesDialer implements Dialer {
     if (s?.datagram) {
       const handle = s.datagram;
       let closed = false;
-      options.signal.addEventListener("abort", () => closed = true, { once: true });
+      const close = () => {
+        closed = true;
+        options.signal.removeEventListener("abort", close);
+      };
+      options.signal.addEventListener("abort", close, { once: true });
       return Promise.resolve({
         send(payload: Uint8Array) {
           handle(payload).then((reply) => {
             if (reply !== null && !closed) options.onDatagram(reply);
           }, () => {});
         },
-        close() {
-          closed = true;
-        },
+        close,
       });
     }
     if (this.#isLocalAddress(dst)) return Promise.reject(new DialError("refused"));

@@ -124,6 +124,8 @@ export class TunnelDialer implements Dialer {
     const close = () => {
       if (closed) return;
       closed = true;
+      // Closed by the flow: nothing is left on the signal, whatever its lifetime.
+      options.signal.removeEventListener("abort", close);
       stream.close();
     };
     options.signal.addEventListener("abort", close, { once: true });

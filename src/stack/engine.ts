@@ -150,9 +150,7 @@ export class FlowEngine implements AsyncDisposable {
       a && { tunAddr: a.tun, peerAddr: a.peer, listenPort: a.port };
     this.tcp = new TcpNat({ v4: nat(addrs.v4), v6: nat(addrs.v6) }, {
       dial: (flow) => this.#dialTcp(flow),
-      released: (flow) => {
-        if (!flow.accepted) flow.conn?.close();
-      },
+      released: (flow) => FlowEngine.#closeFlow(flow),
     }, options.tcp);
     this.udp = new UdpFlows({ open: (flow) => this.#openUdp(flow) }, options.udp);
   }
@@ -296,14 +294,31 @@ export class FlowEngine implements AsyncDisposable {
     }
   }
 
+  /**
+   * Closes what a released flow still holds: its dialled side and, while the relay runs, the
+   * program's side, as the relay closes both when it fails. The relay then sees both fail; its
+   * `onError` finds the flow gone from the table and does nothing.
+   */
+  static #closeFlow(flow: TcpFlow): void {
+    for (const c of [flow.program, flow.conn]) {
+      try {
+        c?.close();
+      } catch { /* already closed */ }
+    }
+    flow.program = null;
+    flow.conn = null;
+  }
+
   #dialTcp(flow: TcpFlow): void {
     const dst = { address: formatAddress(flow.dstAddr), port: flow.dstPort };
-    this.#dialer.dialTcp(dst, { signal: flow.abort.signal }).then(
+    // The flow drops its controller once the dial settles; this call keeps the signal till then.
+    const signal = flow.abort!.signal;
+    this.#dialer.dialTcp(dst, { signal }).then(
       (conn) => {
         if (!this.tcp.dialSucceeded(flow, conn, this.#clock.now(), this.#emit)) conn.close();
       },
       (err) => {
-        if (flow.abort.signal.aborted) return;
+        if (signal.aborted) return;
         if (!(err instanceof DialError)) log.warn(`dial ${dst.address}:${dst.port}: ${err}`);
         else log.debug(`dial ${dst.address}:${dst.port}: ${err.message}`);
         this.tcp.dialFailed(flow, reasonOf(err), this.#emit);
@@ -337,32 +352,48 @@ export class FlowEngine implements AsyncDisposable {
     try {
       for await (const conn of listener) {
         const ra = conn.remoteAddr as Deno.NetAddr;
-        const from = parseAddress(ra.hostname);
-        const flow = from !== null && this.#peers.some((p) => sameAddress(p, from))
-          ? this.tcp.accepted(family, ra.port)
-          : undefined;
+        const flow = this.#fromPeer(ra.hostname) ? this.tcp.accepted(family, ra.port) : undefined;
         if (flow === undefined || flow.conn === null) {
           conn.close(); // not from the fake peer, or no flow waits for it
           continue;
         }
         conn.setNoDelay(true);
-        this.stats.activeTcp++;
-        relay(conn, flow.conn, {
-          maxBuffer: this.#relayBufferSize,
-          signal: flow.abort.signal,
-          // A failed flow (its stream reset, its tunnel session ended) is reset for the
-          // program, as the far end's host would, before closing the kernel's socket could send
-          // it an orderly FIN.
-          onError: () => this.tcp.abort(flow, this.#emit),
-        }).then((r) => {
-          this.stats.activeTcp--;
-          // One that ended both ways lingers for late packets.
-          if (r.error === undefined) this.tcp.finished(flow, this.#clock.now());
-        });
+        this.#relayTcp(conn, flow);
       }
     } catch (err) {
       if (!this.#closed) log.error(`TCP listener failed: ${(err as Error).message}`);
     }
+  }
+
+  /** Whether a connection to the listener comes from one of the fake peers. */
+  #fromPeer(hostname: string): boolean {
+    const from = parseAddress(hostname);
+    if (from === null) return false;
+    for (const p of this.#peers) if (sameAddress(p, from)) return true;
+    return false;
+  }
+
+  /**
+   * Relays an accepted connection to its flow's dialled side. What an idle flow keeps here is
+   * the flow, the relay, and the two callbacks below (whose scope holds only the flow): closing
+   * the flow closes both sides (`#closeFlow`), so it needs no abort signal of its own.
+   */
+  #relayTcp(conn: Deno.TcpConn, flow: TcpFlow): void {
+    flow.program = conn;
+    this.stats.activeTcp++;
+    relay(conn, flow.conn!, {
+      maxBuffer: this.#relayBufferSize,
+      // A failed flow (its stream reset, its tunnel session ended) is reset for the program, as
+      // the far end's host would, before closing the kernel's socket could send it an orderly FIN.
+      onError: () => this.tcp.abort(flow, this.#emit),
+    }).then((r) => {
+      this.stats.activeTcp--;
+      // Both sides are closed: nothing for the flow to hold or close any more.
+      flow.program = null;
+      flow.conn = null;
+      // One that ended both ways lingers for late packets.
+      if (r.error === undefined) this.tcp.finished(flow, this.#clock.now());
+    });
   }
 
   /** Stops reading, closes every flow, the listeners and the TUN. */

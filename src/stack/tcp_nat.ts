@@ -63,8 +63,16 @@ export interface TcpFlow extends TupleKeyed {
   conn: Conn | null;
   /** Set once the listener accepted this flow's connection. */
   accepted: boolean;
-  /** Aborts the dial (or tells the dialer the flow is gone). */
-  abort: AbortController;
+  /**
+   * The program's side as the listener accepted it, while the owner relays it to `conn` (the
+   * owner sets and clears it; the NAT only carries it, so that `released` can close both).
+   */
+  program: Conn | null;
+  /**
+   * Aborts the dial (tells the dialer the flow is gone) while the dial runs; null once the
+   * dialer answered, so an open flow keeps no controller.
+   */
+  abort: AbortController | null;
   /** When the current state began. */
   since: number;
   /**
@@ -237,9 +245,9 @@ export class TcpNat {
     }
     const flow: TcpFlow = {
       family: ip.family,
-      srcAddr: ip.src.slice(),
+      srcAddr: ip.src, // the table keeps its shared copies of both addresses
       srcPort: seg.srcPort,
-      dstAddr: ip.dst.slice(),
+      dstAddr: ip.dst,
       dstPort: seg.dstPort,
       natPort,
       state: "dialing",
@@ -247,6 +255,7 @@ export class TcpNat {
       syn: copyPacket(ip.bytes),
       conn: null,
       accepted: false,
+      program: null,
       abort: new AbortController(),
       since: now,
       appAck: 0,
@@ -271,6 +280,7 @@ export class TcpNat {
     const fam = this.#family(flow.family)!;
     const syn = flow.syn;
     flow.syn = null;
+    flow.abort = null;
     flow.conn = conn;
     flow.state = "open";
     flow.since = now;
@@ -288,6 +298,7 @@ export class TcpNat {
   dialFailed(flow: TcpFlow, reason: DialFailure, out: (packet: Uint8Array) => void): void {
     if (flow.state !== "dialing") return;
     const syn = flow.syn;
+    flow.abort = null; // the dial is over: nothing to abort
     this.#release(flow);
     if (syn === null) return;
     switch (reason) {
@@ -358,7 +369,7 @@ export class TcpNat {
     if (fam.byNatPort[flow.natPort] === flow) fam.byNatPort[flow.natPort] = undefined;
     flow.syn = null;
     flow.state = "closed";
-    flow.abort.abort();
+    flow.abort?.abort();
     this.#hooks.released(flow);
   }
 

@@ -71,6 +71,7 @@ for (
     assert.equal(t.out.length, 0);
 
     assert.ok(t.nat.dialSucceeded(flow, fakeConn, 5, t.emit));
+    assert.equal(flow.abort, null, "an open flow keeps no abort controller");
     assert.equal(t.out.length, 1);
     const inj = decode(t.out[0]);
     assert.deepEqual(
@@ -163,9 +164,9 @@ Deno.test("TcpNat.sweep() gives up a SYN held past synHoldMs and aborts its dial
   t.feed(tcpPacket(APP4, 51004, "10.96.0.13", 80, { flags: TCP_SYN }), 0);
   const flow = t.dials[0];
   t.nat.sweep(999);
-  assert.equal(flow.abort.signal.aborted, false);
+  assert.equal(flow.abort!.signal.aborted, false);
   t.nat.sweep(1001);
-  assert.equal(flow.abort.signal.aborted, true);
+  assert.equal(flow.abort!.signal.aborted, true);
   assert.equal(t.nat.flows.size, 0);
   assert.equal(t.nat.dialSucceeded(flow, fakeConn, 1002, t.emit), false, "a late dial is refused");
 });

@@ -86,15 +86,14 @@ export class UdpFlows {
     let flow = this.flows.get(ip.src, dgram.srcPort, ip.dst, dgram.dstPort);
     if (flow === undefined) {
       if (this.flows.size >= this.#maxFlows) this.#evictOldest();
-      const srcAddr = ip.src.slice(), dstAddr = ip.dst.slice();
       flow = {
         family: ip.family,
-        srcAddr,
+        srcAddr: ip.src,
         srcPort: dgram.srcPort,
-        dstAddr,
+        dstAddr: ip.dst,
         dstPort: dgram.dstPort,
-        local: { address: srcAddr, port: dgram.srcPort },
-        far: { address: dstAddr, port: dgram.dstPort },
+        local: { address: ip.src, port: dgram.srcPort },
+        far: { address: ip.dst, port: dgram.dstPort },
         state: "opening",
         flow: null,
         pending: [],
@@ -102,7 +101,9 @@ export class UdpFlows {
         lastActive: now,
         abort: new AbortController(),
       };
-      this.flows.add(flow);
+      this.flows.add(flow); // the addresses become the table's shared copies
+      flow.local.address = flow.srcAddr;
+      flow.far.address = flow.dstAddr;
       this.#queue(flow, dgram.payload);
       this.#hooks.open(flow);
       return;
