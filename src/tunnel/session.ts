@@ -17,7 +17,7 @@ import type { SessionOptions } from "./config.ts";
 import { type CorePolicy, type SessionCloseInfo, SessionCore, type SessionStats } from "./core.ts";
 import { GoAwayCode } from "./errors.ts";
 import type { StreamState } from "./stream_state.ts";
-import { Stream } from "./stream.ts";
+import { Stream, StreamDriver } from "./stream.ts";
 
 export type { SessionCloseInfo, SessionStats } from "./core.ts";
 
@@ -126,6 +126,8 @@ export class Session implements AsyncDisposable {
   /** Which transport the loops serve: a loop of an older one stops without a word. */
   #gen = 0;
   #clock: Clock;
+  /** What the session's stream handles share (the clock, their states' waker). */
+  #streamDriver: StreamDriver;
   #core: SessionCore;
   #acceptWaiters: (() => void)[] = [];
   #pings = new Map<number, _PendingPing>();
@@ -151,6 +153,7 @@ export class Session implements AsyncDisposable {
   constructor(transport: Conn, options: SessionOptions, policy: SessionPolicy = {}) {
     this.#transport = transport;
     this.#clock = options.clock ?? systemClock;
+    this.#streamDriver = new StreamDriver(this.#clock);
     this.#headroom = 0;
     this.#batchBuf = this.#batch = EMPTY;
     this.#resumable = options.resumable ?? false;
@@ -370,7 +373,8 @@ export class Session implements AsyncDisposable {
   // --- the core's side ---
 
   #handleOf(s: StreamState): Stream {
-    return (s.handle as Stream | undefined) ?? (s.handle = new Stream(s, this.#clock)) as Stream;
+    return (s.handle as Stream | undefined) ??
+      (s.handle = new Stream(s, this.#streamDriver)) as Stream;
   }
 
   /** The application's policy, over the streams' handles, as the core's. */

@@ -11,11 +11,71 @@
  */
 import type { Conn } from "../io/conn.ts";
 import type { TimerClock as Clock } from "../io/clock.ts";
-import type { StreamState } from "./stream_state.ts";
+import type { StreamState, StreamWaker } from "./stream_state.ts";
 
 const EMPTY = new Uint8Array(0);
 
 let stateOf: (s: Stream) => StreamState;
+let serve: (s: Stream) => void;
+let wakeReader: (s: Stream) => void;
+let wakeWriter: (s: Stream) => void;
+
+/** What a read waits to fill: the caller's buffer (`read`) or the most bytes it takes (`readChunk`). */
+type _Into = Uint8Array | number;
+/** What a read resolves with: a count (`read`), bytes (`readChunk`), or null at end of stream. */
+type _Got = number | Uint8Array | null;
+
+/**
+ * Settles a waiting read's promise. Only the promise's resolve function is kept, not its reject
+ * function too (a pending read is what every idle relayed stream holds): a failed read resolves
+ * it with a thenable that rejects, which rejects the promise one microtask later than `reject`
+ * would.
+ */
+type _Settle = (got: _Got | PromiseLike<never>) => void;
+
+/** A read made while another was pending: it waits behind it. */
+interface _QueuedRead {
+  into: _Into;
+  settle: _Settle;
+}
+
+/** Rejects a waiting read's promise through its resolve function (see {@linkcode _Settle}). */
+function rejectWith(settle: _Settle, error: unknown): void {
+  settle({ then: (_, reject) => reject?.(error) } as PromiseLike<never>);
+}
+
+/**
+ * What the streams of one session share: the session's clock, and the waker their states call
+ * (one for all, so that a stream costs no closures of its own). @internal Made by `Session`.
+ */
+export class StreamDriver implements StreamWaker {
+  constructor(readonly clock: Clock) {}
+
+  readable(state: StreamState): void {
+    wakeReader(state.handle as Stream);
+  }
+
+  writable(state: StreamState): void {
+    wakeWriter(state.handle as Stream);
+  }
+}
+
+// Streams whose pending read may now go on, in the order they were woken. Each wake queues one
+// microtask that serves the oldest entry: the read goes on one tick after the wake, as an awaited
+// promise would, and in the same order relative to other microtasks.
+const due: (Stream | undefined)[] = [];
+let dueHead = 0;
+let dueTail = 0;
+
+function serveDue(): void {
+  const s = due[dueHead]!;
+  due[dueHead++] = undefined;
+  if (dueHead === dueTail) {
+    dueHead = dueTail = 0;
+    if (due.length > 1024) due.length = 0;
+  }
+  serve(s);
+}
 
 /**
  * A multiplexed stream. Get one from {@linkcode Session.open} or {@linkcode Session.accept};
@@ -41,37 +101,49 @@ let stateOf: (s: Stream) => StreamState;
  * ```
  */
 export class Stream implements Conn {
-  /** Stream id: odd when the client side opened it, even for the server side. */
-  readonly id: number;
+  // An idle stream with a read pending (as a relay keeps one) holds little: these fields, and
+  // the pending read's promise with its resolve function. Queues and waiters are made only
+  // while something waits in them.
   #st: StreamState;
-  #clock: Clock;
-  #readWaiters: (() => void)[] = [];
-  #windowWaiters: (() => void)[] = [];
-  #writeChain: Promise<void> = Promise.resolve();
+  /** Where the pending read goes, or null when no read is pending. */
+  #into: _Into | null = null;
+  /** Settles the pending read's promise. */
+  #settle: _Settle | null = null;
+  /** Reads made while one was pending, oldest first; null when there are none. */
+  #moreReads: _QueuedRead[] | null = null;
+  /** The pending read waits in `due` to be served. */
+  #due = false;
+  /** The writer waiting for send window (writes go one at a time), or null. */
+  #windowWake: (() => void) | null = null;
+  /** Settles once the last write begun has finished; null when none is under way. */
+  #writeChain: Promise<void> | null = null;
 
   static {
     stateOf = (s) => s.#st;
+    serve = (s) => s.#serve();
+    wakeReader = (s) => {
+      if (s.#into === null || s.#due) return;
+      s.#due = true;
+      due[dueTail++] = s;
+      queueMicrotask(serveDue);
+    };
+    wakeWriter = (s) => {
+      const w = s.#windowWake;
+      if (w === null) return;
+      s.#windowWake = null;
+      w();
+    };
   }
 
   /** @internal Streams are made by {@linkcode Session}. */
-  constructor(state: StreamState, clock: Clock) {
+  constructor(state: StreamState, driver: StreamDriver) {
     this.#st = state;
-    this.#clock = clock;
-    this.id = state.id;
-    state.waker = {
-      readable: () => {
-        const ws = this.#readWaiters;
-        if (ws.length === 0) return;
-        this.#readWaiters = [];
-        for (const w of ws) w();
-      },
-      writable: () => {
-        const ws = this.#windowWaiters;
-        if (ws.length === 0) return;
-        this.#windowWaiters = [];
-        for (const w of ws) w();
-      },
-    };
+    state.waker = driver;
+  }
+
+  /** Stream id: odd when the client side opened it, even for the server side. */
+  get id(): number {
+    return this.#st.id;
   }
 
   /** Bytes received and not yet read. */
@@ -120,19 +192,8 @@ export class Stream implements Conn {
    * consumed (or after `close()`). Rejects with {@linkcode StreamResetError} after a reset and
    * with {@linkcode SessionClosedError} when the session ended before the peer's FIN.
    */
-  async read(p: Uint8Array): Promise<number | null> {
-    const st = this.#st;
-    while (true) {
-      if (st.readError) throw st.readError;
-      if (st.bufferedBytes > 0) {
-        const n = st.copyOut(p);
-        if (st.creditDue) st.returnCredit(this.#clock.now());
-        return n;
-      }
-      if (st.readEnded) return null;
-      if (p.length === 0) return 0;
-      await new Promise<void>((resolve) => this.#readWaiters.push(resolve));
-    }
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#read(p) as Promise<number | null>;
   }
 
   /**
@@ -140,19 +201,8 @@ export class Stream implements Conn {
    * buffer the caller now owns, or null after the peer's FIN once all data is consumed (or
    * after `close()`). Rejects as `read` does.
    */
-  async readChunk(max: number): Promise<Uint8Array | null> {
-    const st = this.#st;
-    while (true) {
-      if (st.readError) throw st.readError;
-      if (st.bufferedBytes > 0) {
-        const c = st.takeChunk(max);
-        if (st.creditDue) st.returnCredit(this.#clock.now());
-        return c;
-      }
-      if (st.readEnded) return null;
-      if (max === 0) return EMPTY;
-      await new Promise<void>((resolve) => this.#readWaiters.push(resolve));
-    }
+  readChunk(max: number): Promise<Uint8Array | null> {
+    return this.#read(max) as Promise<Uint8Array | null>;
   }
 
   /**
@@ -168,11 +218,12 @@ export class Stream implements Conn {
     }
     const prev = this.#writeChain;
     let release!: () => void;
-    this.#writeChain = new Promise<void>((r) => release = r);
+    const mine = this.#writeChain = new Promise<void>((r) => release = r);
     try {
       await prev;
       return await this.#writeAll(p);
     } finally {
+      if (this.#writeChain === mine) this.#writeChain = null;
       release();
     }
   }
@@ -183,7 +234,7 @@ export class Stream implements Conn {
     while (off < p.length) {
       st.checkWritable();
       if (st.sendWindow === 0) {
-        await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
+        await new Promise<void>((resolve) => this.#windowWake = resolve);
         continue;
       }
       const n = Math.min(st.sendWindow, p.length - off);
@@ -210,7 +261,7 @@ export class Stream implements Conn {
    * once the peer's FIN has arrived too.
    */
   close(): void {
-    this.#st.close(this.#clock.now());
+    this.#st.close(this.#now());
   }
 
   /**
@@ -219,6 +270,75 @@ export class Stream implements Conn {
    */
   reset(reason?: string): void {
     this.#st.reset(reason);
+  }
+
+  /**
+   * A read or readChunk: done at once when it can be, else it waits (behind a read already
+   * waiting) until the stream's state wakes it.
+   */
+  #read(into: _Into): Promise<_Got> {
+    try {
+      const got = this.#take(into);
+      if (got !== undefined) return Promise.resolve(got);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const { promise, resolve: settle } = Promise.withResolvers<_Got>();
+    if (this.#into === null) {
+      this.#into = into;
+      this.#settle = settle;
+    } else (this.#moreReads ??= []).push({ into, settle });
+    return promise;
+  }
+
+  /**
+   * What a read into `into` gets now: a count or bytes, null at end of stream, or undefined when
+   * it must wait. Throws why reads fail.
+   */
+  #take(into: _Into): _Got | undefined {
+    const st = this.#st;
+    if (st.readError) throw st.readError;
+    if (st.bufferedBytes > 0) {
+      const got = typeof into === "number" ? st.takeChunk(into) : st.copyOut(into);
+      if (st.creditDue) st.returnCredit(this.#now());
+      return got;
+    }
+    if (st.readEnded) return null;
+    if (typeof into === "number") return into === 0 ? EMPTY : undefined;
+    return into.length === 0 ? 0 : undefined;
+  }
+
+  /** The state changed (see `wakeReader`): the waiting reads that can go on do, oldest first. */
+  #serve(): void {
+    this.#due = false;
+    while (this.#into !== null) {
+      let got: _Got | undefined;
+      let failed = false;
+      let error: unknown;
+      try {
+        got = this.#take(this.#into);
+        if (got === undefined) return;
+      } catch (e) {
+        failed = true;
+        error = e;
+      }
+      const settle = this.#settle!;
+      const next = this.#moreReads?.shift();
+      if (next === undefined) {
+        this.#into = this.#settle = null;
+        this.#moreReads = null;
+      } else {
+        this.#into = next.into;
+        this.#settle = next.settle;
+      }
+      if (failed) rejectWith(settle, error);
+      else settle(got!);
+    }
+  }
+
+  /** The session's time (its driver is the stream state's waker). */
+  #now(): number {
+    return (this.#st.waker as StreamDriver).clock.now();
   }
 }
 

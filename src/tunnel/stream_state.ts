@@ -48,12 +48,15 @@ export interface StreamHost {
   admitWindowGrowth(stream: StreamState, n: number): boolean;
 }
 
-/** Told when a stream's state changed in a way a waiting reader or writer cares about. */
+/**
+ * Told when a stream's state changed in a way a waiting reader or writer cares about. One waker
+ * may serve every stream of a session: each call names the stream.
+ */
 export interface StreamWaker {
-  /** Bytes arrived, the read side ended, or the stream failed. */
-  readable(): void;
-  /** Send window arrived, the write side closed, or the stream failed. */
-  writable(): void;
+  /** Bytes arrived on `stream`, its read side ended, or it failed. */
+  readable(stream: StreamState): void;
+  /** Send window arrived on `stream`, its write side closed, or it failed. */
+  writable(stream: StreamState): void;
 }
 
 /**
@@ -78,8 +81,29 @@ const U32_MAX = 0xffffffff;
 /** A Data frame is not started with less room than this (unless the chunk's rest is less). */
 const MIN_FRAME_PAYLOAD = 4096;
 
+// A stream's yes/no states, as bits of one field (`StreamState.#flags`): a session may hold
+// thousands of idle streams, and each boolean field would cost a pointer-sized slot.
+/** In the core's ready list. */
+const SCHEDULED = 1;
+/** The peer's FIN arrived. */
+const REMOTE_FIN = 2;
+/** Closed for reading locally (`close`). */
+const READ_CLOSED = 4;
+/** Closed for writing locally (`closeWrite`, `close`, or a request with FIN). */
+const WRITE_CLOSED = 8;
+/** FIN queued (or sent). */
+const FIN_QUEUED = 16;
+/** Left the session. */
+const RELEASED = 32;
+/** The peer acknowledged the stream (or it is the accepting side's). */
+const ESTABLISHED = 64;
+
 /**
  * A stream's state. Made by `SessionCore`; the driver's handle reads and writes through it.
+ *
+ * Kept small, as a session may hold thousands of idle streams: yes/no states are bits of one
+ * field, and the receive and send queues exist only while they hold something (the send queue
+ * stays once used, so that writing allocates nothing more).
  */
 export class StreamState {
   /** Stream id: odd when the client side opened it, even for the server side. */
@@ -88,12 +112,13 @@ export class StreamState {
   handle: unknown = undefined;
   /** Who waits on this stream, if anyone. */
   waker: StreamWaker | null = null;
-  /** True while the stream sits in the core's ready list. @internal */
-  scheduled = false;
   #host: StreamHost;
+  /** The yes/no states: `SCHEDULED`, `REMOTE_FIN`, … */
+  #flags: number;
 
   // Receive side.
-  #chunks: Uint8Array[] = [];
+  /** Received chunks not yet read, from `#chunkHead` on; null when none are. */
+  #chunks: Uint8Array[] | null = null;
   #chunkHead = 0;
   #chunkOff = 0;
   #buffered = 0;
@@ -104,21 +129,16 @@ export class StreamState {
   /** Bytes consumed (or discarded) since the last WindowUpdate. */
   #consumed = 0;
   #lastUpdateAt: number;
-  #remoteFin = false;
-  #readClosed = false;
   #readError: Error | null = null;
   #received = 0;
 
   // Send side.
   #sendWindow = SPEC_INITIAL_WINDOW;
-  #writeClosed = false;
-  #finQueued = false;
   #writeError: Error | null = null;
-  #out: OutChunk[] = [];
+  /** Chunks waiting to be framed; null until the first, and again once FIN is framed. */
+  #out: OutChunk[] | null = null;
   #sent = 0;
 
-  #released = false;
-  #established: boolean;
   /** Most bytes the stream may buffer, or null for its window; see `limitReceive`. */
   #receiveLimit: number | null = null;
   /** How much auto-tuning grew the receive window beyond its opening size. */
@@ -128,8 +148,17 @@ export class StreamState {
   constructor(host: StreamHost, id: number, opener: boolean, now: number) {
     this.#host = host;
     this.id = id;
-    this.#established = !opener;
+    this.#flags = opener ? 0 : ESTABLISHED;
     this.#lastUpdateAt = now;
+  }
+
+  /** True while the stream sits in the core's ready list. @internal */
+  get scheduled(): boolean {
+    return (this.#flags & SCHEDULED) !== 0;
+  }
+
+  set scheduled(on: boolean) {
+    this.#flags = on ? this.#flags | SCHEDULED : this.#flags & ~SCHEDULED;
   }
 
   /** Bytes received and not yet read. */
@@ -149,12 +178,12 @@ export class StreamState {
 
   /** True once the peer acknowledged the stream (always true on the accepting side). */
   get established(): boolean {
-    return this.#established;
+    return (this.#flags & ESTABLISHED) !== 0;
   }
 
   /** True once the stream has left its session (both sides done, reset, or session closed). */
   get released(): boolean {
-    return this.#released;
+    return (this.#flags & RELEASED) !== 0;
   }
 
   /** Bytes auto-tuning added to the receive window beyond its opening size. */
@@ -169,12 +198,12 @@ export class StreamState {
 
   /** True once no more bytes will arrive for reading (peer's FIN, or closed locally). */
   get readEnded(): boolean {
-    return this.#remoteFin || this.#readClosed;
+    return (this.#flags & (REMOTE_FIN | READ_CLOSED)) !== 0;
   }
 
   /** True once FIN is queued (or sent), or the stream failed: `closeWrite` has nothing to do. */
   get writeDone(): boolean {
-    return this.#finQueued || this.#writeError !== null;
+    return (this.#flags & FIN_QUEUED) !== 0 || this.#writeError !== null;
   }
 
   /** Data bytes framed for the peer so far: the send offset. */
@@ -190,13 +219,13 @@ export class StreamState {
   /** Bytes queued to send and not yet framed. */
   get queuedBytes(): number {
     let n = 0;
-    for (const c of this.#out) n += c.data.length - c.off;
+    if (this.#out !== null) { for (const c of this.#out) n += c.data.length - c.off; }
     return n;
   }
 
   /** True when something waits to be framed. */
   get hasOutput(): boolean {
-    return this.#out.length > 0;
+    return this.#out !== null && this.#out.length > 0;
   }
 
   /**
@@ -204,13 +233,14 @@ export class StreamState {
    * {@linkcode StreamState.returnCredit} with the time.
    */
   get creditDue(): boolean {
-    return !this.#remoteFin && !this.#released && this.#consumed >= this.#windowSize / 2;
+    return (this.#flags & (REMOTE_FIN | RELEASED)) === 0 &&
+      this.#consumed >= this.#windowSize / 2;
   }
 
   /** See `Stream.limitReceive`. */
   limitReceive(bytes: number | null): void {
     this.#receiveLimit = bytes;
-    if (bytes !== null && this.#buffered > bytes && !this.#released) {
+    if (bytes !== null && this.#buffered > bytes && !this.released) {
       this.reset(`${this.#buffered} bytes buffered, more than the ${bytes} allowed now`);
     }
   }
@@ -218,7 +248,7 @@ export class StreamState {
   /** Throws why a write cannot go on (failed, or closed for writing), if it cannot. */
   checkWritable(): void {
     if (this.#writeError) throw this.#writeError;
-    if (this.#writeClosed) {
+    if (this.#flags & WRITE_CLOSED) {
       throw new Deno.errors.BrokenPipe(`write stream ${this.id}: stream closed for writing`);
     }
   }
@@ -231,15 +261,17 @@ export class StreamState {
     this.checkWritable();
     if (data.length > this.#sendWindow) throw new RangeError("queue: more than the send window");
     this.#sendWindow -= data.length;
-    this.#out.push({ data, off: 0, fin: false, resolve, reject });
+    (this.#out ??= []).push({ data, off: 0, fin: false, resolve, reject });
     this.#host.scheduleData(this);
   }
 
   /** Moves up to `p.length` buffered bytes into `p`; returns how many (see `creditDue`). */
   copyOut(p: Uint8Array): number {
+    const chunks = this.#chunks;
+    if (chunks === null) return 0;
     let n = 0;
-    while (n < p.length && this.#chunkHead < this.#chunks.length) {
-      const c = this.#chunks[this.#chunkHead];
+    while (n < p.length && this.#chunkHead < chunks.length) {
+      const c = chunks[this.#chunkHead];
       const take = Math.min(p.length - n, c.length - this.#chunkOff);
       p.set(
         this.#chunkOff === 0 && take === c.length
@@ -250,7 +282,7 @@ export class StreamState {
       n += take;
       this.#chunkOff += take;
       if (this.#chunkOff === c.length) {
-        this.#chunks[this.#chunkHead++] = EMPTY;
+        chunks[this.#chunkHead++] = EMPTY;
         this.#chunkOff = 0;
       }
     }
@@ -263,14 +295,15 @@ export class StreamState {
    * as a view the caller may keep (the chunks are the stream's own). See `creditDue`.
    */
   takeChunk(max: number): Uint8Array {
-    const c = this.#chunks[this.#chunkHead];
+    const chunks = this.#chunks!;
+    const c = chunks[this.#chunkHead];
     const take = Math.min(max, c.length - this.#chunkOff);
     const out = this.#chunkOff === 0 && take === c.length
       ? c
       : c.subarray(this.#chunkOff, this.#chunkOff + take);
     this.#chunkOff += take;
     if (this.#chunkOff === c.length) {
-      this.#chunks[this.#chunkHead++] = EMPTY;
+      chunks[this.#chunkHead++] = EMPTY;
       this.#chunkOff = 0;
     }
     this.#consumedOut(take);
@@ -288,36 +321,36 @@ export class StreamState {
    */
   closeWrite(resolve?: () => void, reject?: (e: Error) => void): void {
     if (this.writeDone) return;
-    this.#writeClosed = true;
+    this.#flags |= WRITE_CLOSED;
     this.#queueFin(resolve, reject);
   }
 
   /** See `Stream.close`. */
   close(now: number): void {
-    if (!this.#readClosed) {
-      this.#readClosed = true;
+    if (!(this.#flags & READ_CLOSED)) {
+      this.#flags |= READ_CLOSED;
       if (this.#buffered > 0) {
         this.#host.addBuffered(-this.#buffered);
         this.#consumed += this.#buffered;
         this.#buffered = 0;
-        this.#chunks = [];
+        this.#chunks = null;
         this.#chunkHead = 0;
         this.#chunkOff = 0;
         this.#maybeUpdateWindow(now);
       }
-      this.waker?.readable();
+      this.waker?.readable(this);
     }
-    if (!this.#finQueued && !this.#writeError && !this.#released) {
-      this.#writeClosed = true;
+    if (!(this.#flags & (FIN_QUEUED | RELEASED)) && !this.#writeError) {
+      this.#flags |= WRITE_CLOSED;
       this.#queueFin();
-      this.waker?.writable();
+      this.waker?.writable(this);
     }
     this.#checkRelease();
   }
 
   /** See `Stream.reset`. */
   reset(reason?: string): void {
-    if (this.#released) return;
+    if (this.released) return;
     const why = reason === undefined ? "" : ` (${reason})`;
     this.#fail(new StreamResetError(`stream ${this.id}: reset locally${why}`), false);
     this.#host.sendControl(FrameType.WindowUpdate, Flag.RST, this.id, 0);
@@ -344,11 +377,10 @@ export class StreamState {
     this.#sendWindow -= p.length;
     if (fin) {
       // The whole request: FIN rides on the same frame, so nothing is written after the answer.
-      this.#writeClosed = true;
-      this.#finQueued = true;
+      this.#flags |= WRITE_CLOSED | FIN_QUEUED;
     }
     if (p.length === 0 && !fin) return;
-    this.#out.push({ data: p, off: 0, fin });
+    (this.#out ??= []).push({ data: p, off: 0, fin });
     this.#host.scheduleData(this);
   }
 
@@ -359,7 +391,8 @@ export class StreamState {
    */
   frameInto(buf: Uint8Array, pos: number, limit: number, maxPayload: number): number {
     const room = limit - pos - HEADER_LENGTH;
-    const c = this.#out[0];
+    const out = this.#out;
+    const c = out?.[0];
     if (c === undefined) return 0;
     if (room < 0) return -1;
     const left = c.data.length - c.off;
@@ -373,7 +406,9 @@ export class StreamState {
       this.#sent += n;
     }
     if (end) {
-      this.#out.shift();
+      out!.shift();
+      // Nothing is ever written after FIN: the queue goes.
+      if (c.fin && out!.length === 0) this.#out = null;
       c.resolve?.();
     }
     return HEADER_LENGTH + n;
@@ -383,7 +418,7 @@ export class StreamState {
   onData(f: Frame, now: number): void {
     const len = f.length;
     if (len === 0) return;
-    if (this.#remoteFin) throw new ProtocolError(`stream ${this.id}: data after FIN`);
+    if (this.#flags & REMOTE_FIN) throw new ProtocolError(`stream ${this.id}: data after FIN`);
     if (len > this.#recvWindow) {
       throw new ProtocolError(
         `stream ${this.id}: ${len} bytes of data beyond the window (${this.#recvWindow} left)`,
@@ -392,7 +427,7 @@ export class StreamState {
     this.#recvWindow -= len;
     this.#received += len;
     if (this.#readError) return;
-    if (this.#readClosed) {
+    if (this.#flags & READ_CLOSED) {
       this.#consumed += len;
       this.#maybeUpdateWindow(now);
       return;
@@ -407,10 +442,10 @@ export class StreamState {
       this.reset(refused);
       return;
     }
-    this.#chunks.push(f.owned ? f.data : f.data.slice());
+    (this.#chunks ??= []).push(f.owned ? f.data : f.data.slice());
     this.#buffered += len;
     this.#host.addBuffered(len);
-    this.waker?.readable();
+    this.waker?.readable(this);
   }
 
   /** Handles an inbound window delta. Throws {@linkcode ProtocolError}. @internal */
@@ -420,19 +455,19 @@ export class StreamState {
     if (this.#sendWindow > U32_MAX) {
       throw new ProtocolError(`stream ${this.id}: window update overflows the send window`);
     }
-    this.waker?.writable();
+    this.waker?.writable(this);
   }
 
   /** Handles ACK, FIN and RST on an inbound frame. @internal */
   onFlags(flags: number): void {
-    if (flags & Flag.ACK) this.#established = true;
+    if (flags & Flag.ACK) this.#flags |= ESTABLISHED;
     if (flags & Flag.RST) {
       this.#fail(new StreamResetError(`stream ${this.id}: reset by peer`), false);
       return;
     }
-    if ((flags & Flag.FIN) && !this.#remoteFin) {
-      this.#remoteFin = true;
-      this.waker?.readable();
+    if ((flags & Flag.FIN) && !(this.#flags & REMOTE_FIN)) {
+      this.#flags |= REMOTE_FIN;
+      this.waker?.readable(this);
       this.#checkRelease();
     }
   }
@@ -445,19 +480,22 @@ export class StreamState {
   // --- internals ---
 
   #queueFin(resolve?: () => void, reject?: (e: Error) => void): void {
-    this.#finQueued = true;
-    this.#out.push({ data: EMPTY, off: 0, fin: true, resolve, reject });
+    this.#flags |= FIN_QUEUED;
+    (this.#out ??= []).push({ data: EMPTY, off: 0, fin: true, resolve, reject });
     this.#host.scheduleData(this);
     this.#checkRelease();
   }
 
   /** `n` bytes left the receive buffer: compacts the chunk list, counts the credit. */
   #consumedOut(n: number): void {
-    if (this.#chunkHead === this.#chunks.length) {
-      this.#chunks = [];
+    const chunks = this.#chunks;
+    if (chunks === null) {
+      // Nothing was buffered (a read into an empty buffer).
+    } else if (this.#chunkHead === chunks.length) {
+      this.#chunks = null;
       this.#chunkHead = 0;
-    } else if (this.#chunkHead > 64 && this.#chunkHead * 2 > this.#chunks.length) {
-      this.#chunks = this.#chunks.slice(this.#chunkHead);
+    } else if (this.#chunkHead > 64 && this.#chunkHead * 2 > chunks.length) {
+      this.#chunks = chunks.slice(this.#chunkHead);
       this.#chunkHead = 0;
     }
     this.#buffered -= n;
@@ -470,7 +508,7 @@ export class StreamState {
     if (!this.creditDue) return;
     const max = this.#host.options.maxWindow;
     if (
-      this.#windowSize < max && !this.#readClosed &&
+      this.#windowSize < max && !(this.#flags & READ_CLOSED) &&
       now - this.#lastUpdateAt < 2 * this.#host.rttEstimateMs()
     ) {
       const grow = Math.min(this.#windowSize * 2, max) - this.#windowSize;
@@ -488,29 +526,30 @@ export class StreamState {
   }
 
   #checkRelease(): void {
-    if (this.#released) return;
-    if (this.#finQueued && this.#remoteFin) {
-      this.#released = true;
+    const f = this.#flags;
+    if (!(f & RELEASED) && (f & (FIN_QUEUED | REMOTE_FIN)) === (FIN_QUEUED | REMOTE_FIN)) {
+      this.#flags = f | RELEASED;
       this.#host.release(this);
     }
   }
 
   #fail(err: Error, keepReceived: boolean): void {
     if (!this.#writeError) this.#writeError = err;
-    const out = this.#out.splice(0);
-    for (const c of out) c.reject?.(err);
-    if (!(keepReceived && this.#remoteFin) && !this.#readError) {
+    const out = this.#out;
+    this.#out = null;
+    if (out !== null) { for (const c of out) c.reject?.(err); }
+    if (!(keepReceived && (this.#flags & REMOTE_FIN)) && !this.#readError) {
       this.#readError = err;
       if (this.#buffered > 0) this.#host.addBuffered(-this.#buffered);
       this.#buffered = 0;
-      this.#chunks = [];
+      this.#chunks = null;
       this.#chunkHead = 0;
       this.#chunkOff = 0;
     }
-    this.waker?.readable();
-    this.waker?.writable();
-    if (!this.#released) {
-      this.#released = true;
+    this.waker?.readable(this);
+    this.waker?.writable(this);
+    if (!(this.#flags & RELEASED)) {
+      this.#flags |= RELEASED;
       this.#host.release(this);
     }
   }
