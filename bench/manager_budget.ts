@@ -17,7 +17,7 @@
  *
  * For each it prints the manager's resident memory now and at its peak (VmHWM), V8 heap and
  * external (ArrayBuffer) memory after a full GC, the bytes its sessions buffer, and its open
- * sessions and streams. The pod's limit is 256 MiB (`src/install/manifests.ts`); the manager
+ * sessions and streams. The pod's limit is 320 MiB (`src/install/manifests.ts`); the manager
  * runs with the V8 flags the Deployment gives it.
  *
  * ```sh
@@ -335,7 +335,7 @@ async function everything(): Promise<void> {
 const only = Deno.args.includes("--only")
   ? Deno.args[Deno.args.indexOf("--only") + 1].split(",")
   : ["1", "2", "3", "4"];
-console.log("traffic manager under a hostile client (pod limit 256 MiB)");
+console.log("traffic manager under a hostile client (pod limit 320 MiB)");
 if (only.includes("1")) await blackHoledDials();
 if (only.includes("2")) await manySessions();
 if (only.includes("3")) await stalledStreams();

@@ -35,7 +35,7 @@
  * - `--scale <n>`: the client's and the manager's RSS while `n` idle TCP connections from the
  *   laptop to a pod are held through kconnect, and how many still answer (bench/_scale.ts). With
  *   the defaults first; while a try does not hold all `n`, the next: the manager started with
- *   `--scale-manager-flags` (default `--max-streams 10240 --max-session-streams 4096`), then also
+ *   `--scale-manager-flags` (default `--max-streams 20480 --max-session-streams 10240`), then also
  *   `kconnect up` with `--scale-up-flags` (default `--transports 4`). Each try on a fresh test
  *   cluster, the client at `--log-level debug` (its dial failures and memory stats).
  *
@@ -108,7 +108,7 @@ const plotDelays = arg("delays", "0,10,20,40").split(",").map(Number);
 const scaleN = Number(arg("scale", "0"));
 const scaleUpFlags = words(arg("scale-up-flags", "--transports 4"));
 const scaleManagerFlags = words(
-  arg("scale-manager-flags", "--max-streams 10240 --max-session-streams 4096"),
+  arg("scale-manager-flags", "--max-streams 20480 --max-session-streams 10240"),
 );
 for (const [name, v] of [["delays", plotDelays], ["only-delay", delays]] as const) {
   if (v.some((d) => !(d >= 0))) throw new Error(`--${name}: not a list of ms ≥ 0: ${v}`);

@@ -417,7 +417,7 @@ Deno.test({
       assert.match(r.out, /✓ namespace: kconnect \(exists\)/);
       assert.match(
         r.err,
-        /^kconnect: The traffic manager's pod cannot be created in namespace "kconnect": FailedCreate: pods "kconnect-traffic-manager-[a-z0-9]+-[a-z0-9]{5}" is forbidden: exceeded quota: kconnect-quota, requested: limits\.memory=256Mi, used: limits\.memory=0, limited: limits\.memory=128Mi\. A ResourceQuota refuses it: ask the cluster's administrator to raise the quota, or install into another namespace with --manager-namespace\.$/m,
+        /^kconnect: The traffic manager's pod cannot be created in namespace "kconnect": FailedCreate: pods "kconnect-traffic-manager-[a-z0-9]+-[a-z0-9]{5}" is forbidden: exceeded quota: kconnect-quota, requested: limits\.memory=320Mi, used: limits\.memory=0, limited: limits\.memory=128Mi\. A ResourceQuota refuses it: ask the cluster's administrator to raise the quota, or install into another namespace with --manager-namespace\.$/m,
       );
       // uninstall keeps the namespace it did not create
       const u = await kconnect(cluster.laptop, ["uninstall", "--kubeconfig", cluster.kubeconfig]);

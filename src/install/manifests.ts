@@ -408,7 +408,7 @@ export async function managerManifests(o: ManifestOptions): Promise<ManagerManif
             },
             resources: {
               requests: { cpu: "50m", memory: "64Mi" },
-              limits: { cpu: "1", memory: "256Mi" },
+              limits: { cpu: "1", memory: "320Mi" },
             },
             securityContext: {
               allowPrivilegeEscalation: false,

@@ -1,7 +1,7 @@
 /**
  * The traffic manager's budgets: how much one client, and all clients together, may make it
  * hold, so that nobody who can port-forward to it can run it out of memory (its pod's limit is
- * 256 MiB) and cut every other user off.
+ * 320 MiB) and cut every other user off.
  *
  * What is limited, per session (one port-forward connection; a laptop keeps two by default) and
  * across all sessions:
@@ -17,7 +17,7 @@
  *   the global cap only a session holding more than its share ({@linkcode BudgetLedger.reserveBytes}) has
  *   streams reset, so one client cannot get another's flows reset; the most ever held is the
  *   global cap and one share per session, 1.5 times the cap. Receive windows grow past the
- *   yamux 256 KiB, and relay buffers past 4 KiB, only while the growth fits these caps;
+ *   yamux 256 KiB, and relay buffers past 512 B, only while the growth fits these caps;
  * - **pending dials**: TCP connects in progress; more wait their turn (and time out in the
  *   queue like a connect would), so a burst of connections is slowed, not refused;
  * - **UDP flows**: each holds a socket and up to 32 KiB of replies its client has not taken;
@@ -28,13 +28,15 @@
  *
  * Existing flows are never cut to admit new ones.
  *
- * The defaults fit the pod's 256 MiB with everything at its cap at once, from what the manager
- * was measured to use (`bench/manager_budget.ts`, Deno 2.9): about 55 MiB to start, 0.5 MiB per
- * session (its read and write buffers), 38 KiB per open TCP connection (the stream, the socket,
- * 2 × 4 KiB of relay buffer), 32 KiB more per UDP flow; so 32 sessions, 2048 streams, 48 MiB of
- * buffers and 1024 UDP flows come to about 230 MiB. They leave room for a few heavy users: one
- * session may hold 1024 streams, so a laptop with its two transports can keep 500 concurrent
- * connections and their DNS with room to spare, and open them all at once. For more users, give
+ * The defaults fit the pod's 320 MiB with everything at its cap at once, from what the manager
+ * was measured to use (Deno 2.9, the pod's V8 flags): about 55 MiB to start; with every session,
+ * buffer and UDP cap reached by a hostile client (`bench/manager_budget.ts`, attack 4: 36
+ * sessions, 40 MiB buffered, 128 UDP flows flooded with replies) 190 MiB at its peak; and about
+ * 9 KiB per open, idle TCP connection (the stream, the socket, a 512 B relay buffer; 10,000
+ * held through one laptop took the manager from 75 to 160 MB, `bench/vs_portforward.ts --scale`),
+ * 11 KiB with what a burst leaves to collect. So 10,240 streams on top of everything else come to
+ * about 300 MiB. One session may hold 5120 streams, so a laptop with its two transports can keep
+ * 10,000 concurrent connections and their DNS, and open them all at once. For more users, give
  * the pod more memory and raise the caps with it (`kconnect traffic-manager --max-…`).
  *
  * @module
@@ -83,8 +85,8 @@ export interface Budgets {
 /** The defaults (see the module doc for why they are what they are). */
 export const DEFAULT_BUDGETS: Readonly<Budgets> = {
   sessions: 32,
-  streams: 2048,
-  sessionStreams: 1024,
+  streams: 10240,
+  sessionStreams: 5120,
   bufferedBytes: 32 * MiB,
   sessionBufferedBytes: 16 * MiB,
   pendingDials: 512,

@@ -7,7 +7,7 @@ Deno.test("resolveSessionOptions() fills defaults", () => {
     client: false,
     initialWindow: 256 * 1024, // the yamux spec's initial window
     maxWindow: 32 * 1024 * 1024,
-    maxStreams: 4096,
+    maxStreams: 8192,
     maxFrameSize: 1024 * 1024,
     acceptBacklog: 256,
     keepaliveIntervalMs: 0,
@@ -21,7 +21,7 @@ Deno.test("resolveSessionOptions() fills defaults", () => {
     client: true,
   });
   assert.equal(resolveSessionOptions({ client: true, maxStreams: 5 }).maxStreams, 5);
-  assert.equal(resolveSessionOptions({ client: true, maxStreams: undefined }).maxStreams, 4096);
+  assert.equal(resolveSessionOptions({ client: true, maxStreams: undefined }).maxStreams, 8192);
 });
 
 Deno.test("resolveSessionOptions() rejects bad values with RangeError naming the field", () => {
