@@ -9,6 +9,7 @@
 import { sourceRunFlags } from "../src/host/self.ts";
 import { LineWatcher } from "./_lines.ts";
 import { Netns } from "./_netns.ts";
+import { CLIENT_V8_FLAGS, v8FlagsArg } from "../src/v8_flags.ts";
 
 /** Root of the repository. */
 export const ROOT = new URL("../", import.meta.url).pathname;
@@ -19,6 +20,12 @@ export const DENO = Deno.execPath();
  * in a network namespace has no route to the registry). Every deno the tests start uses it.
  */
 export const DENO_RUN: readonly string[] = [DENO, "run", ...sourceRunFlags()];
+
+/**
+ * `deno run` for kconnect itself on the laptop side (`up`, `forward`, `status`, …): with the V8
+ * flags its binary is compiled with, so tests and benchmarks run it as users do.
+ */
+export const KCONNECT_RUN: readonly string[] = [...DENO_RUN, v8FlagsArg(CLIENT_V8_FLAGS)];
 
 /** A running `kconnect forward`. */
 export interface Forward {
@@ -59,7 +66,7 @@ export async function dataplaneHost(
       return { child, out: new LineWatcher(child.stdout), err: new LineWatcher(child.stderr) };
     };
     const fw = spawn([
-      ...DENO_RUN,
+      ...KCONNECT_RUN,
       "-A",
       `${ROOT}main.ts`,
       "forward",

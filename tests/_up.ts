@@ -7,7 +7,7 @@
  */
 import { LineWatcher } from "./_lines.ts";
 import { type ExecResult, type Netns, STALE_STATE_ROOT } from "./_netns.ts";
-import { DENO_RUN, ROOT } from "./_dataplane.ts";
+import { KCONNECT_RUN, ROOT } from "./_dataplane.ts";
 
 /** A running (or finished) `kconnect up`. */
 export interface UpProcess extends AsyncDisposable {
@@ -40,7 +40,7 @@ export function spawnUp(ns: Netns, args: string[], via: Spawner = ns): UpProcess
     ...(args.includes("--dns") ? [] : ["--dns", "off"]),
   ];
   const child = via.spawn([
-    ...DENO_RUN,
+    ...KCONNECT_RUN,
     "-A",
     `${ROOT}main.ts`,
     "up",
@@ -210,7 +210,7 @@ export function kconnect(
   args: string[],
   o: KconnectOptions = {},
 ): Promise<ExecResult> {
-  const main = [...DENO_RUN, "-A", `${ROOT}main.ts`, ...args];
+  const main = [...KCONNECT_RUN, "-A", `${ROOT}main.ts`, ...args];
   const u = o.as;
   const cmd = u
     ? [

@@ -163,7 +163,12 @@ Deno.test("entrySource() and compileArgs() stamp the build and embed the include
     include: ["manager/bundle.js"],
     entry: "dist/.build/e.ts",
   });
-  assert.deepEqual(args.slice(0, 3), ["compile", "--allow-all", "--unstable-net"]);
+  assert.deepEqual(args.slice(0, 4), [
+    "compile",
+    "--allow-all",
+    "--unstable-net",
+    "--v8-flags=--max-semi-space-size=4",
+  ]);
   assert.deepEqual(args.slice(-7), [
     "--target",
     "aarch64-apple-darwin",
@@ -198,7 +203,10 @@ Deno.test("build.ts --dry-run prints one deno compile command per target", async
     const line = commands[i];
     assert.ok(line.includes(` --target ${target} `), line);
     assert.ok(line.includes(`--output ${join(outDir, binaryName(VERSION, target))} `), line);
-    assert.ok(line.includes(" --allow-all --unstable-net "), line);
+    assert.ok(
+      line.includes(" --allow-all --unstable-net --v8-flags=--max-semi-space-size=4 "),
+      line,
+    );
     assert.match(line, / dist\/\.build\/entry-\d+\.ts$/);
   }
   assert.match(run.stdout, /setBuildInfo\(\{"commit":"[0-9a-f]+(-dirty)?","date":"/);

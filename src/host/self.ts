@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { CLIENT_V8_FLAGS, v8FlagsArg } from "../v8_flags.ts";
 
 /** Whether this process is `deno` running kconnect's source (not a compiled binary). */
 export function runningFromSource(): boolean {
@@ -42,7 +43,8 @@ export function sourceRunFlags(): string[] {
 
 /**
  * The command (program and leading arguments) that runs this kconnect: `[binary]` when
- * compiled, `[deno, "run", "-A", …sourceRunFlags(), "<main.ts>"]` from source.
+ * compiled, `[deno, "run", "-A", …sourceRunFlags(), <V8 flags>, "<main.ts>"]` from source (with
+ * the V8 flags the binary is compiled with, `src/v8_flags.ts`).
  *
  * @example
  * ```ts
@@ -52,5 +54,12 @@ export function sourceRunFlags(): string[] {
  */
 export function selfCommand(): string[] {
   if (!runningFromSource()) return [Deno.execPath()];
-  return [Deno.execPath(), "run", "-A", ...sourceRunFlags(), mainModulePath()];
+  return [
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...sourceRunFlags(),
+    v8FlagsArg(CLIENT_V8_FLAGS),
+    mainModulePath(),
+  ];
 }

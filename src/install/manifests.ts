@@ -32,6 +32,7 @@ import {
   TUNNEL_PORT_NAME,
   VERSION_LABEL,
 } from "../manager_identity/identity.ts";
+import { MANAGER_V8_FLAGS, v8FlagsArg } from "../v8_flags.ts";
 
 /** Annotation: sha256 of the object's desired form, see the module doc. */
 export const APPLIED_ANNOTATION = "kconnect.io/applied-sha256";
@@ -306,14 +307,8 @@ export const MANAGER_DENIED_NET: readonly string[] = [
   "[fd00:ec2::254]",
 ];
 
-/**
- * V8 flags of the manager. A 1 MiB young generation (instead of up to 16 MiB) has the buffers
- * of relayed data freed by frequent, cheap minor collections: a Uint8Array's object is small
- * and its bytes live outside the heap, so with the default, tens of MiB of dead buffers pile up
- * between collections. Measured with `bench/manager_budget.ts`: 20–25% lower peak memory under
- * a hostile client, the same throughput.
- */
-export const MANAGER_V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
+/** The manager's V8 flags (see `src/v8_flags.ts`). */
+export { MANAGER_V8_FLAGS };
 
 /**
  * The command the manager container runs: network access (it dials what clients ask), reads
@@ -324,7 +319,7 @@ export function managerCommand(port: number): string[] {
   return [
     "deno",
     "run",
-    `--v8-flags=${MANAGER_V8_FLAGS.join(",")}`,
+    v8FlagsArg(MANAGER_V8_FLAGS),
     "--allow-net",
     `--deny-net=${MANAGER_DENIED_NET.join(",")}`,
     `--allow-read=${MANAGER_READ_PATHS.join(",")}`,

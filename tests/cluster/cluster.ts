@@ -77,10 +77,10 @@ import {
   type Workload,
 } from "./workloads.ts";
 import { DENO_RUN } from "../_dataplane.ts";
-import { MANAGER_V8_FLAGS } from "../../src/install/manifests.ts";
+import { MANAGER_V8_FLAGS, v8FlagsArg } from "../../src/v8_flags.ts";
 
 /** Run flags the traffic manager gets in its pod, beyond permissions: its V8 flags. */
-export const MANAGER_RUN_FLAGS: readonly string[] = [`--v8-flags=${MANAGER_V8_FLAGS.join(",")}`];
+export const MANAGER_RUN_FLAGS: readonly string[] = [v8FlagsArg(MANAGER_V8_FLAGS)];
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SA_SUFFIX = "/var/run/secrets/kubernetes.io/serviceaccount";
