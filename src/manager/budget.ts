@@ -117,6 +117,11 @@ export const MAX_DNS_FRAME = 2 + 4096;
  * is dropped uncopied and resets the stream.
  */
 export const OPEN_RECEIVE_LIMIT = OPEN_HEADER_LENGTH + MAX_OPEN_BODY + MAX_DNS_FRAME;
+/**
+ * How long the manager waits for a stream's open request, ms; then the stream is reset. A client
+ * sends the request with the stream's SYN, so only a stream parked on purpose waits this long.
+ */
+export const OPEN_REQUEST_TIMEOUT_MS = 10_000;
 /** How long a session over the session cap is kept to refuse its streams, ms. */
 export const REFUSED_SESSION_MS = 10_000;
 /** Sessions over the cap kept at once to say why; further connections are closed at once. */
@@ -264,11 +269,16 @@ export function budgetsFromOptions(opts: Record<string, unknown>): Budgets {
 export interface BudgetStats {
   /** Streams admitted and not yet finished. */
   streams: number;
+  /**
+   * Streams held from their SYN until they finish, admitted or still without an open request
+   * (see {@linkcode SessionBudget.holdStream}).
+   */
+  heldStreams: number;
   /** Bytes received and not yet passed on. */
   bufferedBytes: number;
   /** What auto-tuning added to receive windows beyond the yamux 256 KiB. */
   windowGrowth: number;
-  /** What relays' buffers grew by beyond their first 2 × 4 KiB (see `relay.ts`). */
+  /** What relays' buffers grew by beyond their first 512 B each way (see `relay.ts`). */
   relayBytes: number;
   /** TCP connects in progress. */
   pendingDials: number;
@@ -291,6 +301,7 @@ export interface BudgetStats {
 function newStats(): BudgetStats {
   return {
     streams: 0,
+    heldStreams: 0,
     bufferedBytes: 0,
     windowGrowth: 0,
     relayBytes: 0,
@@ -400,8 +411,11 @@ export class SessionBudget implements SessionPolicy {
   readonly stats: BudgetStats = newStats();
   readonly inboundReceiveLimit: number = OPEN_RECEIVE_LIMIT;
   readonly #ledger: BudgetLedger;
-  /** What each admitted stream counts as (no object per stream: a stream may idle for hours). */
-  readonly #admitted = new Map<Stream, StreamKind>();
+  /**
+   * Every held stream, with what it was admitted as (null until its open request is read; no
+   * object per stream: a stream may idle for hours).
+   */
+  readonly #admitted = new Map<Stream, StreamKind | null>();
   /** The controllers behind {@linkcode streamGone}'s signals, while they are wanted. */
   readonly #gone = new Map<Stream, AbortController>();
   /** Shared by all the session's relays (they account the session, not themselves). */
@@ -462,6 +476,8 @@ export class SessionBudget implements SessionPolicy {
     const kind = this.#admitted.get(stream);
     if (kind === undefined) return;
     this.#admitted.delete(stream);
+    this.#unhold();
+    if (kind === null) return;
     this.#count(kind, -1);
     const gone = this.#gone.get(stream);
     if (gone === undefined) return;
@@ -499,6 +515,33 @@ export class SessionBudget implements SessionPolicy {
   // --- streams ---
 
   /**
+   * Holds a stream the session just accepted, before its open request is read: false (reset
+   * it) when the streams held by all sessions, admitted or not, reach the global cap and
+   * {@linkcode STREAM_HEADROOM}. Each session's own table stops at its cap and the headroom;
+   * this keeps streams that never send their request from piling up across sessions (32
+   * sessions × 5184 such streams took the manager past 600 MiB). A held stream counts until it
+   * leaves the session.
+   */
+  holdStream(stream: Stream): boolean {
+    if (stream.released || this.#closed) return false;
+    const g = this.#ledger.stats;
+    if (g.heldStreams >= this.#ledger.budgets.streams + STREAM_HEADROOM) {
+      this.stats.refused.streams++;
+      g.refused.streams++;
+      return false;
+    }
+    this.#admitted.set(stream, null);
+    this.stats.heldStreams++;
+    g.heldStreams++;
+    return true;
+  }
+
+  #unhold(): void {
+    this.stats.heldStreams--;
+    this.#ledger.stats.heldStreams--;
+  }
+
+  /**
    * Admits `stream` as a `kind` stream: null, or why not (a cap it would pass). An admitted
    * stream counts until it leaves the session.
    */
@@ -525,6 +568,10 @@ export class SessionBudget implements SessionPolicy {
       this.stats.refused.controlStreams++;
       g.refused.controlStreams++;
       return `traffic manager busy: this session has ${this.stats.controlStreams} control streams (limit ${MAX_CONTROL_STREAMS})`;
+    }
+    if (!this.#admitted.has(stream)) {
+      this.stats.heldStreams++;
+      g.heldStreams++;
     }
     this.#admitted.set(stream, kind);
     this.#count(kind, 1);
@@ -657,7 +704,10 @@ export class SessionBudget implements SessionPolicy {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const kind of this.#admitted.values()) this.#count(kind, -1);
+    for (const kind of this.#admitted.values()) {
+      this.#unhold();
+      if (kind !== null) this.#count(kind, -1);
+    }
     this.#admitted.clear();
     const gone = [...this.#gone.values()];
     this.#gone.clear();

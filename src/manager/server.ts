@@ -48,6 +48,8 @@ export interface TrafficManagerOptions {
   refreshSeconds?: number;
   /** UDP relay idle timeout, ms. Default 120000. */
   udpIdleMs?: number;
+  /** How long a stream may take to send its open request, ms. Default 10000. */
+  openRequestTimeoutMs?: number;
   /**
    * Destinations never dialled. Default {@linkcode DEFAULT_DENIED} and what `--deny` added
    * (see `flags.ts`).
@@ -199,6 +201,7 @@ export class TrafficManager implements AsyncDisposable {
       },
       dnsServers,
       udpIdleMs: this.#options.udpIdleMs ?? 120_000,
+      openRequestTimeoutMs: this.#options.openRequestTimeoutMs,
       denied: (this.#options.denied ?? [...DEFAULT_DENIED, ...managerFlagSettings().extraDenied])
         .map((c) => {
           const cidr = Cidr.parse(c);
@@ -284,7 +287,14 @@ export class TrafficManager implements AsyncDisposable {
   }
 
   async #serve(session: Session, ctx: StreamContext, budget: SessionBudget): Promise<void> {
-    for await (const stream of session) void serveStream(stream, ctx, budget);
+    for await (const stream of session) {
+      // Counted from here, before its request: past the global cap it is reset at once.
+      if (!budget.holdStream(stream)) {
+        stream.reset();
+        continue;
+      }
+      void serveStream(stream, ctx, budget);
+    }
   }
 
   /**

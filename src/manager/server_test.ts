@@ -282,3 +282,40 @@ Deno.test({
     control.close();
   },
 });
+
+Deno.test({
+  name:
+    "TrafficManager: streams that never send their open request count against the global cap and are reset after the timeout",
+  ...opts,
+  fn: async () => {
+    // One session parks streams (a byte of a request, never the rest); past the global cap
+    // plus headroom (2 + 64 here) another session's new stream is reset at once, instead of
+    // the parked ones piling up across sessions until the pod runs out of memory.
+    await using t = await setup({
+      budgets: { streams: 2, sessionStreams: 2 },
+      openRequestTimeoutMs: 300,
+    });
+    const parker = new Session(
+      await Deno.connect({ hostname: "127.0.0.1", port: t.tm.addr.port }),
+      { client: true },
+    );
+    try {
+      const parked = [];
+      for (let i = 0; i < 66; i++) parked.push(await parker.open({ initial: new Uint8Array([0]) }));
+      const ended = parked.map((s) => s.read(new Uint8Array(1)).then(() => "ended", () => "reset"));
+      await parker.ping(); // the manager has read every SYN
+      using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const to = { address: "127.0.0.1", port: server.addr.port };
+      await assert.rejects(t.dialer.dialTcp(to, { signal: never() }), /reset/);
+      // The parked streams are reset when their request does not come in time...
+      assert.deepEqual(new Set(await Promise.all(ended)), new Set(["reset"]));
+      // ...and then there is room again.
+      const accepted = server.accept();
+      const s = await t.dialer.dialTcp(to, { signal: never() });
+      (await accepted).close();
+      s.close();
+    } finally {
+      await parker.close();
+    }
+  },
+});

@@ -22,6 +22,7 @@ import {
   MAX_CONTROL_MESSAGE,
   MAX_DIAL_TIMEOUT_MS,
   MAX_DNS_FRAME,
+  OPEN_REQUEST_TIMEOUT_MS,
   type SessionBudget,
 } from "./budget.ts";
 
@@ -44,6 +45,8 @@ export interface StreamContext {
   dnsPort: number;
   /** Told why a stream was refused (a budget), for a rate-limited log line. */
   onRefused?: (reason: string) => void;
+  /** How long a stream may take to send its open request, ms. Default {@linkcode OPEN_REQUEST_TIMEOUT_MS}. */
+  openRequestTimeoutMs?: number;
 }
 
 /** A client's connect timeout, clamped to 1 ms .. {@linkcode MAX_DIAL_TIMEOUT_MS}. */
@@ -89,7 +92,10 @@ async function serveRequest(
   ctx: StreamContext,
   budget: SessionBudget,
 ): Promise<Conn | null> {
-  const req = await readOpenRequest(stream);
+  const req = await readOpenRequestWithin(
+    stream,
+    ctx.openRequestTimeoutMs ?? OPEN_REQUEST_TIMEOUT_MS,
+  );
   // Until the reply, nothing may follow the request but a DNS query (the session accepted up
   // to the longest request and query; a dial that hangs holds no more than that).
   stream.limitReceive(req.kind === "dns" ? MAX_DNS_FRAME : 0);
@@ -112,6 +118,19 @@ async function serveRequest(
     case "control":
       await serveControl(stream, ctx);
       return null;
+  }
+}
+
+/** The stream's open request; the stream is reset when none has come within `ms`. */
+async function readOpenRequestWithin(stream: Stream, ms: number): Promise<OpenRequest> {
+  const timer = setTimeout(() => {
+    log.debug(`stream ${stream.id}: no open request within ${ms} ms`);
+    stream.reset();
+  }, ms);
+  try {
+    return await readOpenRequest(stream);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
