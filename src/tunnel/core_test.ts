@@ -123,9 +123,9 @@ Deno.test("SessionCore holds a writer at the window until a delayed WindowUpdate
   w.runUntil(520);
   assert.equal(wakes, 1);
   // All was read at once, within two round trips of the stream's start: the credit is the whole
-  // window, doubled by auto-tuning.
-  assert.equal(t.receiveWindow, 512 * KiB);
-  assert.equal(s.sendWindow, 512 * KiB);
+  // window, grown fourfold by auto-tuning.
+  assert.equal(t.receiveWindow, 1024 * KiB);
+  assert.equal(s.sendWindow, 1024 * KiB);
 });
 
 Deno.test("SessionCore keeps each stream's bytes in order when frames of different streams are reordered", () => {
@@ -189,8 +189,8 @@ Deno.test("SessionCore auto-tunes a window only when the reader keeps up within 
   w.run(10);
   const tf = w.b.accept()!;
   drain(tf, w.now); // read on arrival
-  assert.equal(tf.receiveWindow, 512 * KiB);
-  assert.equal(tf.windowGrowth, 256 * KiB);
+  assert.equal(tf.receiveWindow, 1024 * KiB);
+  assert.equal(tf.windowGrowth, 768 * KiB);
 
   const slow = w.a.open(w.now);
   fill(slow, 2);

@@ -80,6 +80,14 @@ const EMPTY = new Uint8Array(0);
 const U32_MAX = 0xffffffff;
 /** A Data frame is not started with less room than this (unless the chunk's rest is less). */
 const MIN_FRAME_PAYLOAD = 4096;
+/**
+ * How much a window-limited stream's receive window grows at each WindowUpdate. A window-limited
+ * stream gets about one update per round trip (the peer sends the whole window in one burst, then
+ * waits), so this is the ramp per round trip: 4 reaches the 32 MiB cap from 256 KiB in four round
+ * trips instead of seven. Measured (`bench/vs_portforward.ts`'s 64 MiB download at +20 ms, six
+ * downloads each): bytes after the first one in 366–510 ms against 481–694 ms with 2.
+ */
+const WINDOW_GROWTH = 4;
 
 // A stream's yes/no states, as bits of one field (`StreamState.#flags`): a session may hold
 // thousands of idle streams, and each boolean field would cost a pointer-sized slot.
@@ -503,7 +511,11 @@ export class StreamState {
     this.#consumed += n;
   }
 
-  /** Sends a WindowUpdate once half the window is consumed; grows the window when fast. */
+  /**
+   * Sends a WindowUpdate once half the window is consumed; grows the window `WINDOW_GROWTH`-fold
+   * when the previous update was less than two round trips ago (the reader keeps up with the
+   * window, so the window is what limits the stream).
+   */
   #maybeUpdateWindow(now: number): void {
     if (!this.creditDue) return;
     const max = this.#host.options.maxWindow;
@@ -511,7 +523,7 @@ export class StreamState {
       this.#windowSize < max && !(this.#flags & READ_CLOSED) &&
       now - this.#lastUpdateAt < 2 * this.#host.rttEstimateMs()
     ) {
-      const grow = Math.min(this.#windowSize * 2, max) - this.#windowSize;
+      const grow = Math.min(this.#windowSize * WINDOW_GROWTH, max) - this.#windowSize;
       if (this.#host.admitWindowGrowth(this, grow)) {
         this.#windowSize += grow;
         this.#grown += grow;
