@@ -7,7 +7,7 @@
  */
 import type { Netns } from "../tests/_netns.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
-import { API_LAPTOP_IP, API_PORT } from "../tests/cluster/topology.ts";
+import { API_LAPTOP_IP, API_PORT, LAPTOP_IP } from "../tests/cluster/topology.ts";
 
 /** Run settings the helpers read; the benchmark sets them from its arguments. */
 export const settings = { seconds: 5, sampleCpu: true };
@@ -341,5 +341,23 @@ export function delayRelayCommand(delayMs: number): string[] {
     `127.0.0.1:${API_PORT}`,
     "--delay",
     String(delayMs),
+  ];
+}
+
+/**
+ * The command of `tests/cluster/delay_line.ts` in the API server's namespace: every packet between
+ * the (first) laptop and that namespace waits `oneWayMs` each way, TCP end to end.
+ */
+export function delayLineCommand(oneWayMs: number): string[] {
+  return [
+    ...DENO_RUN,
+    "-A",
+    `${ROOT}tests/cluster/delay_line.ts`,
+    "--iface",
+    "laptop0",
+    "--peer",
+    LAPTOP_IP,
+    "--delay",
+    String(oneWayMs),
   ];
 }

@@ -11,7 +11,8 @@
  *   given, e.g. `--variant "mtu 65000=--mtu 65000"`);
  *
  * each at +0 ms and at +2×`--delay` ms round trip between the laptop and the API server
- * (tests/cluster/delay_relay.ts in the API server's namespace, restarted if it dies). Figures:
+ * (tests/cluster/delay_line.ts in the API server's namespace: a packet delay line, so every TCP
+ * connection runs end to end and sees the round trip, slow start included). Figures:
  * iperf3 one stream, 8 streams (-P 8) and reverse (-R), one run each; a 64 MiB HTTP download with
  * curl (median of 3); HTTP request/response p50 (curl, one kept-alive connection, 64-byte
  * bodies); a new connection to its first byte (connect, 64-byte request, reply, close: the reply
@@ -30,7 +31,7 @@
  *
  * - `--plot <file.svg>`: single-stream iperf3 throughput, laptop → pod and reverse, for
  *   port-forward and each kconnect path at each added round trip of `--delays` (ms, default
- *   0,10,20,40; half each way, every point through the delay relay, 0 ms included), printed as a
+ *   0,10,20,40; half each way, every point through the delay line, 0 ms included), printed as a
  *   table and drawn as an SVG line chart (bench/_svg.ts) with the date, cores and commit;
  * - `--scale <n>`: the client's and the manager's RSS while `n` idle TCP connections from the
  *   laptop to a pod are held through kconnect, and how many still answer (bench/_scale.ts). With
@@ -52,7 +53,7 @@
  * @module
  */
 import { TestCluster } from "../tests/cluster/cluster.ts";
-import { API_LAPTOP_IP, API_PORT, IPS } from "../tests/cluster/topology.ts";
+import { IPS } from "../tests/cluster/topology.ts";
 import { waitListening } from "../tests/cluster/workloads.ts";
 import type { Netns } from "../tests/_netns.ts";
 import { startUp } from "../tests/_up.ts";
@@ -60,13 +61,12 @@ import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 import {
   cpuDelta,
   cpuShareOf,
-  delayRelayCommand,
+  delayLineCommand,
   type Iperf,
   iperf,
   type Latency,
   netprobe,
   procs,
-  RELAY_PORT,
   type Role,
   ROLE_NAME,
   ROLES,
@@ -92,7 +92,7 @@ const words = (text: string) => text.split(/\s+/).filter((w) => w !== "");
 settings.seconds = Number(arg("seconds", "5"));
 settings.sampleCpu = false;
 const delayMs = Number(arg("delay", "10"));
-/** Added round trips of the tables, ms (the relay adds half of each in each direction). */
+/** Added round trips of the tables, ms (the delay line adds half of each in each direction). */
 const delays = args("only-delay").length > 0 ? args("only-delay").map(Number) : [0, 2 * delayMs];
 const variants: { name: string; flags: string[] }[] = [
   ...(Deno.args.includes("--no-default") ? [] : [{ name: "kconnect", flags: [] }]),
@@ -264,13 +264,13 @@ function cpuTable(rows: { path: string; f: Flow }[]): void {
   }
 }
 
-// ---- the delay relay -----------------------------------------------------------------------
+// ---- the delay line ------------------------------------------------------------------------
 
 /**
- * tests/cluster/delay_relay.ts in the API server's namespace, restarted whenever it exits (it
- * can die when a peer closes mid-write).
+ * tests/cluster/delay_line.ts in the API server's namespace: every packet between the laptop and
+ * the API server waits there, TCP end to end (restarted if it ever exits while wanted).
  */
-class Relay {
+class DelayLine {
   restarts = 0;
   #wanted = false;
   #child: Deno.ChildProcess | null = null;
@@ -278,24 +278,32 @@ class Relay {
 
   constructor(readonly ns: Netns) {}
 
-  /** Starts it with `oneWayMs` each way; resolves once it listens. */
+  /** Starts it with `oneWayMs` each way; resolves once packets flow through it. */
   async start(oneWayMs: number): Promise<void> {
     await this.stop();
     this.#wanted = true;
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => ready = r);
     this.#loop = (async () => {
       while (this.#wanted) {
-        this.#child = this.ns.spawn(delayRelayCommand(oneWayMs));
-        await this.#child.status;
+        const child = this.ns.spawn(delayLineCommand(oneWayMs), { stdout: "piped" });
+        this.#child = child;
+        const lines = child.stdout.pipeThrough(new TextDecoderStream());
+        for await (const text of lines) if (text.includes("ready")) ready();
+        await child.status;
         if (this.#wanted) this.restarts++;
       }
     })();
-    await waitListening(this.ns, null, API_LAPTOP_IP, RELAY_PORT);
+    await Promise.race([
+      isReady,
+      this.#loop.then(() => Promise.reject(new Error("no delay line"))),
+    ]);
   }
 
   async stop(): Promise<void> {
     this.#wanted = false;
     try {
-      this.#child?.kill();
+      this.#child?.kill("SIGTERM");
     } catch { /* exited */ }
     await this.#loop;
     this.#child = null;
@@ -351,7 +359,7 @@ console.log(
     `run, ${navigator.hardwareConcurrency} cores; iperf3 -t ${settings.seconds}; load average ` +
     `${loadAtStart.join(" ")}` +
     (tables
-      ? `; tables at +${delays.join(", +")} ms round trip (delay_relay.ts, half each way)`
+      ? `; tables at +${delays.join(", +")} ms round trip (delay_line.ts, half each way)`
       : "") +
     (plotFile ? `; plot at +${plotDelays.join(", +")} ms` : "") +
     (scaleN > 0 ? `; ${scaleN} idle connections` : ""),
@@ -366,7 +374,7 @@ interface PlotPoint {
 }
 const results: { delay: number; pf: Scenario; k: { name: string; s: Scenario }[] }[] = [];
 const plotPoints: PlotPoint[] = [];
-let relayRestarts = 0;
+let lineRestarts = 0;
 
 if (tables || plotFile) {
   await using cluster = await TestCluster.start();
@@ -392,20 +400,13 @@ if (tables || plotFile) {
   ]);
   for (const p of [IPERF_PORT, RR_PORT, HTTP_PORT]) await waitListening(clusterNs, null, POD, p);
 
-  const relay = new Relay(apiserverNs);
-  const original = await Deno.readTextFile(cluster.kubeconfig);
-  const server = `https://${API_LAPTOP_IP}:${API_PORT}`;
-  const delayedKubeconfig = `${cluster.dir}/kubeconfig-delayed`;
-  await Deno.writeTextFile(
-    delayedKubeconfig,
-    original.replaceAll(server, `https://${API_LAPTOP_IP}:${RELAY_PORT}`),
-  );
+  const line = new DelayLine(apiserverNs);
+  const kubeconfig = cluster.kubeconfig;
 
   try {
     for (const delay of tables ? delays : []) {
-      // +0 goes straight to the API server; a delay through the relay.
-      if (delay > 0) await relay.start(delay / 2);
-      const kubeconfig = delay === 0 ? cluster.kubeconfig : delayedKubeconfig;
+      // +0 goes straight to the API server; a delay through the delay line.
+      if (delay > 0) await line.start(delay / 2);
       // (a) per-connection port-forward.
       const pfClients = await startPf(laptop, kubeconfig, [IPERF_PORT, RR_PORT, HTTP_PORT]);
       console.log(`\nport-forward clients listening, +${delay} ms (${elapsed()})`);
@@ -435,13 +436,13 @@ if (tables || plotFile) {
         k.push({ name: v.name, s });
         await up.stop();
       }
-      await relay.stop();
+      await line.stop();
       results.push({ delay, pf, k });
     }
 
-    // The plot: every point through the relay (0 ms included), so only the delay changes.
+    // The plot: every point through the delay line (0 ms included), so only the delay changes.
     for (const delay of plotFile ? plotDelays : []) {
-      await relay.start(delay / 2);
+      await line.start(delay / 2);
       const point = async (path: string, host: string, port: number, reverse: boolean) => {
         try {
           const f = await flow(laptop, watch, host, port, 1, reverse, false);
@@ -452,23 +453,23 @@ if (tables || plotFile) {
           plotPoints.push({ delay, path, reverse, bps: NaN, error });
         }
       };
-      const pfClients = await startPf(laptop, delayedKubeconfig, [IPERF_PORT]);
+      const pfClients = await startPf(laptop, kubeconfig, [IPERF_PORT]);
       console.log(`\nplot: port-forward, +${delay} ms (${elapsed()})`);
       for (const reverse of [false, true]) {
         await point("port-forward", "127.0.0.1", LOCAL[IPERF_PORT], reverse);
       }
       await pfClients.stop();
       for (const v of variants) {
-        await using up = await startUp(laptop, ["--kubeconfig", delayedKubeconfig, ...v.flags]);
+        await using up = await startUp(laptop, ["--kubeconfig", kubeconfig, ...v.flags]);
         console.log(`plot: ${v.name}, +${delay} ms (${elapsed()})`);
         for (const reverse of [false, true]) await point(v.name, POD, IPERF_PORT, reverse);
         await up.stop();
       }
-      await relay.stop();
+      await line.stop();
     }
   } finally {
-    await relay.stop();
-    relayRestarts = relay.restarts;
+    await line.stop();
+    lineRestarts = line.restarts;
   }
 }
 
@@ -530,7 +531,7 @@ if (plotFile) {
     p === undefined || !Number.isFinite(p.bps) ? "failed" : `${(p.bps / 1e9).toFixed(2)}`;
   console.log(
     `\n## Single-stream throughput (Gbit/s) against added round trip (iperf3 -t ${settings.seconds}, ` +
-      "one run per point; every point through delay_relay.ts, half the round trip each way)",
+      "one run per point; every point through delay_line.ts, half the round trip each way)",
   );
   const cols = paths.flatMap((p) => [false, true].map((r) => `${p}, ${dir(r)}`));
   const ratioCols = paths.slice(1).flatMap((p) =>
@@ -579,7 +580,7 @@ if (plotFile) {
       `${(await loadavg()).join(" ")}.`,
       `One run per point, iperf3 -t ${settings.seconds}, one stream: laptop namespace → echo ` +
       "pod through the API server stand-in (tests/cluster).",
-      "Round trip added by tests/cluster/delay_relay.ts between laptop and API server, half " +
+      "Round trip added by tests/cluster/delay_line.ts between laptop and API server, half " +
       "each way, at every point (0 ms too).",
       "port-forward: bench/pf_client.ts, one WebSocket per connection; kconnect: kconnect up, " +
       `${variants.length > 1 ? "variants as named" : "default settings"}.`,
@@ -591,7 +592,7 @@ if (plotFile) {
   await Deno.writeTextFile(plotFile, svg);
   console.log(`\nwrote ${plotFile} (commit ${commit}${dirty ? ", uncommitted changes" : ""})`);
 }
-if (relayRestarts > 0) console.log(`\n(the delay relay was restarted ${relayRestarts} times)`);
+if (lineRestarts > 0) console.log(`\n(the delay line was restarted ${lineRestarts} times)`);
 
 // ---- memory and scale ----------------------------------------------------------------------
 
