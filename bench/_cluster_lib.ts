@@ -7,7 +7,7 @@
  */
 import type { Netns } from "../tests/_netns.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
-import { API_LAPTOP_IP, API_PORT, LAPTOP_IP } from "../tests/cluster/topology.ts";
+import { LAPTOP_IP } from "../tests/cluster/topology.ts";
 
 /** Run settings the helpers read; the benchmark sets them from its arguments. */
 export const settings = { seconds: 5, sampleCpu: true };
@@ -56,7 +56,7 @@ export function labelOf(cmdline: string[]): string {
     [/main\.ts up\b/, "kconnect up"],
     [/traffic-manager/, "traffic manager"],
     [/apiserver\.ts/, "API server stand-in"],
-    [/delay_relay\.ts.*--to \S+:(\d+)/, "delay relay"],
+    [/delay_line\.ts/, "delay line"],
     [/netprobe\.ts (\S+)/, "netprobe"],
     [/kubelet_server\.ts/, "kubelet"],
     [/^iperf3 -s/, "iperf3 server"],
@@ -323,27 +323,6 @@ export function us(v: number): string {
   return v >= 10_000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`;
 }
 
-/** Where the delay relay between the laptop and the API server listens (API server namespace). */
-export const RELAY_PORT = 7443;
-
-/**
- * The command of `tests/cluster/delay_relay.ts` that listens on the API server's laptop-side
- * address at {@linkcode RELAY_PORT} and adds `delayMs` each way to the API server.
- */
-export function delayRelayCommand(delayMs: number): string[] {
-  return [
-    ...DENO_RUN,
-    "-A",
-    `${ROOT}tests/cluster/delay_relay.ts`,
-    "--listen",
-    `${API_LAPTOP_IP}:${RELAY_PORT}`,
-    "--to",
-    `127.0.0.1:${API_PORT}`,
-    "--delay",
-    String(delayMs),
-  ];
-}
-
 /**
  * The command of `tests/cluster/delay_line.ts` in the API server's namespace: every packet between
  * the (first) laptop and that namespace waits `oneWayMs` each way, TCP end to end.
@@ -360,4 +339,48 @@ export function delayLineCommand(oneWayMs: number): string[] {
     "--delay",
     String(oneWayMs),
   ];
+}
+
+/**
+ * tests/cluster/delay_line.ts in the API server's namespace: every packet between the laptop and
+ * the API server waits there, TCP end to end (restarted if it ever exits while wanted).
+ */
+export class DelayLine {
+  restarts = 0;
+  #wanted = false;
+  #child: Deno.ChildProcess | null = null;
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(readonly ns: Netns) {}
+
+  /** Starts it with `oneWayMs` each way; resolves once packets flow through it. */
+  async start(oneWayMs: number): Promise<void> {
+    await this.stop();
+    this.#wanted = true;
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => ready = r);
+    this.#loop = (async () => {
+      while (this.#wanted) {
+        const child = this.ns.spawn(delayLineCommand(oneWayMs), { stdout: "piped" });
+        this.#child = child;
+        const lines = child.stdout.pipeThrough(new TextDecoderStream());
+        for await (const text of lines) if (text.includes("ready")) ready();
+        await child.status;
+        if (this.#wanted) this.restarts++;
+      }
+    })();
+    await Promise.race([
+      isReady,
+      this.#loop.then(() => Promise.reject(new Error("no delay line"))),
+    ]);
+  }
+
+  async stop(): Promise<void> {
+    this.#wanted = false;
+    try {
+      this.#child?.kill("SIGTERM");
+    } catch { /* exited */ }
+    await this.#loop;
+    this.#child = null;
+  }
 }

@@ -24,5 +24,5 @@ Deno.test("roleOf: the kconnect processes, port-forward, the API server and the 
   assert.equal(roleOf("iperf3 -s -B 10.244.0.12 -p 5201"), null);
   // A pod the stand-in's kubelet runs has its directory under …/kubelet/: not the kubelet.
   assert.equal(roleOf("python3 /tmp/c/kubelet/web/server.py"), null);
-  assert.equal(roleOf(`${deno} /r/tests/cluster/delay_relay.ts --listen 100.64.0.1:7443`), null);
+  assert.equal(roleOf(`${deno} /r/tests/cluster/delay_line.ts --iface laptop0 --delay 10`), null);
 });

@@ -8,10 +8,10 @@
  * 1. direct: an extra veth laptop ↔ cluster namespace with 10.244.0.0/24 routed over it (removed
  *    afterwards, and checked unreachable, before kconnect starts);
  * 2. kconnect: `kconnect up` against the API server at 100.64.0.1:6443;
- * 3. kconnect +20 ms: the same through tests/cluster/delay_relay.ts in the API server's
- *    namespace (10 ms each way, 100.64.0.1:7443 → 127.0.0.1:6443), plus the relay alone
- *    (iperf3 through a second relay to an iperf3 server in the API server's namespace) as
- *    the ceiling of that path.
+ * 3. kconnect +20 ms: the same with every packet between the laptop and the API server's
+ *    namespace held 10 ms each way by tests/cluster/delay_line.ts (TCP end to end), plus iperf3
+ *    from the laptop to an iperf3 server in the API server's namespace through the line alone
+ *    as the ceiling of that path.
  *
  * Each scenario: iperf3 one stream and 8 streams, 64-byte request/response latency on one
  * connection, and new-connection latency (connect + one 64-byte request/reply + close), all to
@@ -26,23 +26,25 @@
  * @module
  */
 import { TestCluster } from "../tests/cluster/cluster.ts";
-import { API_LAPTOP_IP, API_PORT, IPS } from "../tests/cluster/topology.ts";
+import { API_LAPTOP_IP, IPS } from "../tests/cluster/topology.ts";
 import { waitListening } from "../tests/cluster/workloads.ts";
 import type { Netns } from "../tests/_netns.ts";
 import {
-  delayRelayCommand,
+  DelayLine,
   type Iperf,
   iperf,
   type Latency,
   netprobe,
   rate,
-  RELAY_PORT,
   type Results,
   settings,
   us,
 } from "./_cluster_lib.ts";
 import { startUp, type UpProcess } from "../tests/_up.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
+import { DEFAULT_SESSION_OPTIONS } from "../src/tunnel/config.ts";
+
+const maxWindow = DEFAULT_SESSION_OPTIONS.maxWindow;
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -58,9 +60,7 @@ settings.sampleCpu = sampleCpu;
 const POD = IPS.echo;
 const IPERF_PORT = 5201;
 const RR_PORT = 7100;
-const RELAY_IPERF_PORT = 7444;
 const NETPROBE = `${ROOT}tests/fixtures/netprobe.ts`;
-const RELAY = `${ROOT}tests/cluster/delay_relay.ts`;
 const DIRECT = { laptop: "100.64.9.1", cluster: "100.64.9.2", route: "10.244.0.0/24" };
 
 async function measure(laptop: Netns, watch: Netns[], slow: boolean): Promise<Results> {
@@ -191,84 +191,44 @@ let viaKconnect: Results;
 }
 table("2. through kconnect up (API server at 100.64.0.1:6443)", viaKconnect, direct);
 
-// 3. Through kconnect with `delayMs` each way between the laptop and the API server.
-const apiRelay = apiserverNs.spawn(delayRelayCommand(delayMs));
-// The relay alone, as the ceiling of the delayed path: iperf3 through a relay of its own to an
-// iperf3 server in the API server's namespace. delay_relay.ts exits when a write to a closed
-// socket fails (an unhandled rejection in its writer), which iperf3's end of test can cause:
-// then the control connection dies with it and only the sender's count is left, so one fresh
-// relay per run, and the sender's rate when the receiver's is lost.
-apiserverNs.spawn(["iperf3", "-s", "-B", "127.0.0.1", "-p", String(IPERF_PORT)]);
-await waitListening(apiserverNs, null, "127.0.0.1", IPERF_PORT);
-async function relayAlone(streams: number, port: number): Promise<Iperf & { note: string }> {
-  const relay = apiserverNs.spawn([
-    ...DENO_RUN,
-    "-A",
-    RELAY,
-    "--listen",
-    `${API_LAPTOP_IP}:${port}`,
-    "--to",
-    `127.0.0.1:${IPERF_PORT}`,
-    "--delay",
-    String(delayMs),
-  ]);
-  try {
-    await waitListening(apiserverNs, null, API_LAPTOP_IP, port);
-    return await iperf(laptop, API_LAPTOP_IP, port, streams, all, true);
-  } finally {
-    try {
-      relay.kill();
-    } catch { /* exited */ }
-    await relay.status;
-  }
-}
-const relayOne = await relayAlone(1, RELAY_IPERF_PORT);
-const relayEight = await relayAlone(8, RELAY_IPERF_PORT + 1);
-await waitListening(apiserverNs, null, API_LAPTOP_IP, RELAY_PORT);
-let apiRelayExit: Deno.CommandStatus | null = null;
-apiRelay.status.then((s) => apiRelayExit = s, () => {});
-
-const kubeconfig = `${cluster.dir}/kubeconfig-delayed`;
-const original = await Deno.readTextFile(cluster.kubeconfig);
-const server = `https://${API_LAPTOP_IP}:${API_PORT}`;
-if (!original.includes(server)) throw new Error(`${server} not found in the kubeconfig`);
-await Deno.writeTextFile(
-  kubeconfig,
-  original.replaceAll(server, `https://${API_LAPTOP_IP}:${RELAY_PORT}`),
-);
+// 3. Through kconnect with `delayMs` each way between the laptop and the API server: every packet
+// between them waits in tests/cluster/delay_line.ts (TCP end to end). Its ceiling: iperf3 from
+// the laptop straight to an iperf3 server in the API server's namespace, through the line.
+apiserverNs.spawn(["iperf3", "-s", "-B", API_LAPTOP_IP, "-p", String(IPERF_PORT)]);
+await waitListening(apiserverNs, null, API_LAPTOP_IP, IPERF_PORT);
+const line = new DelayLine(apiserverNs);
+await line.start(delayMs);
 let delayed: Results;
-{
-  await using up = await startUp(laptop, ["--kubeconfig", kubeconfig]);
-  console.log(`\nkconnect up ready (${elapsed()}), via the relay: ${tunnelLine(up)}`);
+let lineOne: Iperf, lineEight: Iperf;
+try {
+  lineOne = await iperf(laptop, API_LAPTOP_IP, IPERF_PORT, 1, all);
+  lineEight = await iperf(laptop, API_LAPTOP_IP, IPERF_PORT, 8, all);
+  await using up = await startUp(laptop, ["--kubeconfig", cluster.kubeconfig]);
+  console.log(`\nkconnect up ready (${elapsed()}), through the delay line: ${tunnelLine(up)}`);
   delayed = await measure(laptop, all, true);
-  if (apiRelayExit) {
-    console.log(
-      `!! the API server's delay relay exited (code ${
-        (apiRelayExit as Deno.CommandStatus).code
-      }) during the measurements`,
-    );
-  }
+} finally {
+  await line.stop();
 }
+if (line.restarts > 0) console.log(`!! the delay line was restarted ${line.restarts} times`);
 table(
   `3. through kconnect up, +${2 * delayMs} ms round trip laptop ↔ API server ` +
-    `(delay_relay.ts ${delayMs} ms each way, 100.64.0.1:${RELAY_PORT})`,
+    `(delay_line.ts, ${delayMs} ms each way)`,
   delayed,
   direct,
 );
 console.log(
-  `path ceiling, iperf3 through delay_relay.ts alone (no kconnect): 1 stream ${
-    rate(relayOne.bps)
-  }${relayOne.note}, 8 streams ${rate(relayEight.bps)}${relayEight.note}`,
+  `path ceiling, iperf3 laptop → API server namespace through the delay line (no kconnect): ` +
+    `1 stream ${rate(lineOne.bps)}, 8 streams ${rate(lineEight.bps)}`,
 );
-if (sampleCpu) console.log(`CPU during the relay-alone 1 stream: ${relayOne.cpu || "n/a"}`);
+if (sampleCpu) console.log(`CPU during the line-alone 1 stream: ${lineOne.cpu || "n/a"}`);
 const bdp = (bps: number) => `${(bps * 2 * delayMs / 1000 / 8 / 2 ** 20).toFixed(1)} MiB`;
 console.log(
   `window needed at ${2 * delayMs} ms: ${
     bdp(delayed.one.bps)
   } in flight for the 1-stream result, ` +
-    `${bdp(1e9)} per Gbit/s; yamux windows grow to 16 MiB (${
-      rate(16 * 2 ** 20 * 8 / (2 * delayMs / 1000))
-    } per stream at this round trip)`,
+    `${bdp(1e9)} per Gbit/s; the laptop's stream windows grow to ${maxWindow >> 20} MiB (${
+      rate(maxWindow * 8 / (2 * delayMs / 1000))
+    } per stream at this round trip), one TCP connection's to its send buffer`,
 );
 console.log("Telepresence reports about 20 Mbit/s through its gRPC tunnel at this delay");
 console.log(`\ntotal ${elapsed()}`);

@@ -61,7 +61,7 @@ import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
 import {
   cpuDelta,
   cpuShareOf,
-  delayLineCommand,
+  DelayLine,
   type Iperf,
   iperf,
   type Latency,
@@ -261,52 +261,6 @@ function cpuTable(rows: { path: string; f: Flow }[]): void {
       ? ""
       : `${(kc / pfPer[key]).toFixed(2)}×`;
     console.log(`| ${path} | ${gbps(f)} | ${ROLES.map(cell).join(" | ")} | ${ratio} |`);
-  }
-}
-
-// ---- the delay line ------------------------------------------------------------------------
-
-/**
- * tests/cluster/delay_line.ts in the API server's namespace: every packet between the laptop and
- * the API server waits there, TCP end to end (restarted if it ever exits while wanted).
- */
-class DelayLine {
-  restarts = 0;
-  #wanted = false;
-  #child: Deno.ChildProcess | null = null;
-  #loop: Promise<void> = Promise.resolve();
-
-  constructor(readonly ns: Netns) {}
-
-  /** Starts it with `oneWayMs` each way; resolves once packets flow through it. */
-  async start(oneWayMs: number): Promise<void> {
-    await this.stop();
-    this.#wanted = true;
-    let ready!: () => void;
-    const isReady = new Promise<void>((r) => ready = r);
-    this.#loop = (async () => {
-      while (this.#wanted) {
-        const child = this.ns.spawn(delayLineCommand(oneWayMs), { stdout: "piped" });
-        this.#child = child;
-        const lines = child.stdout.pipeThrough(new TextDecoderStream());
-        for await (const text of lines) if (text.includes("ready")) ready();
-        await child.status;
-        if (this.#wanted) this.restarts++;
-      }
-    })();
-    await Promise.race([
-      isReady,
-      this.#loop.then(() => Promise.reject(new Error("no delay line"))),
-    ]);
-  }
-
-  async stop(): Promise<void> {
-    this.#wanted = false;
-    try {
-      this.#child?.kill("SIGTERM");
-    } catch { /* exited */ }
-    await this.#loop;
-    this.#child = null;
   }
 }
 

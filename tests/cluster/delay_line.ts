@@ -3,7 +3,7 @@
  * A packet delay line: every IPv4 packet between a peer (the laptop) and this namespace (the API
  * server's) waits `--delay` ms each way, as on a distant path. `tc netem` is not in this kernel,
  * and neither is a qdisc that honours a departure time (fq, etf), so the packets take a detour
- * through a TUN device and this process holds them. Unlike `delay_relay.ts`, nothing is
+ * through a TUN device and this process holds them. Unlike a relay in user space, nothing is
  * terminated: the TCP connections run end to end and their congestion control sees the round
  * trip (slow start on a fresh connection, and again after idle).
  *
