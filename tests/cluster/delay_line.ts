@@ -8,7 +8,8 @@
  * trip (slow start on a fresh connection, and again after idle).
  *
  * How packets get here (policy routing in this namespace, set up at start):
- * - from the peer: `iif <iface>` looks up table 100, whose only route is `default dev dl0`, so a
+ * - from the peer: `iif <iface>` (TCP, UDP and ICMP: not ARP, which must still be answered here)
+ *   looks up table 100, whose only route is `default dev dl0`, so a
  *   packet for this namespace is forwarded into the TUN instead of delivered (the `local` table's
  *   rule moves behind it, from 0 to 1000);
  * - to the peer: locally made packets for `<peer>` (`iif lo`) look up table 100 too;
@@ -41,6 +42,8 @@ const peer = arg("peer");
 const delay = Number(arg("delay", "10"));
 const TUN = "dl0";
 const TABLE = "100";
+/** What the line delays: everything a test sends between the two, not ARP. */
+const PROTOCOLS = ["tcp", "udp", "icmp"];
 /** Bytes held at most; a packet beyond is dropped, as a full router queue would. */
 const LIMIT_BYTES = 64 << 20;
 /** The virtio_net_hdr in front of each packet, then up to a 64 KiB GSO packet. */
@@ -70,8 +73,12 @@ sysctl("udp_early_demux", "0");
 await ip("route", "replace", "default", "dev", TUN, "table", TABLE);
 await ip("rule", "add", "pref", "1000", "lookup", "local");
 await ip("rule", "del", "pref", "0", "lookup", "local");
-await ip("rule", "add", "pref", "10", "iif", iface, "lookup", TABLE);
-await ip("rule", "add", "pref", "11", "iif", "lo", "to", peer, "lookup", TABLE);
+// Only IP protocols: the kernel answers an ARP request only for an address whose route (these
+// rules included) says local, and ARP's lookup has no protocol.
+for (const proto of PROTOCOLS) {
+  await ip("rule", "add", "pref", "10", "iif", iface, "ipproto", proto, "lookup", TABLE);
+  await ip("rule", "add", "pref", "11", "iif", "lo", "to", peer, "ipproto", proto, "lookup", TABLE);
+}
 
 /** The tick asked for, ms (Deno's timers give about 2). */
 const TICK_MS = 1;
@@ -136,8 +143,10 @@ const timer = setInterval(tick, TICK_MS);
 const stop = async () => {
   clearInterval(timer);
   await tun.close();
-  await ip("rule", "del", "pref", "10");
-  await ip("rule", "del", "pref", "11");
+  for (const _ of PROTOCOLS) {
+    await ip("rule", "del", "pref", "10");
+    await ip("rule", "del", "pref", "11");
+  }
   console.log(`stopped; dropped ${dropped}`);
   Deno.exit(0);
 };
