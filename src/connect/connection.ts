@@ -13,6 +13,7 @@ import { logger, type Progress } from "../log.ts";
 import type { ClusterInfo } from "../protocol/cluster_info.ts";
 import { TunnelDialer } from "../dial/tunnel.ts";
 import { type ResumeEvent, SessionPool } from "../tunnel/pool.ts";
+import { WindowBudget } from "../tunnel/window_budget.ts";
 import { watchNetwork } from "./network_watch.ts";
 import { HandshakeError } from "../tunnel/hello.ts";
 import { openControl } from "./control.ts";
@@ -31,6 +32,13 @@ const log = logger("connect");
  * 76–117 ms against 115–187 ms from 256 KiB.
  */
 const LAPTOP_INITIAL_WINDOW = 4 * 1024 * 1024;
+/**
+ * Bytes of stream window beyond the spec's 256 KiB that all of the laptop's streams together may
+ * hold (`WindowBudget`): what the cluster can make kconnect buffer for programs that read slowly
+ * is at most this plus 256 KiB per open stream. About 68 streams opening at 4 MiB, or 8 downloads at
+ * the 32 MiB cap; past it new streams open at 256 KiB and windows stop growing.
+ */
+const LAPTOP_WINDOW_BUDGET = 256 * 1024 * 1024;
 
 /** Options for {@linkcode connectCluster}. */
 export interface ConnectOptions {
@@ -231,6 +239,7 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       keepaliveTimeoutMs: 6_000,
       initialWindow: LAPTOP_INITIAL_WINDOW,
     },
+    policy: new WindowBudget(LAPTOP_WINDOW_BUDGET).policy,
     ...(grace > 0 ? { resume: { graceSeconds: grace, onEvent: onResumeEvent } } : {}),
     onSessionClosed: (info) => {
       if (conn !== undefined) {

@@ -15,7 +15,7 @@ import type { Conn } from "../io/conn.ts";
 import { systemClock, type TimerClock as Clock } from "../io/clock.ts";
 import type { SessionOptions } from "./config.ts";
 import { SessionClosedError } from "./errors.ts";
-import { Session, type SessionCloseInfo } from "./session.ts";
+import { Session, type SessionCloseInfo, type SessionPolicy } from "./session.ts";
 import type { Stream } from "./stream.ts";
 import {
   HandshakeError,
@@ -59,6 +59,8 @@ export interface SessionPoolOptions {
    * `acceptBacklog` is 0).
    */
   session: Omit<SessionOptions, "client" | "acceptBacklog">;
+  /** One policy for every session of the pool (a `WindowBudget`'s, on the laptop). Default none. */
+  policy?: SessionPolicy;
   /** Called whenever a session of the pool ends (also when the pool closes). */
   onSessionClosed?: (info: SessionCloseInfo) => void;
   /** Resumable sessions (protocol 2); without it, plain yamux (protocol 1). */
@@ -318,7 +320,7 @@ export class SessionPool implements AsyncDisposable {
       ...(key !== null && retainLimit > 0
         ? { retainLimit: Math.max(128 * 1024, Math.min(retainLimit, 2 ** 31 - 1)) }
         : {}),
-    });
+    }, this.#o.policy);
     const born = clock.now();
     const slot: _Slot = { session, key, graceSeconds, retainLimit, resumer: null };
     this.#slots[i] = slot;

@@ -171,7 +171,7 @@ export class Stream implements Conn {
     return this.#st.released;
   }
 
-  /** Bytes auto-tuning added to the receive window beyond its opening size. */
+  /** Bytes the receive window was granted beyond the spec's (at open and by auto-tuning). */
   get windowGrowth(): number {
     return this.#st.windowGrowth;
   }

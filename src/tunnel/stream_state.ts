@@ -149,7 +149,7 @@ export class StreamState {
 
   /** Most bytes the stream may buffer, or null for its window; see `limitReceive`. */
   #receiveLimit: number | null = null;
-  /** How much auto-tuning grew the receive window beyond its opening size. */
+  /** How much the receive window was granted beyond the spec's (at open and by auto-tuning). */
   #grown = 0;
 
   /** @internal Made by `SessionCore`; `now` starts the window-tuning clock. */
@@ -194,7 +194,10 @@ export class StreamState {
     return (this.#flags & RELEASED) !== 0;
   }
 
-  /** Bytes auto-tuning added to the receive window beyond its opening size. */
+  /**
+   * Bytes the receive window was granted beyond the spec's 256 KiB: the initial window's extra
+   * (when admitted) plus auto-tuning's growth.
+   */
   get windowGrowth(): number {
     return this.#grown;
   }
@@ -366,11 +369,18 @@ export class StreamState {
 
   // --- for the core ---
 
-  /** Sends the SYN (opener) or ACK (acceptor) with any window above the spec's. @internal */
+  /**
+   * Sends the SYN (opener) or ACK (acceptor) with any window above the spec's: granted as window
+   * growth, so a policy that bounds growth bounds it too (refused, the stream opens at the spec's
+   * window). @internal
+   */
   sendOpenFlag(flag: number): void {
-    const delta = this.#host.options.initialWindow - SPEC_INITIAL_WINDOW;
-    this.#recvWindow += delta;
-    this.#windowSize += delta;
+    let delta = this.#host.options.initialWindow - SPEC_INITIAL_WINDOW;
+    if (delta > 0 && this.#host.admitWindowGrowth(this, delta)) {
+      this.#recvWindow += delta;
+      this.#windowSize += delta;
+      this.#grown += delta;
+    } else delta = 0;
     this.#host.sendControl(FrameType.WindowUpdate, flag, this.id, delta);
   }
 
