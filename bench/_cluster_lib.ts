@@ -6,8 +6,8 @@
  * @module
  */
 import type { Netns } from "../tests/_netns.ts";
+export { DelayLine } from "../tests/cluster/delay_line_process.ts";
 import { DENO_RUN, ROOT } from "../tests/_dataplane.ts";
-import { LAPTOP_IP } from "../tests/cluster/topology.ts";
 
 /** Run settings the helpers read; the benchmark sets them from its arguments. */
 export const settings = { seconds: 5, sampleCpu: true };
@@ -321,66 +321,4 @@ export function rate(bps: number): string {
 
 export function us(v: number): string {
   return v >= 10_000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`;
-}
-
-/**
- * The command of `tests/cluster/delay_line.ts` in the API server's namespace: every packet between
- * the (first) laptop and that namespace waits `oneWayMs` each way, TCP end to end.
- */
-export function delayLineCommand(oneWayMs: number): string[] {
-  return [
-    ...DENO_RUN,
-    "-A",
-    `${ROOT}tests/cluster/delay_line.ts`,
-    "--iface",
-    "laptop0",
-    "--peer",
-    LAPTOP_IP,
-    "--delay",
-    String(oneWayMs),
-  ];
-}
-
-/**
- * tests/cluster/delay_line.ts in the API server's namespace: every packet between the laptop and
- * the API server waits there, TCP end to end (restarted if it ever exits while wanted).
- */
-export class DelayLine {
-  restarts = 0;
-  #wanted = false;
-  #child: Deno.ChildProcess | null = null;
-  #loop: Promise<void> = Promise.resolve();
-
-  constructor(readonly ns: Netns) {}
-
-  /** Starts it with `oneWayMs` each way; resolves once packets flow through it. */
-  async start(oneWayMs: number): Promise<void> {
-    await this.stop();
-    this.#wanted = true;
-    let ready!: () => void;
-    const isReady = new Promise<void>((r) => ready = r);
-    this.#loop = (async () => {
-      while (this.#wanted) {
-        const child = this.ns.spawn(delayLineCommand(oneWayMs), { stdout: "piped" });
-        this.#child = child;
-        const lines = child.stdout.pipeThrough(new TextDecoderStream());
-        for await (const text of lines) if (text.includes("ready")) ready();
-        await child.status;
-        if (this.#wanted) this.restarts++;
-      }
-    })();
-    await Promise.race([
-      isReady,
-      this.#loop.then(() => Promise.reject(new Error("no delay line"))),
-    ]);
-  }
-
-  async stop(): Promise<void> {
-    this.#wanted = false;
-    try {
-      this.#child?.kill("SIGTERM");
-    } catch { /* exited */ }
-    await this.#loop;
-    this.#child = null;
-  }
 }

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Netns } from "../_netns.ts";
-import { DENO_RUN, ROOT } from "../_dataplane.ts";
+import { DelayLine } from "./delay_line_process.ts";
 
 const ignore = Deno.build.os !== "linux" || Deno.uid() !== 0;
 const ONE_WAY_MS = 30;
@@ -53,24 +53,8 @@ Deno.test({
     }
     assert.equal(direct.bytes, 4 << 20);
 
-    const line = far.spawn([
-      ...DENO_RUN,
-      "-A",
-      `${ROOT}tests/cluster/delay_line.ts`,
-      "--iface",
-      "laptop0",
-      "--peer",
-      "100.64.0.2",
-      "--delay",
-      String(ONE_WAY_MS),
-    ], { stdout: "piped" });
-    const out = line.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("ready")) {
-      const { value, done } = await out.read();
-      assert.ok(!done, `the delay line exited: ${text}`);
-      text += value;
-    }
+    const line = new DelayLine(far, { iface: "laptop0", peer: "100.64.0.2" });
+    await line.start(ONE_WAY_MS);
 
     // The handshake is one round trip: the SYN and the SYN-ACK each wait once.
     const delayed = await fetchTimes(near, url);
@@ -86,9 +70,8 @@ Deno.test({
     const avg = Number(/= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1]);
     assert.ok(avg >= 2 * ONE_WAY_MS - 5, `ping took ${avg} ms`);
 
-    line.kill("SIGTERM");
-    assert.equal((await line.status).code, 0);
-    while (!(await out.read()).done) { /* drain */ }
+    await line.stop();
+    assert.equal(line.lastExit, 0);
     // The TUN and its route went with the process: packets take the direct path again.
     const table = await far.exec(["ip", "route", "show", "table", "100"]);
     assert.equal(table.stdout.trim(), "");
