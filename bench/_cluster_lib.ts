@@ -245,6 +245,27 @@ export async function iperf(
   senderFallback = false,
   reverse = false,
 ): Promise<Iperf & { note: string }> {
+  // iperf3's server runs one test at a time and can take a moment to notice that the last
+  // client has gone: a "busy" answer is tried again (a few times, 2 s apart).
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await iperfOnce(client, target, port, streams, watch, senderFallback, reverse);
+    } catch (err) {
+      if (attempt >= 4 || !/server is busy/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+async function iperfOnce(
+  client: Netns,
+  target: string,
+  port: number,
+  streams: number,
+  watch: Netns[],
+  senderFallback: boolean,
+  reverse: boolean,
+): Promise<Iperf & { note: string }> {
   const run = client.exec([
     "iperf3",
     "-c",
