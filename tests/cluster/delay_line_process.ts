@@ -86,7 +86,7 @@ export class DelayLine {
     try {
       this.#child?.kill("SIGTERM");
     } catch { /* exited */ }
-    await this.#loop;
+    await this.#loop.catch(() => {}); // a failed start already said why
     this.#child = null;
   }
 }
