@@ -239,7 +239,11 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       keepaliveTimeoutMs: 6_000,
       initialWindow: LAPTOP_INITIAL_WINDOW,
     },
-    policy: new WindowBudget(LAPTOP_WINDOW_BUDGET).policy,
+    policy: new WindowBudget(LAPTOP_WINDOW_BUDGET, (b) =>
+      log.info(
+        `stream window budget spent (${b.used >> 20} of ${b.capBytes >> 20} MiB held by open ` +
+          "connections): new connections start at 256 KiB and windows stop growing until some end",
+      )).policy,
     ...(grace > 0 ? { resume: { graceSeconds: grace, onEvent: onResumeEvent } } : {}),
     onSessionClosed: (info) => {
       if (conn !== undefined) {

@@ -28,13 +28,23 @@ export class WindowBudget {
   /** The sessions' policy: admits growth while the budget lasts, takes it back on release. */
   readonly policy: SessionPolicy;
 
-  /** @param capBytes Most bytes of window beyond the spec's, over all streams together. */
-  constructor(readonly capBytes: number) {
+  #spent = false;
+
+  /**
+   * @param capBytes Most bytes of window beyond the spec's, over all streams together.
+   * @param onSpent Called when a grant is first refused, and again only after use has fallen to
+   *   half the budget since (so a log says it once per episode, not once per stream).
+   */
+  constructor(readonly capBytes: number, onSpent?: (budget: WindowBudget) => void) {
     if (!(capBytes >= 0)) throw new RangeError(`window budget: ${capBytes} is not a size`);
     this.policy = {
       admitWindowGrowth: (_stream: Stream, n: number) => {
         if (this.used + n > this.capBytes) {
           this.refused++;
+          if (!this.#spent) {
+            this.#spent = true;
+            onSpent?.(this);
+          }
           return false;
         }
         this.used += n;
@@ -42,6 +52,7 @@ export class WindowBudget {
       },
       onRelease: (stream: Stream) => {
         this.used -= stream.windowGrowth;
+        if (this.used <= this.capBytes / 2) this.#spent = false;
       },
     };
   }

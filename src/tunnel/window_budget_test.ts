@@ -37,7 +37,8 @@ function pair(clock: FakeClock, budget: WindowBudget, delayMs = 0) {
 simTest(
   "WindowBudget: streams open at the large window while it lasts, then at the spec's",
   async (clock) => {
-    const budget = new WindowBudget(2 * EXTRA + EXTRA / 2);
+    let spent = 0;
+    const budget = new WindowBudget(2 * EXTRA + EXTRA / 2, () => spent++);
     await using p = pair(clock, budget);
     const big = [await p.client.open(), await p.client.open()];
     const small = await p.client.open();
@@ -45,6 +46,7 @@ simTest(
     assert.equal(small.receiveWindow, SPEC_INITIAL_WINDOW);
     assert.equal(budget.used, 2 * EXTRA);
     assert.equal(budget.refused, 1);
+    assert.equal(spent, 1, "the owner hears when the budget is first spent");
 
     // The server sees the credit the client granted: 4 MiB on the first two, 256 KiB on the third.
     const far: Stream[] = [];
@@ -62,11 +64,18 @@ simTest(
     assert.equal(small.bufferedBytes, SPEC_INITIAL_WINDOW);
     assert.equal(written, false);
 
-    // An ended stream gives its share back: the next opens at 4 MiB again.
+    // Refused again while still spent: not told again.
+    assert.equal((await p.client.open()).receiveWindow, SPEC_INITIAL_WINDOW);
+    assert.equal(spent, 1);
+
+    // An ended stream gives its share back: the next opens at 4 MiB again; spent once more, the
+    // owner hears again (use had fallen to half the budget).
     big[0].reset();
     await waitFor(clock, () => budget.used === EXTRA, "the share back");
     const again = await p.client.open();
     assert.equal(again.receiveWindow, INITIAL);
+    assert.equal((await p.client.open()).receiveWindow, SPEC_INITIAL_WINDOW);
+    assert.equal(spent, 2);
 
     // Reading the third stream lets the write finish; it never grew (no budget left for it).
     const buf = new Uint8Array(64 * KiB);
