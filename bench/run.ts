@@ -7,9 +7,9 @@
  * per-connection port-forward client (bench/vs_portforward.ts, its tables), and DNS through
  * kconnect against the cluster's DNS and the laptop's resolver before and during `up`
  * (bench/dns.ts), how long reconnecting takes after an API server restart and a black hole
- * (bench/reconnect.ts), and the manager's memory under a hostile client
- * (bench/manager_budget.ts). Extra arguments pick benchmarks by name: `deno task bench
- * dataplane`. Each runs with its default options; for others (e.g. bench/vs_portforward.ts's
+ * (bench/reconnect.ts), the manager's memory under a hostile client
+ * (bench/manager_budget.ts), and the CPU floor of one relay hop in Deno (bench/relay_floor.ts).
+ * Extra arguments pick benchmarks by name: `deno task bench dataplane`. Each runs with its default options; for others (e.g. bench/vs_portforward.ts's
  * `--plot` and `--scale`) run the file itself.
  *
  * @module
@@ -24,6 +24,7 @@ const all = [
   "dns",
   "reconnect",
   "manager_budget",
+  "relay_floor",
 ];
 const picked = Deno.args.length > 0 ? all.filter((b) => Deno.args.includes(b)) : all;
 let failed = 0;
