@@ -74,6 +74,7 @@ import {
   settings,
 } from "./_cluster_lib.ts";
 import { type ChartSeries, lineChartSvg } from "./_svg.ts";
+import { IDLE_CHECK_MS } from "../src/host/idle_release.ts";
 import { printScale, raiseNofile, type ScaleConfig, type ScaleResult, scaleRun } from "./_scale.ts";
 
 function arg(name: string, fallback: string): string {
@@ -134,12 +135,16 @@ interface Scenario {
   http: Latency;
   firstByte: Latency;
   idleRss?: { client: number; manager: number };
+  /** RSS once the traffic has been over for {@linkcode QUIET_WAIT_MS}. */
+  quietRss?: { client: number; manager: number };
   /** Share of one core used while connected and idle, over {@linkcode IDLE_CPU_MS}. */
   idleCpu?: { client: number; manager: number };
 }
 
 /** How long the idle CPU figure is taken over. */
 const IDLE_CPU_MS = 10_000;
+/** How long after the traffic the "quiet after" RSS is read: past the client's idle release. */
+const QUIET_WAIT_MS = 2.5 * IDLE_CHECK_MS;
 
 async function flow(
   laptop: Netns,
@@ -382,6 +387,10 @@ if (tables || plotFile) {
         const idleLater = await procs(watch);
         console.log(`${v.name} up, +${delay} ms (${elapsed()})`);
         const s = await scenario(laptop, watch, (port) => ({ host: POD, port }), delay > 0);
+        // What stays resident once the traffic is over (the client gives memory back then).
+        await new Promise((r) => setTimeout(r, QUIET_WAIT_MS));
+        const quiet = await procs(watch);
+        s.quietRss = { client: rssOf(quiet, "client"), manager: rssOf(quiet, "manager") };
         s.idleRss = { client: rssOf(idle, "client"), manager: rssOf(idle, "manager") };
         s.idleCpu = {
           client: cpuShareOf(idle, idleLater, "client", IDLE_CPU_MS),
@@ -451,24 +460,28 @@ if (results.length > 0) {
   cpuTable(cpuRows);
 
   console.log(
-    `\n## RSS (MiB): idle after up, and at the middle of the one-stream run; CPU while connected and idle (% of one core over ${
+    `\n## RSS (MiB): idle after up, at the middle of the one-stream run, and ${
+      QUIET_WAIT_MS / 1000
+    } s after the last figure; CPU while connected and idle (% of one core over ${
       IDLE_CPU_MS / 1000
     } s)`,
   );
   console.log(
-    "| path | client idle | manager idle | client, 1 stream | manager, 1 stream | client idle CPU | manager idle CPU |",
+    "| path | client idle | manager idle | client, 1 stream | manager, 1 stream | client, quiet after | manager, quiet after | client idle CPU | manager idle CPU |",
   );
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   const pct = (x: number | undefined) => x === undefined ? "" : `${(x * 100).toFixed(2)} %`;
   for (const r of results) {
-    console.log(`| port-forward client, +${r.delay} ms | | | ${mb(r.pf.one.rss?.pf ?? 0)} | | | |`);
+    console.log(
+      `| port-forward client, +${r.delay} ms | | | ${mb(r.pf.one.rss?.pf ?? 0)} | | | | | |`,
+    );
     for (const { name, s } of r.k) {
       console.log(
         `| ${name}, +${r.delay} ms | ${mb(s.idleRss!.client)} | ${mb(s.idleRss!.manager)} | ${
           mb(s.one.rss?.client ?? 0)
-        } | ${mb(s.one.rss?.manager ?? 0)} | ${pct(s.idleCpu?.client)} | ${
-          pct(s.idleCpu?.manager)
-        } |`,
+        } | ${mb(s.one.rss?.manager ?? 0)} | ${mb(s.quietRss!.client)} | ${
+          mb(s.quietRss!.manager)
+        } | ${pct(s.idleCpu?.client)} | ${pct(s.idleCpu?.manager)} |`,
       );
     }
   }

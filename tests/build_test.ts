@@ -167,7 +167,7 @@ Deno.test("entrySource() and compileArgs() stamp the build and embed the include
     "compile",
     "--allow-all",
     "--unstable-net",
-    "--v8-flags=--max-semi-space-size=4",
+    "--v8-flags=--max-semi-space-size=4,--expose-gc",
   ]);
   assert.deepEqual(args.slice(-7), [
     "--target",
@@ -204,7 +204,7 @@ Deno.test("build.ts --dry-run prints one deno compile command per target", async
     assert.ok(line.includes(` --target ${target} `), line);
     assert.ok(line.includes(`--output ${join(outDir, binaryName(VERSION, target))} `), line);
     assert.ok(
-      line.includes(" --allow-all --unstable-net --v8-flags=--max-semi-space-size=4 "),
+      line.includes(" --allow-all --unstable-net --v8-flags=--max-semi-space-size=4,--expose-gc "),
       line,
     );
     assert.match(line, / dist\/\.build\/entry-\d+\.ts$/);

@@ -26,6 +26,7 @@ import { systemDnsServers } from "../resolver/system_servers.ts";
 import { VERSION } from "../version.ts";
 import { TUN_KIND } from "../tun/undo.ts";
 import { keepAllocatorPages } from "../host/allocator.ts";
+import { IdleRelease, releaseMemory } from "../host/idle_release.ts";
 
 const log = logger("session");
 
@@ -228,6 +229,8 @@ export class UpConnection implements AsyncDisposable {
   #closed: Promise<void> | null = null;
   #closing = false;
   #updates: Promise<void> = Promise.resolve();
+  /** Gives memory back when the traffic through the TUN stops. */
+  #idle: IdleRelease;
   /** Resolves with the reason when the connection ended by itself. */
   readonly done: Promise<string>;
 
@@ -251,6 +254,19 @@ export class UpConnection implements AsyncDisposable {
     this.#dns = dns;
     // A dropped tunnel is not the end: the pool reconnects while TUN, routes and DNS stay.
     this.done = engine.done.then(() => "the TUN device went away");
+    this.#idle = new IdleRelease({
+      activity: () => tun.stats.readBytes + tun.stats.writtenBytes,
+      release: () => {
+        const before = Deno.memoryUsage().rss;
+        releaseMemory();
+        const mib = (n: number) => (n / 1048576).toFixed(1);
+        log.debug(
+          `traffic stopped: memory released, rss ${mib(before)} -> ${
+            mib(Deno.memoryUsage().rss)
+          } MiB`,
+        );
+      },
+    });
   }
 
   /** Connects and sets up the machine, reporting each step; undoes what it did if a step fails. */
@@ -503,6 +519,7 @@ export class UpConnection implements AsyncDisposable {
   /** Undoes everything: DNS settings, routes, the TUN, the tunnel. Safe to call twice. */
   close(): Promise<void> {
     this.#closing = true;
+    this.#idle[Symbol.dispose]();
     this.#closed ??= (async () => {
       await this.#updates;
       await this.#dns.restore().catch((e) => log.warn(`restoring DNS settings: ${e.message}`));

@@ -32,16 +32,36 @@ export const ALLOCATOR_SETTINGS = {
 /** `int mallopt(int param, int value)`: 1 on success. */
 export type Mallopt = (param: number, value: number) => number;
 
-function libcMallopt(): Mallopt | null {
+/** `int malloc_trim(size_t pad)`: 1 when memory went back to the kernel. */
+export type MallocTrim = (pad: bigint) => number;
+
+const GLIBC_SYMBOLS = {
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
+} as const;
+let glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>["symbols"] | null | undefined;
+
+/** glibc's allocator functions, opened once; null where there is no glibc or no FFI. */
+function glibcSymbols(): Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>["symbols"] | null {
+  if (glibc !== undefined) return glibc;
+  glibc = null;
   if (Deno.build.os !== "linux") return null;
   try {
-    const lib = Deno.dlopen("libc.so.6", {
-      mallopt: { parameters: ["i32", "i32"], result: "i32" },
-    });
-    return (param, value) => lib.symbols.mallopt(param, value);
+    glibc = Deno.dlopen("libc.so.6", GLIBC_SYMBOLS).symbols;
   } catch {
-    return null; // not glibc (musl has no such library), or no --allow-ffi
+    // not glibc (musl has no such library), or no --allow-ffi
   }
+  return glibc;
+}
+
+function libcMallopt(): Mallopt | null {
+  const g = glibcSymbols();
+  return g === null ? null : (param, value) => g.mallopt(param, value);
+}
+
+function libcMallocTrim(): MallocTrim | null {
+  const g = glibcSymbols();
+  return g === null ? null : (pad) => g.malloc_trim(pad);
 }
 
 /**
@@ -64,4 +84,23 @@ export function keepAllocatorPages(mallopt: Mallopt | null = libcMallopt()): boo
     mallopt(M_TRIM_THRESHOLD, s.trimThreshold),
     mallopt(M_TOP_PAD, s.topPad),
   ].every((ok) => ok === 1);
+}
+
+/**
+ * Hands the allocator's free pages back to the kernel (glibc's `malloc_trim(0)`: every arena,
+ * not only the top of the heap). The thresholds of {@linkcode keepAllocatorPages} keep pages for
+ * the next bulk send; once the traffic has stopped they are only resident memory, often tens of
+ * MB after a burst. Takes a few milliseconds; meant for when the process has gone idle. Returns
+ * whether memory was released; false where there is no glibc.
+ *
+ * @example
+ * ```ts
+ * import { releaseAllocatorPages } from "./allocator.ts";
+ * const pads: bigint[] = [];
+ * releaseAllocatorPages((pad) => (pads.push(pad), 1));
+ * if (pads.length !== 1 || pads[0] !== 0n) throw new Error("expected malloc_trim(0)");
+ * ```
+ */
+export function releaseAllocatorPages(trim: MallocTrim | null = libcMallocTrim()): boolean {
+  return trim !== null && trim(0n) === 1;
 }
