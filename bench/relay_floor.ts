@@ -15,23 +15,14 @@
  * @module
  */
 import { DENO_RUN } from "../tests/_dataplane.ts";
+import { run } from "../tests/_netns.ts";
+import { CLK_TCK, ticks } from "./_cluster_lib.ts";
 
 const SECONDS = Number(Deno.args.find((a) => !a.startsWith("--")) ?? 5);
 const SERVER_PORT = 5201, RELAY_PORT = 9000;
 
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
-/** User + system CPU seconds of this process so far (`/proc/self/stat`, 100 ticks a second). */
-function ownCpuSeconds(): number {
-  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+/** User + system CPU seconds of this process so far. */
+const ownCpuSeconds = async () => (await ticks("/proc/self/stat")) / CLK_TCK;
 
 /** Copies `from` to `to` until EOF, then half-closes `to`. */
 async function pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
@@ -58,12 +49,12 @@ async function relay(listener: Deno.Listener): Promise<void> {
 
 async function iperf(port: number, extra: string[]): Promise<{ gbps: number; bytes: number }> {
   const args = ["-c", "127.0.0.1", "-p", String(port), "-t", String(SECONDS), "-J", ...extra];
-  const received = JSON.parse(await run("iperf3", args)).end.sum_received;
+  const received = JSON.parse((await run(["iperf3", ...args])).stdout).end.sum_received;
   return { gbps: received.bits_per_second / 1e9, bytes: received.bytes };
 }
 
 async function inside(): Promise<void> {
-  await run("ip", ["link", "set", "lo", "up"]);
+  await run(["ip", "link", "set", "lo", "up"]);
   const server = new Deno.Command("iperf3", {
     args: ["-s", "-p", String(SERVER_PORT)],
     stdout: "null",
@@ -80,9 +71,9 @@ async function inside(): Promise<void> {
       for (const reverse of [[], ["-R"]]) {
         const extra = [...cap, ...reverse];
         const direct = await iperf(SERVER_PORT, extra);
-        const before = ownCpuSeconds();
+        const before = await ownCpuSeconds();
         const relayed = await iperf(RELAY_PORT, extra);
-        const perGb = (ownCpuSeconds() - before) / (relayed.bytes / 1e9);
+        const perGb = ((await ownCpuSeconds()) - before) / (relayed.bytes / 1e9);
         const dir = reverse.length > 0 ? "server → client" : "client → server";
         const rate = cap.length > 0 ? cap[1] : "none";
         console.log(`| direct (baseline) | ${dir} | ${rate} | ${direct.gbps.toFixed(2)} | – |`);
@@ -104,7 +95,7 @@ if (Deno.args.includes("--inside")) {
 } else {
   if (Deno.uid() !== 0) throw new Error("bench/relay_floor.ts needs root (it makes a netns)");
   const ns = `kc-bench-relay-${Deno.pid}`;
-  await run("ip", ["netns", "add", ns]);
+  await run(["ip", "netns", "add", ns]);
   try {
     const here = new URL("./relay_floor.ts", import.meta.url).pathname;
     const child = new Deno.Command("ip", {
@@ -112,6 +103,6 @@ if (Deno.args.includes("--inside")) {
     }).spawn();
     if (!(await child.status).success) Deno.exitCode = 1;
   } finally {
-    await run("ip", ["netns", "delete", ns]);
+    await run(["ip", "netns", "delete", ns]);
   }
 }

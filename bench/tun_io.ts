@@ -28,6 +28,7 @@
 import { openLinuxTun } from "../src/tun/linux.ts";
 import { libc } from "../src/tun/libc.ts";
 import { DENO_RUN } from "../tests/_dataplane.ts";
+import { CLK_TCK, ticks } from "./_cluster_lib.ts";
 
 const SECONDS = Number(Deno.args.find((a) => !a.startsWith("--")) ?? 3);
 const TUN_ADDR = "198.18.0.1";
@@ -149,11 +150,8 @@ async function writeBench(): Promise<void> {
   await tun.close();
 }
 
-/** User + system CPU seconds of this process so far (`/proc/self/stat`, 100 ticks a second). */
-function ownCpuSeconds(): number {
-  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+/** User + system CPU seconds of this process so far. */
+const ownCpuSeconds = async () => (await ticks("/proc/self/stat")) / CLK_TCK;
 
 async function tcpBench(label: string, mtu: number, vnetHdr: boolean): Promise<void> {
   const tun = await openBenchTun(mtu, vnetHdr);
@@ -190,20 +188,19 @@ async function tcpBench(label: string, mtu: number, vnetHdr: boolean): Promise<v
     stderr: "null",
   }).spawn();
   await new Promise((r) => setTimeout(r, 300));
-  const cpuBefore = ownCpuSeconds();
+  const cpuBefore = await ownCpuSeconds();
   try {
     const json = JSON.parse(
       await run("iperf3", ["-c", PEER, "-p", "5201", "-t", String(SECONDS), "-J"]),
     );
+    const cpu = (await ownCpuSeconds()) - cpuBefore;
     const bps = json.end.sum_received.bits_per_second as number;
     const packets = tun.stats.readPackets;
     console.log(
       `  ${label.padEnd(28)} ${(bps / 1e9).toFixed(2)} Gbit/s` +
         `  (${fmt(packets / SECONDS)}pps through the reflector, ` +
         `${Math.round(tun.stats.readBytes / Math.max(1, packets))} B average, ` +
-        `reflector ${
-          ((ownCpuSeconds() - cpuBefore) / (json.end.sum_received.bytes / 1e9)).toFixed(2)
-        } CPU s/GB)`,
+        `reflector ${(cpu / (json.end.sum_received.bytes / 1e9)).toFixed(2)} CPU s/GB)`,
     );
   } finally {
     await server.status;
